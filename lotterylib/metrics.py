@@ -1,0 +1,39 @@
+"""GLUE metrics: the paper's metric per task (`score`) and the usual extras."""
+from __future__ import annotations
+
+import numpy as np
+from scipy.stats import pearsonr, spearmanr
+from sklearn.metrics import f1_score, matthews_corrcoef
+
+from .tasks import Task, get_task
+
+
+def _safe_corr(fn, a: np.ndarray, b: np.ndarray) -> float:
+    """A correlation that is 0.0 (not NaN) when one side is constant, e.g. a collapsed model."""
+    if np.std(a) == 0 or np.std(b) == 0:
+        return 0.0
+    return float(fn(a, b)[0])
+
+
+def compute_metrics(task: Task | str, preds: np.ndarray, labels: np.ndarray,
+                    compat: str = "paper") -> dict[str, float]:
+    """Metrics for predictions (class ids, or scores for STS-B).
+
+    `score` is the paper's metric (CoLA Matthews, STS-B Pearson, others accuracy). `stop_score` is what the
+    pruning searches compare against 90% of the full model: the same, except in `compat="authors"` where
+    STS-B uses (Pearson + Spearman) / 2.
+    """
+    task = get_task(task) if isinstance(task, str) else task
+    preds, labels = np.asarray(preds), np.asarray(labels)
+    if task.is_regression:
+        p, s = _safe_corr(pearsonr, preds, labels), _safe_corr(spearmanr, preds, labels)
+        out = {"pearson": p, "spearman": s, "corr": (p + s) / 2}
+    else:
+        out = {"acc": float((preds == labels).mean())}
+        if task.name == "CoLA":
+            out["mcc"] = float(matthews_corrcoef(labels, preds)) if len(set(preds.tolist())) > 1 else 0.0
+        if task.name in ("MRPC", "QQP"):
+            out["f1"] = float(f1_score(labels, preds, zero_division=0.0))
+    out["score"] = out[task.metric]
+    out["stop_score"] = out["corr"] if (compat == "authors" and task.is_regression) else out["score"]
+    return out

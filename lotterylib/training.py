@@ -1,0 +1,161 @@
+"""Fine-tuning and evaluation (METHOD.md section 1), with gate-importance scores from the same pass.
+
+Paper defaults: AdamW lr 2e-5, eps 1e-8, no weight decay, batch 32, 3 epochs, no warm-up, linear decay to
+0, gradient-norm clip 1.0, fp32. Gates (`Gates`) and weight masks (`torch.nn.utils.prune`) act through
+hooks, so a masked model trains and evaluates through the same two functions.
+"""
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+from tqdm.auto import tqdm
+
+from .data import Encoded, batch_indices, collate
+from .gates import Gates
+from .metrics import compute_metrics
+from .tasks import Task
+
+
+@dataclass
+class TrainConfig:
+    """Fine-tuning hyper-parameters (paper defaults)."""
+
+    learning_rate: float = 2e-5
+    batch_size: int = 32
+    epochs: float = 3.0
+    adam_eps: float = 1e-8
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    bf16: bool = False           # autocast to bfloat16 (a GPU speed option; off in the paper)
+    group_by_length: bool = True  # length-grouped random batches: less padding, same distribution
+    eval_batch_size: int = 128
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def set_seed(seed: int) -> None:
+    """Seed python, numpy and torch (all devices)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _device_of(model: torch.nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+def task_loss(task: Task, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy, or MSE for regression (STS-B): the loss of training and of the importance scores."""
+    if task.is_regression:
+        return F.mse_loss(logits.squeeze(-1).float(), labels.float())
+    return F.cross_entropy(logits.float(), labels)
+
+
+def _forward(model, batch: dict[str, torch.Tensor], bf16: bool) -> torch.Tensor:
+    device = _device_of(model)
+    inputs = {k: v.to(device) for k, v in batch.items() if k != "labels"}
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+        return model(**inputs).logits
+
+
+def fine_tune(model: torch.nn.Module, task: Task, train: Encoded, cfg: TrainConfig, seed: int,
+              progress: bool = True, desc: str = "fine-tune") -> list[float]:
+    """Train in place; returns the loss of every step. The model after the last step is the result."""
+    set_seed(seed)
+    device = _device_of(model)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.learning_rate, eps=cfg.adam_eps, weight_decay=cfg.weight_decay)
+    steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
+    total = max(1, int(round(cfg.epochs * steps_per_epoch)))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: max(0.0, 1.0 - step / total))
+    model.train()
+    losses: list[float] = []
+    bar = tqdm(total=total, desc=desc, disable=not progress, mininterval=2.0)
+    epoch = 0
+    while len(losses) < total:
+        for idx in batch_indices(train, cfg.batch_size, shuffle=True, seed=seed * 1000 + epoch,
+                                 group_by_length=cfg.group_by_length):
+            if len(losses) == total:
+                break
+            batch = collate(train, idx)
+            loss = task_loss(task, _forward(model, batch, cfg.bf16), batch["labels"].to(device))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+            opt.step()
+            sched.step()
+            losses.append(loss.item())
+            bar.update(1)
+            bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}", refresh=False)
+        epoch += 1
+    bar.close()
+    model.eval()
+    return losses
+
+
+@dataclass
+class EvalResult:
+    """Dev-set predictions and metrics; importance scores when asked for (raw sums of |dL/dxi|)."""
+
+    metrics: dict[str, float]
+    preds: np.ndarray
+    head_importance: np.ndarray | None = None
+    mlp_importance: np.ndarray | None = None
+
+
+def evaluate(model: torch.nn.Module, task: Task, data: Encoded, batch_size: int = 128,
+             gates: Gates | None = None, importance: str | None = None, compat: str = "paper",
+             bf16: bool = False, progress: bool = True, desc: str = "evaluate") -> EvalResult:
+    """Predict a split and score it.
+
+    `importance="paper"` also returns I = sum_t |dL_t/dxi| for every head and MLP gate, from the same
+    forward pass (one backward per batch, task loss with gold labels). `importance="authors"` reproduces the
+    authors' never-zeroed gradients: sum_t |sum_{s<=t} g_s|.
+    """
+    if importance not in (None, "paper", "authors"):
+        raise ValueError(f"importance must be None, 'paper' or 'authors', not {importance!r}")
+    if importance and gates is None:
+        raise ValueError("importance scores need the model's Gates")
+    model.eval()
+    device = _device_of(model)
+    outputs, order = [], []
+    if importance:
+        head_imp, mlp_imp = torch.zeros_like(gates.head), torch.zeros_like(gates.mlp)
+        head_acc, mlp_acc = torch.zeros_like(gates.head), torch.zeros_like(gates.mlp)
+    batches = batch_indices(data, batch_size, shuffle=False)
+    for idx in tqdm(batches, desc=desc, disable=not progress, mininterval=2.0):
+        batch = collate(data, idx)
+        if importance:
+            with gates.track_grad(), torch.enable_grad():
+                logits = _forward(model, batch, bf16)
+                loss = task_loss(task, logits, batch["labels"].to(device))
+                g_head, g_mlp = torch.autograd.grad(loss, [gates.head, gates.mlp])
+            if importance == "authors":
+                head_acc += g_head
+                mlp_acc += g_mlp
+                g_head, g_mlp = head_acc, mlp_acc
+            head_imp += g_head.abs()
+            mlp_imp += g_mlp.abs()
+            logits = logits.detach()
+        else:
+            with torch.no_grad():
+                logits = _forward(model, batch, bf16)
+        outputs.append(logits.float().cpu())
+        order.append(idx)
+    logits = torch.cat(outputs)[np.argsort(np.concatenate(order), kind="stable")]
+    preds = logits.squeeze(-1).numpy() if task.is_regression else logits.argmax(-1).numpy()
+    result = EvalResult(compute_metrics(task, preds, data.labels, compat=compat), preds)
+    if importance:
+        result.head_importance = head_imp.cpu().numpy()
+        result.mlp_importance = mlp_imp.cpu().numpy()
+    return result
