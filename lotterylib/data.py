@@ -129,6 +129,13 @@ def majority_labels(data: GlueSplit) -> np.ndarray:
     return np.full(len(data), np.bincount(data.labels).argmax())
 
 
+def majority_baseline(data: GlueSplit) -> float:
+    """The paper metric of the majority-class baseline on this split."""
+    from .metrics import compute_metrics
+
+    return compute_metrics(data.task, majority_labels(data), data.labels)["score"]
+
+
 @dataclass
 class Encoded:
     """Token ids of a split, unpadded, with the labels."""

@@ -63,7 +63,8 @@ def load_classifier(name: str, task: Task | str, random_init: bool = False) -> P
     if random_init:
         config = _load(AutoConfig.from_pretrained, name, **kwargs)
         return AutoModelForSequenceClassification.from_config(config)
-    return _load(AutoModelForSequenceClassification.from_pretrained, name, **kwargs)
+    # A checkpoint fine-tuned on another task has a classifier of another size: it is re-initialised.
+    return _load(AutoModelForSequenceClassification.from_pretrained, name, ignore_mismatched_sizes=True, **kwargs)
 
 
 def encoder_layers(model: torch.nn.Module) -> torch.nn.ModuleList:

@@ -1,0 +1,44 @@
+import numpy as np
+import pytest
+
+from lotterylib.metrics import compute_metrics
+
+
+def test_cola_matthews_by_hand():
+    labels = np.array([1, 1, 1, 0, 0, 1, 0, 1])
+    preds = np.array([1, 0, 1, 0, 1, 1, 0, 1])
+    tp, tn, fp, fn = 4, 2, 1, 1
+    mcc = (tp * tn - fp * fn) / np.sqrt((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn))
+    m = compute_metrics("CoLA", preds, labels)
+    assert m["mcc"] == pytest.approx(mcc) and m["score"] == m["mcc"] and m["acc"] == 6 / 8
+
+
+def test_mrpc_accuracy_is_the_score_and_f1_is_extra():
+    labels = np.array([1, 1, 0, 0, 1])
+    preds = np.array([1, 0, 0, 1, 1])
+    m = compute_metrics("MRPC", preds, labels)
+    precision, recall = 2 / 3, 2 / 3
+    assert m["score"] == m["acc"] == 3 / 5
+    assert m["f1"] == pytest.approx(2 * precision * recall / (precision + recall))
+
+
+def test_stsb_pearson_spearman_and_authors_stopping_metric():
+    labels = np.array([0.0, 1.0, 2.0, 3.0, 5.0])
+    preds = np.array([0.5, 0.7, 2.5, 2.4, 4.0])
+    x, y = preds - preds.mean(), labels - labels.mean()
+    pearson = (x * y).sum() / np.sqrt((x**2).sum() * (y**2).sum())
+    rank_p, rank_l = np.array([1, 2, 4, 3, 5]), np.array([1, 2, 3, 4, 5])
+    spearman = 1 - 6 * ((rank_p - rank_l) ** 2).sum() / (5 * (25 - 1))
+    m = compute_metrics("STS-B", preds, labels)
+    assert m["score"] == m["stop_score"] == pytest.approx(pearson)
+    assert m["spearman"] == pytest.approx(spearman)
+    authors = compute_metrics("STS-B", preds, labels, compat="authors")
+    assert authors["score"] == pytest.approx(pearson)
+    assert authors["stop_score"] == pytest.approx((pearson + spearman) / 2)
+
+
+def test_degenerate_predictions_score_zero_not_nan():
+    labels = np.array([0, 1, 1, 0])
+    assert compute_metrics("CoLA", np.ones(4, int), labels)["mcc"] == 0.0
+    assert compute_metrics("STS-B", np.full(4, 2.0), labels.astype(float))["pearson"] == 0.0
+    assert compute_metrics("MNLI", np.array([0, 1, 2, 2]), np.array([0, 1, 1, 2]))["score"] == 0.75

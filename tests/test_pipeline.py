@@ -1,0 +1,98 @@
+"""Presets, notebooks' parameter cells, and the dependency list: consistency checks that catch typos."""
+import json
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+
+from lotterylib import pipeline, runs
+
+ROOT = runs.PROJECT_ROOT
+PRESETS = sorted(p.stem for p in (ROOT / "params").glob("*.yaml"))
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+
+
+def test_the_four_presets_exist():
+    assert set(PRESETS) >= {"smoke", "demo", "cpu", "paper"}
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_every_preset_value_is_a_parameter_of_some_stage(name):
+    preset = pipeline.load_preset(name)
+    declared = set().union(*(pipeline.notebook_parameters(s.notebook) for s in pipeline.STAGES.values()))
+    unknown = set(preset) - declared - set(pipeline.GRID_KEYS) - {"outputs_root"}
+    assert not unknown, f"{name}.yaml sets values no notebook declares: {unknown}"
+    assert preset["outputs_root"] == f"outputs/{name}"
+
+
+def test_paper_preset_has_the_papers_setting():
+    p = pipeline.load_preset("paper")
+    assert p["model"] == "bert-base-uncased" and p["seeds"] == [1337, 42, 86, 71, 166]
+    assert len(p["tasks"]) == 9 and p["learning_rate"] == 2e-5 and p["batch_size"] == 32 and p["epochs"] == 3
+    assert p["bf16"] is False and p["max_seq_len"] == 128
+
+
+def test_overrides_and_bad_presets(tmp_path):
+    p = pipeline.load_preset("smoke", {"preset": "smoke", "learning_rate": 3e-5, "seeds": [9]})
+    assert p["learning_rate"] == 3e-5 and p["seeds"] == [9]
+    with pytest.raises(FileNotFoundError, match="Known presets: .*smoke"):
+        pipeline.load_preset("nope")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({"tasks": ["RTE"], "seeds": [1], "stages": ["finetune", "dance"]}))
+    with pytest.raises(ValueError, match="unknown stages \\['dance'\\]"):
+        pipeline.load_preset(str(bad))
+    bad.write_text(yaml.safe_dump({"tasks": ["RTX"], "seeds": [1], "stages": ["finetune"]}))
+    with pytest.raises(ValueError, match="Unknown GLUE task 'RTX'"):
+        pipeline.load_preset(str(bad))
+
+
+def test_targets_and_stage_params():
+    p = pipeline.load_preset("smoke", {"stages": ["finetune"], "tasks": ["RTE"], "seeds": [1, 2]})
+    assert pipeline.targets(p) == ["outputs/smoke/RTE/seed_1/finetune/metrics.json",
+                                   "outputs/smoke/RTE/seed_2/finetune/metrics.json"]
+    sp = pipeline.stage_params(p, "finetune", "RTE", 2)
+    assert sp["task"] == "RTE" and sp["seed"] == 2 and sp["outputs_root"] == "outputs/smoke"
+    assert "tasks" not in sp and "stages" not in sp
+
+
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_parameters_cell_parses_fully_and_uses_python3(nb):
+    content = json.loads(nb.read_text())
+    assert content["metadata"]["kernelspec"]["name"] == "python3"
+    cells = [c for c in content["cells"] if "parameters" in c["metadata"].get("tags", [])]
+    assert len(cells) == 1, "exactly one cell tagged 'parameters'"
+    source = "".join(cells[0]["source"])
+    names = re.findall(r"^(\w+)\s*:", source, flags=re.M)
+    parsed = pipeline.notebook_parameters(str(nb.relative_to(ROOT)))
+    assert list(parsed) == names, "papermill could not parse some lines (an '=' inside a comment?)"
+    for name in names:
+        assert re.search(rf"^{name}\s*:\s*\w+\s*=.*#\s*\S", source, flags=re.M), f"{name} needs a type and a comment"
+
+
+def test_stage_registry_points_at_existing_notebooks():
+    for stage in pipeline.STAGES.values():
+        assert (ROOT / stage.notebook).is_file() and stage.level in ("seed", "task", "preset")
+
+
+def test_environment_yml_installs_exactly_the_project():
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    deps = env["dependencies"]
+    assert "pip" in deps and any(str(d).startswith("python=3.11") for d in deps)
+    assert project["requires-python"] == ">=3.11,<3.12"
+    pip = next(d["pip"] for d in deps if isinstance(d, dict))
+    torch_pin = next(d for d in project["dependencies"] if d.startswith("torch=="))
+    assert pip[0] == torch_pin  # installed first, as `make setup` does
+    extras = re.fullmatch(r"-e \.\[(.*)\]", pip[1]).group(1).split(",")
+    assert set(extras) <= set(project["optional-dependencies"]) and len(pip) == 2
+
+
+def test_every_dependency_is_pinned():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    deps = project["dependencies"] + [d for ds in project["optional-dependencies"].values() for d in ds]
+    assert all(re.fullmatch(r"[A-Za-z0-9_.\-]+==[\w.]+", d) for d in deps), deps
+    makefile = (ROOT / "Makefile").read_text()
+    torch_pin = next(d for d in project["dependencies"] if d.startswith("torch=="))
+    assert f"pip install --quiet {torch_pin}" in makefile

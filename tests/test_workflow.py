@@ -1,0 +1,68 @@
+"""The smoke grid end to end through Snakemake: interrupted, resumed, complete, and not redone."""
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from lotterylib import pipeline, runs
+from lotterylib.summary import collect
+
+pytestmark = pytest.mark.slow
+SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", "workflow/Snakefile", "--nolock", "--rerun-incomplete"]
+
+
+def snakemake(outputs_root, *args, cores=2, **popen):
+    cmd = [*SNAKEMAKE, "--cores", str(cores), "--config", "preset=smoke", f"outputs_root={outputs_root}", *args]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    if popen:
+        return subprocess.Popen(cmd, cwd=runs.PROJECT_ROOT, env=env, start_new_session=True, **popen)
+    return subprocess.run(cmd, cwd=runs.PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=1800)
+
+
+def test_smoke_grid_survives_a_kill_and_resumes_without_redoing_work(tmp_path, glue_dir, monkeypatch):
+    monkeypatch.setenv("LOTTERY_GLUE_DIR", str(glue_dir))
+    root = tmp_path / "smoke"
+    preset = pipeline.load_preset("smoke", {"outputs_root": str(root)})
+    targets = [Path(t) for t in pipeline.targets(preset)]
+
+    # 1. start the grid on one core; kill the whole process group once a job has finished and the next began
+    proc = snakemake(root, cores=1, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 900
+
+    def started():
+        return len(list(root.glob("**/params.json")))
+
+    while (started() < 2 or not any(t.exists() for t in targets)) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    finished = {t: t.stat().st_mtime_ns for t in targets if t.exists()}
+    assert 0 < len(finished) < len(targets), "the kill should land mid-grid"
+
+    # 2. rerun: only the unfinished jobs run, and the grid completes
+    out = snakemake(root)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert all(t.exists() for t in targets)
+    assert {t: t.stat().st_mtime_ns for t in finished} == finished, "finished jobs were redone"
+    assert f"{len(targets) - len(finished) + 1} of {len(targets) - len(finished) + 1} steps" in out.stderr
+
+    # 3. the produced files: executed notebook, params with hash, metrics with the same hash
+    for t in targets:
+        folder = t.parent
+        params = runs.read_json(folder / "params.json")
+        assert runs.read_json(t)["params_hash"] == params["hash"]
+        assert (folder / f"{Path(pipeline.STAGES[folder.name].notebook).name}").is_file()
+        if folder.name == "finetune":
+            assert (folder / "checkpoint" / "model.safetensors").is_file() and (folder / "loss.png").is_file()
+    table = collect(root)
+    assert len(table) == len(targets) and table.result.str.len().gt(0).all()
+
+    # 4. nothing left to do; a changed parameter reruns exactly the jobs it affects
+    again = snakemake(root, "--dry-run")
+    assert "Nothing to be done" in again.stdout + again.stderr
+    changed = snakemake(root, "--dry-run", "--config", "preset=smoke", f"outputs_root={root}", "learning_rate=0.001")
+    assert "finetune" in changed.stdout and "Nothing to be done" not in changed.stdout + changed.stderr
