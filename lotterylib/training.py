@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 from torch.nn import functional as F
-from tqdm.auto import tqdm
+from tqdm import tqdm  # plain text bars: the same in a terminal, a notebook and a papermill log
 
 from .data import Encoded, batch_indices, collate
 from .gates import Gates

@@ -1,0 +1,132 @@
+"""Physically remove masked heads and MLPs from a BERT classifier (METHOD.md section 2).
+
+The pruned model computes exactly what the gated model (`Gates` with 0/1 values) computes:
+- a removed head: its rows of W_Q, W_K, W_V and its input columns of W_O are sliced away. transformers'
+  `BertSelfAttention` reshapes with `view(..., -1, head_size)`, so fewer heads need no other change;
+- a layer with no head left: the self-attention becomes `NoHeads` (a zero-width output) and W_O a
+  Linear(0, d) that still adds its bias, as gating does. The authors' code dropped that bias (their
+  `prune_heads` set W_O to None, giving LayerNorm(x)), a small mismatch with their gated model;
+- a removed MLP: the intermediate layer becomes the identity and the output `SkipMLP`, which returns
+  `LayerNorm(z)`: the MLP contributes nothing, its output bias included (as with xi = 0).
+
+The gated modules are rebuilt from their effective weights, so the copy carries no gate hooks (and no
+`torch.nn.utils.prune` reparametrisation on them). The config keeps the unpruned sizes: a pruned model is
+for inference and measurement; store its masks (`structured.save_masks`), not the model, and do not attach
+`Gates` to it. With `output_attentions=True` it returns the kept heads only, and nothing for a layer
+without heads.
+"""
+from __future__ import annotations
+
+import copy
+import warnings
+
+import numpy as np
+import torch
+from torch import nn
+
+from .gates import check_masks
+from .models import encoder_layers, shape_of
+
+
+class NoHeads(nn.Module):
+    """Self-attention of a layer whose heads were all removed: a zero-width context, no attention weights."""
+
+    def forward(self, hidden_states: torch.Tensor, *args, **kwargs) -> tuple[torch.Tensor, None]:
+        return hidden_states[..., :0], None
+
+
+class SkipMLP(nn.Module):
+    """The output block of a removed MLP: `LayerNorm(z + 0)`, i.e. the residual stream alone, normalised."""
+
+    def __init__(self, layer_norm: nn.LayerNorm):
+        super().__init__()
+        self.LayerNorm = layer_norm
+
+    def forward(self, hidden_states: torch.Tensor, input_tensor: torch.Tensor) -> torch.Tensor:
+        return self.LayerNorm(input_tensor)
+
+
+def _linear(linear: nn.Module, rows: torch.Tensor | None = None, cols: torch.Tensor | None = None) -> nn.Linear:
+    """A fresh nn.Linear holding `linear`'s effective weight (and bias), restricted to rows (outputs) and
+    columns (inputs)."""
+    weight = linear.weight.detach()
+    bias = None if linear.bias is None else linear.bias.detach()
+    if rows is not None:
+        weight, bias = weight[rows], None if bias is None else bias[rows]
+    if cols is not None:
+        weight = weight[:, cols]
+    with warnings.catch_warnings():  # a 0-input Linear (no head left) warns that its init is a no-op
+        warnings.filterwarnings("ignore", "Initializing zero-element tensors")
+        new = nn.utils.skip_init(nn.Linear, weight.shape[1], weight.shape[0], bias=bias is not None,
+                                 device=weight.device, dtype=weight.dtype)
+    with torch.no_grad():
+        new.weight.copy_(weight)
+        if bias is not None:
+            new.bias.copy_(bias)
+    return new
+
+
+def _head_index(kept: np.ndarray, head_size: int, device: torch.device) -> torch.Tensor:
+    """Indices of the hidden units (rows of Q/K/V, columns of W_O) of the kept heads, in head order."""
+    return (torch.as_tensor(kept, device=device)[:, None] * head_size
+            + torch.arange(head_size, device=device)).flatten()
+
+
+def _prune_heads(layer: nn.Module, kept: np.ndarray, head_size: int) -> None:
+    att = layer.attention
+    idx = _head_index(kept, head_size, att.output.dense.weight.device)
+    att.output.dense = _linear(att.output.dense, cols=idx)   # the bias stays, even with no head left
+    if len(kept) == 0:
+        att.self = NoHeads()
+        return
+    for name in ("query", "key", "value"):
+        setattr(att.self, name, _linear(getattr(att.self, name), rows=idx))
+    att.self.num_attention_heads = len(kept)
+    att.self.all_head_size = len(kept) * head_size
+
+
+def _remove_mlp(layer: nn.Module) -> None:
+    layer.intermediate = nn.Identity()
+    layer.output = SkipMLP(layer.output.LayerNorm)
+
+
+def prune_physically(model: nn.Module, head_mask, mlp_mask) -> nn.Module:
+    """A deep copy of a BERT classifier without the heads and MLPs whose mask is 0 (1 = kept).
+
+    Masks must hold only 0 and 1: only then does the result equal the gated model."""
+    num_layers, num_heads = shape_of(model)
+    head, mlp = (m.numpy() for m in check_masks(head_mask, mlp_mask, num_layers, num_heads))
+    if not (np.isin(head, (0, 1)).all() and np.isin(mlp, (0, 1)).all()):
+        raise ValueError("physical pruning needs 0/1 masks (1 = kept); other gate values only exist as gates.")
+    pruned = copy.deepcopy(model)
+    head_size = model.config.hidden_size // num_heads
+    for l, layer in enumerate(encoder_layers(pruned)):
+        _prune_heads(layer, np.flatnonzero(head[l]), head_size)
+        if mlp[l]:
+            layer.output.dense = _linear(layer.output.dense)  # rebuilt: drops a gate hook copied along
+        else:
+            _remove_mlp(layer)
+    return pruned
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of parameters (shared ones once)."""
+    return sum(p.numel() for p in model.parameters())
+
+
+def expected_parameter_count(config, head_mask, mlp_mask, num_labels: int) -> int:
+    """Parameters of a pruned BertForSequenceClassification, from the arithmetic.
+
+    Embeddings (word, position, token type, LayerNorm); per layer, with k kept heads of size d_h:
+    Q, K, V: 3 (D k d_h + k d_h), W_O: k d_h D + D (its bias is always kept), LayerNorm 2D; a kept MLP:
+    D I + I + I D + D; the output LayerNorm 2D always; pooler D^2 + D; classifier D c + c."""
+    D, I = config.hidden_size, config.intermediate_size
+    head, mlp = (m.numpy() for m in check_masks(head_mask, mlp_mask, config.num_hidden_layers,
+                                                config.num_attention_heads))
+    d_h = D // config.num_attention_heads
+    total = (config.vocab_size + config.max_position_embeddings + config.type_vocab_size) * D + 2 * D
+    for k, keep_mlp in zip(head.sum(axis=1).astype(int), mlp.astype(bool)):
+        width = k * d_h
+        total += 3 * (D * width + width) + width * D + D + 2 * D
+        total += (2 * D * I + I + D if keep_mlp else 0) + 2 * D
+    return int(total + D * D + D + D * num_labels + num_labels)
