@@ -7,7 +7,7 @@ PRESET  ?= demo
 export HF_HUB_OFFLINE ?= 1
 export LOTTERY_GLUE_DIR ?= $(abspath ../shared/data/glue)
 
-.PHONY: setup test test-fast demo grid summary clean-smoke
+.PHONY: setup test test-fast golden demo grid
 
 setup:
 	$(PY) -m venv $(VENV)
@@ -17,9 +17,17 @@ setup:
 	$(BIN)/pip install --quiet -e '.[dev]'
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (bert-lottery)"
 
+# Unit tests, then the smoke grid through Snakemake, then the golden notebooks (nbval re-runs each with its
+# defaults, which read the smoke grid's outputs, and compares the cells marked NBVAL_CHECK_OUTPUT).
 test:
 	$(BIN)/pytest tests
+	$(MAKE) grid PRESET=smoke
 	$(BIN)/pytest --nbval-lax --nbval-current-env -p no:cacheprovider notebooks
+
+# Re-execute the golden notebooks in place with their defaults (the smoke values) after changing one.
+golden:
+	$(MAKE) grid PRESET=smoke
+	$(BIN)/jupyter nbconvert --to notebook --execute --inplace notebooks/*.ipynb
 
 test-fast:
 	$(BIN)/pytest tests -m "not slow"

@@ -30,6 +30,12 @@ class Stage:
 
 STAGES: dict[str, Stage] = {
     "finetune": Stage("notebooks/01_finetune.ipynb", "seed"),
+    "s_pruning": Stage("notebooks/02_structured_pruning.ipynb", "seed"),
+    "m_pruning": Stage("notebooks/03_magnitude_pruning.ipynb", "seed"),
+    "lottery": Stage("notebooks/04_lottery_tests.ipynb", "seed"),
+    "bad_subnetworks": Stage("notebooks/05_bad_subnetworks.ipynb", "preset"),
+    "stability": Stage("notebooks/06_stability.ipynb", "preset"),
+    "attention_patterns": Stage("notebooks/07_attention_patterns.ipynb", "preset"),
 }
 
 GRID_KEYS = ("tasks", "seeds", "stages")

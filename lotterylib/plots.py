@@ -129,8 +129,8 @@ def lottery_bars(df: pd.DataFrame, full_mean: float, full_std: float, majority: 
     return _finish(ax.figure, save)
 
 
-def pattern_distribution(df: pd.DataFrame, class_order: Sequence[str] | None = None,
-                         save: str | Path | None = None) -> Figure:
+def pattern_distribution(df: pd.DataFrame, class_order: Sequence[str] | None = None, title: str = "",
+                         ylabel: str = "share of heads", save: str | Path | None = None) -> Figure:
     """Figure 4: stacked bars of attention-pattern class shares, one panel per map kind (raw, normed),
     one bar per (group, model), e.g. super-survivors / all heads x fine-tuned / pre-trained.
 
@@ -151,8 +151,9 @@ def pattern_distribution(df: pd.DataFrame, class_order: Sequence[str] | None = N
             bottom += heights
         ax.set_xticks(np.arange(len(bars)), [f"{g}\n{m}" for g, m in bars], fontsize="small")
         ax.set_title(f"{kind} maps")
-    axes[0, 0].set_ylabel("share of heads")
+    axes[0, 0].set_ylabel(ylabel)
     axes[0, -1].legend(loc="upper left", bbox_to_anchor=(1.02, 1), fontsize="small")
+    fig.suptitle(title)
     fig.tight_layout()
     return _finish(fig, save)
 
@@ -173,3 +174,52 @@ def score_trajectory(steps_df: pd.DataFrame, full_score: float, threshold: float
     ax.set(xlabel=x, ylabel=y, title=title)
     ax.legend(fontsize="small")
     return _finish(ax.figure, save)
+
+
+def overlap_heatmaps(matrices: dict[str, pd.DataFrame], title: str = "", fmt: str = ".2f",
+                     save: str | Path | None = None) -> Figure:
+    """One annotated heatmap per square overlap matrix (e.g. Jaccard between seeds or tasks), scale 0 to 1."""
+    sizes = [len(m) for m in matrices.values()]
+    fig, axes = plt.subplots(1, len(matrices), squeeze=False,
+                             figsize=(sum(0.6 * n + 1.6 for n in sizes) + 1.0, 0.5 * max(sizes) + 1.6))
+    for ax, (name, matrix) in zip(axes[0], matrices.items()):
+        sns.heatmap(matrix.astype(float), ax=ax, annot=True, fmt=fmt, vmin=0.0, vmax=1.0, cmap="Blues", cbar=False,
+                    square=True, annot_kws={"fontsize": 8})
+        ax.set_title(name, fontsize="medium")
+        ax.tick_params(axis="y", rotation=0)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return _finish(fig, save)
+
+
+def confusion_heatmap(confusion: np.ndarray, classes: Sequence[str], title: str = "", xlabel: str = "predicted",
+                      ylabel: str = "true", save: str | Path | None = None) -> Figure:
+    """A confusion matrix (rows: true class) annotated with counts, coloured by row share."""
+    confusion = np.asarray(confusion)
+    totals = confusion.sum(1, keepdims=True)
+    shares = np.divide(confusion, totals, out=np.zeros(confusion.shape), where=totals > 0)
+    fig, ax = plt.subplots(figsize=(0.9 * len(classes) + 2.2, 0.7 * len(classes) + 1.2))
+    sns.heatmap(shares, ax=ax, annot=confusion, fmt="d", vmin=0.0, vmax=1.0, cmap="Blues", cbar=False,
+                xticklabels=classes, yticklabels=classes)
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
+    ax.tick_params(axis="x", rotation=30)
+    ax.tick_params(axis="y", rotation=0)
+    fig.tight_layout()
+    return _finish(fig, save)
+
+
+def map_gallery(maps: Sequence[np.ndarray], titles: Sequence[str], ncols: int | None = None, title: str = "",
+                save: str | Path | None = None) -> Figure:
+    """Attention maps side by side (row i = attending token), one titled panel each, `ncols` (default up to 5)
+    per row."""
+    ncols = ncols or max(1, min(5, len(maps)))
+    nrows = max(1, -(-len(maps) // ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(2.2 * ncols, 2.3 * nrows), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, m, name in zip(axes.ravel(), maps, titles):
+        ax.imshow(m, cmap="viridis", interpolation="nearest")
+        ax.set_title(name, fontsize="small")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return _finish(fig, save)

@@ -41,7 +41,9 @@ def _jsonable(obj: Any) -> Any:
     if isinstance(obj, (list, tuple)):
         return [_jsonable(v) for v in obj]
     if isinstance(obj, np.generic):
-        return obj.item()
+        return _jsonable(obj.item())
+    if isinstance(obj, float) and not np.isfinite(obj):
+        return None  # strict JSON has no NaN: an undefined statistic is null
     if isinstance(obj, np.ndarray):
         return obj.tolist()
     if isinstance(obj, Path):

@@ -2,7 +2,8 @@
 
 A mask is a 0/1 array, 1 = the element (head, MLP or weight) survived. A stack of masks is an (S, N)
 array: one row per seed, one column per element. `masks_by_task` is the nested dict
-`{task: {seed: (head_mask (L, H), mlp_mask (L,))}}` that `load_mask_tree` builds from disk.
+`{task: {seed: (head_mask (L, H), mlp_mask (L,))}}` that `structured.load_masks_tree` builds from disk
+(`load_stability_masks` picks the project's own s-pruning masks or a folder in the authors' layout).
 
 Degenerate inputs follow two conventions, used everywhere here:
 - Fleiss' kappa is NaN when every element lands in the same category in every seed (chance agreement
@@ -22,7 +23,12 @@ import pandas as pd
 from statsmodels.stats.contingency_tables import cochrans_q
 from statsmodels.stats.inter_rater import fleiss_kappa
 
+from .runs import display_path, resolve, stage_dir
+from .structured import load_masks, load_masks_tree
+
 MasksByTask = Mapping[str, Mapping[int, tuple[np.ndarray, np.ndarray]]]
+MaskTree = dict[str, dict[int, tuple[np.ndarray, np.ndarray]]]
+KINDS = {"head": 0, "mlp": 1}   # position in a (head_mask, mlp_mask) pair
 
 TABLE_COLUMNS = ["task", "n_seeds", "head_kappa", "head_Q", "head_p", "head_similar_pairs", "n_pairs",
                  "mlp_kappa", "mlp_Q", "mlp_p", "mlp_similar_pairs", "head_survival", "mlp_survival"]
@@ -127,6 +133,17 @@ def _mean_std(x: np.ndarray, ddof: int) -> tuple[np.ndarray, np.ndarray]:
     return x.mean(axis=0), std
 
 
+def _runs(masks_by_task: MasksByTask) -> list[list[tuple[np.ndarray, np.ndarray]]]:
+    """Run i = the i-th smallest seed of every task (tasks in dict order), for the first min(#seeds) runs."""
+    if not masks_by_task:
+        raise ValueError("no tasks")
+    seed_lists = [(by_seed, sorted(by_seed)) for by_seed in masks_by_task.values()]
+    n_runs = min(len(seeds) for _, seeds in seed_lists)
+    if n_runs == 0:
+        raise ValueError("a task has no seeds")
+    return [[by_seed[seeds[i]] for by_seed, seeds in seed_lists] for i in range(n_runs)]
+
+
 def survival_across_tasks(masks_by_task: MasksByTask, ddof: int = 1
                           ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Figure 15: for each head / MLP, the number of tasks in which it survived, as mean and std over seeds.
@@ -136,30 +153,102 @@ def survival_across_tasks(masks_by_task: MasksByTask, ddof: int = 1
     min(#seeds over tasks) runs are used. `ddof=1` (sample std, as the authors' notebooks) gives NaN
     for a single run. Returns (head_mean (L, H), head_std (L, H), mlp_mean (L,), mlp_std (L,)).
     """
-    if not masks_by_task:
-        raise ValueError("no tasks")
-    seed_lists = [(by_seed, sorted(by_seed)) for by_seed in masks_by_task.values()]
-    n_runs = min(len(seeds) for _, seeds in seed_lists)
-    if n_runs == 0:
-        raise ValueError("a task has no seeds")
-    runs = [[by_seed[seeds[i]] for by_seed, seeds in seed_lists] for i in range(n_runs)]
+    runs = _runs(masks_by_task)
     heads = np.stack([sum(np.asarray(head, dtype=float) for head, _ in run) for run in runs])
     mlps = np.stack([sum(np.asarray(mlp, dtype=float) for _, mlp in run) for run in runs])
     return (*_mean_std(heads, ddof), *_mean_std(mlps, ddof))
 
 
-def load_mask_tree(root: str | Path, subdir: str = "") -> dict[str, dict[int, tuple[np.ndarray, np.ndarray]]]:
-    """Masks from `<root>/<task>/seed_<seed>/[<subdir>/]head_mask.npy` and `mlp_mask.npy` (1 = kept).
+def seed_survival(by_seed: Mapping[int, tuple[np.ndarray, np.ndarray]], ddof: int = 1
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Figure 1 for one task: mean and std over seeds of per-seed (head (L, H), MLP (L,)) arrays.
 
-    This is the authors' layout (subdir "") and, with subdir = a stage name, the project's run folders.
-    A missing `mlp_mask.npy` (heads-only runs) means all MLPs kept."""
-    root = Path(root)
-    pattern = "/".join(part for part in ("*", "seed_*", subdir, "head_mask.npy") if part)
-    tree: dict[str, dict[int, tuple[np.ndarray, np.ndarray]]] = {}
-    for head_path in sorted(root.glob(pattern)):
-        task, seed_dir = head_path.relative_to(root).parts[:2]
-        head = np.load(head_path)
-        mlp_path = head_path.with_name("mlp_mask.npy")
-        mlp = np.load(mlp_path) if mlp_path.exists() else np.ones(head.shape[0])
-        tree.setdefault(task, {})[int(seed_dir.removeprefix("seed_"))] = (head, mlp)
+    For s-masks the mean is the fraction of seeds in which each head / MLP survived; for m-pruning's
+    surviving-weight fractions it is the mean fraction. Returns (head_mean, head_std, mlp_mean, mlp_std)."""
+    heads, mlps = stack_masks(by_seed)
+    return (*_mean_std(heads, ddof), *_mean_std(mlps, ddof))
+
+
+def stack_masks(by_seed: Mapping[int, tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """(heads (S, L, H), MLPs (S, L)) as float arrays, seeds in sorted order (`subnetworks.super_survivors`
+    takes them)."""
+    if not by_seed:
+        raise ValueError("no seeds")
+    seeds = sorted(by_seed)
+    return tuple(np.stack([np.asarray(by_seed[s][i], dtype=float) for s in seeds]) for i in (0, 1))
+
+
+def pairwise_table(masks_by_task: MasksByTask, alpha: float = 0.05) -> pd.DataFrame:
+    """Every seed pair's Cochran's Q for heads and MLPs of every task: task, kind, seed_a, seed_b, Q, p, similar."""
+    parts = []
+    for task, by_seed in masks_by_task.items():
+        seeds = sorted(by_seed)
+        for kind, index in KINDS.items():
+            if len(seeds) >= 2:
+                table = pairwise_cochran([by_seed[s][index] for s in seeds], alpha, labels=seeds)
+                parts.append(table.assign(task=task, kind=kind))
+    columns = ["task", "kind", "seed_a", "seed_b", "Q", "p", "similar"]
+    return pd.concat(parts, ignore_index=True)[columns] if parts else pd.DataFrame(columns=columns)
+
+
+def seed_overlap(by_seed: Mapping[int, tuple[np.ndarray, np.ndarray]], kind: str = "head") -> pd.DataFrame:
+    """Jaccard overlap of the kept heads (kind "head") or MLPs ("mlp") between the seeds of one task."""
+    return overlap_matrix({seed: by_seed[seed][KINDS[kind]] for seed in sorted(by_seed)})
+
+
+def task_overlap(masks_by_task: MasksByTask, kind: str = "head") -> pd.DataFrame:
+    """Jaccard overlap of the kept heads or MLPs between tasks, averaged over runs (run i = the i-th smallest
+    seed of each task, as in `survival_across_tasks`)."""
+    matrices = [overlap_matrix(dict(zip(masks_by_task, (pair[KINDS[kind]] for pair in run))))
+                for run in _runs(masks_by_task)]
+    return sum(matrices) / len(matrices)
+
+
+def mean_offdiagonal(matrix: pd.DataFrame) -> float:
+    """Mean of the off-diagonal entries of a square overlap matrix, NaNs ignored (NaN if none)."""
+    values = matrix.to_numpy(dtype=float)[~np.eye(len(matrix), dtype=bool)]
+    return float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
+
+
+def load_stability_masks(outputs_root: str | Path, tasks: Sequence[str], seeds: Sequence[int],
+                         masks_dir: str | Path = "", stage: str = "s_pruning") -> MaskTree:
+    """The good s-masks to analyse. With `masks_dir`: every `<task>/seed_<seed>` found there (the authors'
+    layout; tasks and seeds are what is found). Otherwise the project's `stage` masks of `tasks` x `seeds`
+    under `outputs_root`, each of which must exist."""
+    if masks_dir:
+        return load_masks_tree(resolve(masks_dir))
+    tree: MaskTree = {}
+    for task in tasks:
+        for seed in seeds:
+            folder = stage_dir(outputs_root, stage, task, seed)
+            if not (folder / "head_mask.npy").is_file():
+                raise FileNotFoundError(f"No masks in {display_path(folder)}: run the {stage} stage for {task}, "
+                                        f"seed {seed} first, or point `masks_dir` at masks in the authors' layout.")
+            tree.setdefault(task, {})[int(seed)] = load_masks(folder)
     return tree
+
+
+def importance_at(histories: Sequence[Mapping[str, np.ndarray]], step: int) -> tuple[int, np.ndarray, np.ndarray]:
+    """Figure 3: the normalised importance of the heads and MLPs still in the model at pruning step `step`
+    (0 = the unpruned model), pooled over histories (`structured.load_search_history`, e.g. one per seed).
+
+    `step` is clipped to the last step every history has. Returns (step used, head scores, MLP scores), flat."""
+    if not histories:
+        raise ValueError("no search histories")
+    step = int(np.clip(step, 0, min(len(h["scores"]) for h in histories) - 1))
+    heads = np.concatenate([h["head_importance"][step][h["head_masks"][step] != 0] for h in histories])
+    mlps = np.concatenate([h["mlp_importance"][step][h["mlp_masks"][step] != 0] for h in histories])
+    return step, heads, mlps
+
+
+def load_m_survival(outputs_root: str | Path, task: str, seeds: Sequence[int], stage: str = "m_pruning"
+                    ) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """`{seed: (head (L, H), mlp (L,))}` surviving-weight fractions from `<stage dir>/survival.npz`, for the
+    seeds that have one (empty when m-pruning has not run)."""
+    out = {}
+    for seed in seeds:
+        path = stage_dir(outputs_root, stage, task, seed) / "survival.npz"
+        if path.is_file():
+            with np.load(path) as data:
+                out[int(seed)] = (data["head"], data["mlp"])
+    return out

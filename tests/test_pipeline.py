@@ -96,3 +96,16 @@ def test_every_dependency_is_pinned():
     makefile = (ROOT / "Makefile").read_text()
     torch_pin = next(d for d in project["dependencies"] if d.startswith("torch=="))
     assert f"pip install --quiet {torch_pin}" in makefile
+
+
+@pytest.mark.parametrize("stage", sorted(pipeline.STAGES))
+def test_notebook_defaults_are_the_smoke_preset(stage):
+    """The golden notebooks (executed with their defaults) show what the smoke grid computes."""
+    import papermill
+
+    smoke = pipeline.load_preset("smoke")
+    expected = {**smoke, "task": smoke["tasks"][0], "seed": smoke["seeds"][0]}
+    declared = papermill.inspect_notebook(str(ROOT / pipeline.STAGES[stage].notebook))
+    for name, spec in declared.items():
+        if name in expected and name != "progress":
+            assert eval(spec["default"]) == expected[name], f"{stage}: default of {name} differs from smoke.yaml"

@@ -73,8 +73,8 @@ def test_pattern_distribution_stacks_to_one():
     rows = [{"group": g, "map_kind": k, "model": m, "class": c, "share": 1 / 3}
             for g, k, m, c in itertools.product(["super-survivors", "all heads"], ["raw", "normed"],
                                                 ["fine-tuned", "pre-trained"], classes)]
-    fig = plots.pattern_distribution(pd.DataFrame(rows))
-    assert len(fig.axes) == 2
+    fig = plots.pattern_distribution(pd.DataFrame(rows), title="RTE")
+    assert len(fig.axes) == 2 and fig._suptitle.get_text() == "RTE"
     for ax in fig.axes:
         assert len(ax.containers) == 3 and all(len(c) == 4 for c in ax.containers)
         tops = [bar.get_y() + bar.get_height() for bar in ax.containers[-1]]
@@ -98,3 +98,15 @@ def test_save_figure_writes_png_and_pdf(tmp_path):
     assert all(p.stat().st_size > 0 for p in written)
     plots.score_trajectory(pd.DataFrame({"step": [0], "score": [1.0]}), 1.0, save=tmp_path / "traj")
     assert (tmp_path / "traj.png").exists() and (tmp_path / "traj.pdf").exists()
+
+
+def test_overlap_heatmaps_confusion_and_gallery():
+    m = pd.DataFrame([[1.0, 0.25], [0.25, 1.0]], index=[1, 2], columns=[1, 2])
+    fig = plots.overlap_heatmaps({"RTE": m, "tasks": m.iloc[:1, :1]}, title="Jaccard")
+    assert len(fig.axes) == 2 and fig.axes[0].get_title() == "RTE"
+    assert [t.get_text() for t in fig.axes[0].texts] == ["1.00", "0.25", "0.25", "1.00"]
+    conf = plots.confusion_heatmap(np.array([[3, 1], [0, 0]]), ["a", "b"]).axes[0]
+    assert [t.get_text() for t in conf.texts] == ["3", "1", "0", "0"]          # counts; an empty row stays 0
+    assert conf.collections[0].get_array().reshape(2, 2).tolist() == [[0.75, 0.25], [0.0, 0.0]]
+    gallery = plots.map_gallery([np.eye(3)] * 3, ["x", "y", "z"], ncols=2)
+    assert len(gallery.axes) == 4 and [ax.get_title() for ax in gallery.axes] == ["x", "y", "z", ""]

@@ -1,5 +1,6 @@
 import json
 
+import numpy as np
 import pytest
 
 from lotterylib import runs
@@ -46,3 +47,10 @@ def test_atomic_write_leaves_no_partial_file(tmp_path):
 def test_missing_stage_error_says_what_to_run(tmp_path):
     with pytest.raises(FileNotFoundError, match="has not finished"):
         runs.load_metrics(tmp_path)
+
+
+def test_metrics_are_strict_json_with_nan_as_null(tmp_path):
+    runs.write_json_atomic(tmp_path / "m.json", {"kappa": float("nan"), "q": np.float64(np.inf), "p": np.float32(0.5)})
+    text = (tmp_path / "m.json").read_text()
+    assert json.loads(text, parse_constant=lambda c: pytest.fail(f"non-standard constant {c}")) == \
+        {"kappa": None, "q": None, "p": 0.5}

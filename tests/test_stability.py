@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from lotterylib import stability
@@ -114,15 +115,116 @@ def test_survival_across_tasks():
     assert np.isnan(stability.survival_across_tasks({"A": {1: (ones, np.ones(2))}})[1]).all()
 
 
-@pytest.mark.parametrize("subdir", ["", "prune_s"])
-def test_load_mask_tree(tmp_path, subdir):
-    for task, seed in [("RTE", 42), ("RTE", 86), ("CoLA", 42)]:
-        folder = tmp_path / task / f"seed_{seed}" / subdir
+def _write_masks(root, layout):
+    """Masks in `<root>/<task>/seed_<seed>/[<subdir>/]`; RTE without mlp_mask.npy (a heads-only run)."""
+    for task, seed, subdir in layout:
+        folder = root / task / f"seed_{seed}" / subdir
         folder.mkdir(parents=True)
         np.save(folder / "head_mask.npy", np.ones((2, 3)))
         if task == "RTE":
             np.save(folder / "mlp_mask.npy", np.array([1.0, 0.0]))
-    tree = stability.load_mask_tree(tmp_path, subdir)
-    assert sorted(tree) == ["CoLA", "RTE"] and sorted(tree["RTE"]) == [42, 86]
+
+
+def test_authors_layout_via_structured_loader(tmp_path):
+    _write_masks(tmp_path, [("RTE", 42, ""), ("RTE", 86, ""), ("CoLA", 42, "")])
+    tree = stability.load_stability_masks("unused", ["SST-2"], [1], masks_dir=tmp_path)
+    assert sorted(tree) == ["CoLA", "RTE"] and sorted(tree["RTE"]) == [42, 86]   # tasks/seeds from the folder
     np.testing.assert_array_equal(tree["RTE"][42][1], [1, 0])
     np.testing.assert_array_equal(tree["CoLA"][42][1], [1, 1])      # no mlp_mask.npy: all MLPs kept
+    rte = stability.stability_table(tree).set_index("task").loc["RTE"]
+    assert math.isnan(rte.head_kappa) and rte.head_p == 1.0          # identical all-kept masks
+
+
+def test_own_masks_from_run_folders(tmp_path):
+    _write_masks(tmp_path, [("RTE", 1, "s_pruning"), ("RTE", 2, "s_pruning"), ("RTE", 3, "s_pruning"),
+                            ("MRPC", 1, "s_pruning")])
+    tree = stability.load_stability_masks(tmp_path, ["RTE"], [1, 2])   # only the asked tasks and seeds
+    assert list(tree) == ["RTE"] and sorted(tree["RTE"]) == [1, 2]
+    with pytest.raises(FileNotFoundError, match="s_pruning stage for MRPC, seed 2"):
+        stability.load_stability_masks(tmp_path, ["MRPC"], [1, 2])
+
+
+def test_seed_survival_and_pairwise_table():
+    by_seed = {2: (np.array([[1, 0], [1, 1]]), np.array([1, 0])), 1: (np.array([[1, 1], [0, 1]]), np.array([1, 1]))}
+    mean, std, mlp_mean, mlp_std = stability.seed_survival(by_seed)
+    np.testing.assert_allclose(mean, [[1, 0.5], [0.5, 1]])
+    np.testing.assert_allclose(std, [[0, np.sqrt(0.5)], [np.sqrt(0.5), 0]])
+    np.testing.assert_allclose(mlp_mean, [1, 0.5])
+    assert np.isnan(stability.seed_survival({1: by_seed[1]})[1]).all()
+    heads, mlps = stability.stack_masks(by_seed)
+    assert heads.shape == (2, 2, 2) and mlps.tolist() == [[1, 1], [1, 0]]       # seeds sorted
+    table = stability.pairwise_table({"RTE": by_seed, "WNLI": {1: by_seed[1]}})
+    assert table[["task", "kind", "seed_a", "seed_b"]].values.tolist() == [["RTE", "head", 1, 2], ["RTE", "mlp", 1, 2]]
+    heads = np.stack([by_seed[1][0].ravel(), by_seed[2][0].ravel()])
+    assert table.Q[0] == pytest.approx(stability.cochrans_q_test(heads)[0])
+
+
+def test_seed_and_task_overlap():
+    a, b = np.array([[1, 1], [0, 0]]), np.array([[1, 0], [1, 0]])
+    masks = {"A": {1: (a, np.ones(2)), 2: (b, np.ones(2))}, "B": {5: (a, np.zeros(2)), 7: (a, np.ones(2))}}
+    seeds = stability.seed_overlap(masks["A"])
+    assert list(seeds.index) == [1, 2] and seeds.loc[1, 2] == pytest.approx(1 / 3)
+    assert stability.mean_offdiagonal(seeds) == pytest.approx(1 / 3)
+    tasks = stability.task_overlap(masks)                    # runs: (A1, B5) -> 1, (A2, B7) -> 1/3
+    assert tasks.loc["A", "B"] == pytest.approx(2 / 3) and tasks.loc["A", "A"] == 1.0
+    mlps = stability.task_overlap(masks, kind="mlp")         # run 0: B keeps no MLP -> 0; run 1: 1
+    assert mlps.loc["A", "B"] == pytest.approx(0.5)
+    assert np.isnan(stability.mean_offdiagonal(pd.DataFrame([[1.0, np.nan], [np.nan, 1.0]])))
+
+
+def _history(n_steps, rng):
+    head_masks = np.ones((n_steps, 2, 3))
+    head_masks[1:, 0, 0] = 0
+    return {"scores": np.zeros(n_steps), "head_importance": rng.uniform(size=(n_steps, 2, 3)),
+            "mlp_importance": rng.uniform(size=(n_steps, 2)), "head_masks": head_masks,
+            "mlp_masks": np.ones((n_steps, 2))}
+
+
+def test_importance_at_clips_and_drops_pruned():
+    rng = np.random.default_rng(0)
+    short, long = _history(2, rng), _history(4, rng)
+    step, heads, mlps = stability.importance_at([short, long], 0)
+    assert step == 0 and heads.shape == (12,) and mlps.shape == (4,)
+    step, heads, mlps = stability.importance_at([short, long], 9)    # clipped to the shorter history
+    assert step == 1 and heads.shape == (10,)                        # head (0, 0) pruned in both
+    np.testing.assert_array_equal(heads[:5], short["head_importance"][1].ravel()[1:])
+    with pytest.raises(ValueError):
+        stability.importance_at([], 0)
+
+
+def test_load_m_survival(tmp_path):
+    folder = tmp_path / "RTE" / "seed_2" / "m_pruning"
+    folder.mkdir(parents=True)
+    np.savez(folder / "survival.npz", head=np.full((2, 3), 0.5), mlp=np.array([0.2, 0.4]))
+    found = stability.load_m_survival(tmp_path, "RTE", [1, 2])
+    assert list(found) == [2] and found[2][0].shape == (2, 3)
+    np.testing.assert_array_equal(found[2][1], [0.2, 0.4])
+    assert stability.load_m_survival(tmp_path, "MRPC", [1, 2]) == {}
+
+
+@pytest.mark.slow
+def test_notebook_on_masks_in_the_authors_layout(tmp_path):
+    """06_stability.ipynb end to end on a folder of someone else's masks, tables and figures to out_dir."""
+    import papermill
+
+    from lotterylib import runs
+    from lotterylib.structured import load_masks_tree, save_masks
+
+    rng = np.random.default_rng(0)
+    for task in ("RTE", "MRPC"):
+        for seed in (42, 86, 71):
+            save_masks(tmp_path / "masks" / task / f"seed_{seed}", rng.integers(0, 2, (4, 6)), rng.integers(0, 2, 4))
+    papermill.execute_notebook(str(runs.PROJECT_ROOT / "notebooks" / "06_stability.ipynb"), str(tmp_path / "out.ipynb"),
+                               parameters={"outputs_root": str(tmp_path / "outputs"),
+                                           "masks_dir": str(tmp_path / "masks"), "out_dir": str(tmp_path / "figures")},
+                               kernel_name="python3", cwd=str(runs.PROJECT_ROOT), progress_bar=False)
+    table = pd.read_csv(tmp_path / "figures" / "stability.csv")
+    expected = stability.stability_table(load_masks_tree(tmp_path / "masks"))
+    assert table.task.tolist() == ["MRPC", "RTE"] and table.n_seeds.tolist() == [3, 3]
+    np.testing.assert_allclose(table.head_kappa, expected.head_kappa)
+    metrics = runs.read_json(tmp_path / "outputs" / "all_tasks" / "stability" / "metrics.json")
+    assert metrics["seeds"] == {"MRPC": [42, 71, 86], "RTE": [42, 71, 86]}
+    assert metrics["summary"]["RTE head kappa"] == pytest.approx(expected.head_kappa[1])
+    figures = {p.name for p in (tmp_path / "figures").iterdir()}
+    assert {"s_survival_RTE.png", "s_survival_MRPC.pdf", "survival_across_tasks.png", "overlap_tasks.png"} <= figures
+    assert not any(name.startswith(("importance_", "m_survival_")) for name in figures)   # no histories there

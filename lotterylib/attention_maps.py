@@ -1,0 +1,111 @@
+"""Per-head attention maps of a BERT classifier (METHOD.md section 7), captured with forward hooks.
+
+Two kinds of map, both of shape (seq, seq) per head, row i = the attending token, column j = the attended one:
+- raw: the attention probabilities alpha_ij;
+- norm-weighted (Kobayashi et al. 2020): ||alpha_ij f(x_j)|| with f(x_j) = (x_j W_V^h + b_V^h) W_O^h, where x_j is
+  the layer's input hidden state and W_O^h is head h's block of *input columns* of the attention output dense
+  layer (`dense.weight[:, h*d:(h+1)*d]`, since an nn.Linear weight is (out, in)). Since alpha_ij >= 0 this is
+  alpha_ij * ||f(x_j)||.
+  `compat="authors"` reproduces the authors' code, which viewed `dense.weight` as (heads, d, hidden) and so used
+  the *rows* `dense.weight[h*d:(h+1)*d, :]` as if they were head h's block: not Kobayashi's quantity.
+
+Maps are computed in eval mode (no attention dropout) with the eager attention kernel; the model's mode and
+kernel are restored afterwards. Head gates (`lotterylib.gates.Gates`) act after the attention probabilities,
+so a gated model still yields the maps of all heads (a gated head's map is the one it would pass on at gate 1;
+later layers see the gated hidden states).
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import numpy as np
+import torch
+
+from .data import Encoded, collate
+from .models import encoder_layers
+
+COMPAT_MODES = ("paper", "authors")
+MODEL_INPUTS = ("input_ids", "token_type_ids", "attention_mask")
+
+
+@contextmanager
+def _eager_eval(model: torch.nn.Module):
+    """Eval mode and the eager attention kernel (which returns the probabilities) within the block."""
+    kernel, training = model.config._attn_implementation, model.training
+    if kernel != "eager":
+        model.set_attn_implementation("eager")
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(training)
+        if kernel != "eager":
+            model.set_attn_implementation(kernel)
+
+
+@contextmanager
+def _capture(model: torch.nn.Module):
+    """Record (layer input x, attention probabilities) of every self-attention module during a forward pass."""
+    records: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def hook(module, args, kwargs, output):
+        x = args[0] if args else kwargs["hidden_states"]
+        records.append((x.detach(), output[1].detach()))
+
+    handles = [layer.attention.self.register_forward_hook(hook, with_kwargs=True) for layer in encoder_layers(model)]
+    try:
+        yield records
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def value_output_norms(layer: torch.nn.Module, x: torch.Tensor, compat: str = "paper") -> torch.Tensor:
+    """||f(x_j)|| per head and token, shape (batch, heads, seq), for one encoder layer and its input x."""
+    attn = layer.attention.self
+    heads, d = attn.num_attention_heads, attn.attention_head_size
+    v = attn.value(x).unflatten(-1, (heads, d))                       # (b, n, H, d), includes b_V
+    weight = layer.attention.output.dense.weight                       # (out, in) = (hidden, H*d)
+    if compat == "paper":
+        f = torch.einsum("bnhd,ohd->bhno", v, weight.unflatten(1, (heads, d)))   # input columns of head h
+    else:
+        f = torch.einsum("bnhd,hdo->bhno", v, weight.unflatten(0, (heads, d)))   # rows h*d:(h+1)*d (authors)
+    return f.norm(dim=-1)
+
+
+def attention_maps(model: torch.nn.Module, batch: dict[str, torch.Tensor], normed: bool = False,
+                   compat: str = "paper") -> np.ndarray | list[np.ndarray]:
+    """Maps of every head for every example: (examples, layers, heads, seq, seq), each trimmed to its real length.
+
+    `batch` is a right-padded batch (`lotterylib.data.collate`); extra keys such as `labels` are ignored.
+    When the real lengths differ, a list of per-example (layers, heads, n, n) arrays is returned instead.
+    `normed=True` gives norm-weighted maps; `compat` picks W_O's head block (see the module docstring).
+    """
+    if compat not in COMPAT_MODES:
+        raise ValueError(f"compat must be one of {COMPAT_MODES}, got {compat!r}.")
+    device = next(model.parameters()).device
+    inputs = {k: batch[k].to(device) for k in MODEL_INPUTS if k in batch}
+    with _eager_eval(model), _capture(model) as records, torch.no_grad():
+        model(**inputs)
+        if normed:
+            layers = encoder_layers(model)
+            maps = [probs * value_output_norms(layer, x, compat)[:, :, None, :]
+                    for layer, (x, probs) in zip(layers, records)]
+        else:
+            maps = [probs for _, probs in records]
+    stacked = torch.stack(maps, dim=1).float().cpu().numpy()          # (b, L, H, n, n)
+    mask = inputs.get("attention_mask")
+    lengths = [stacked.shape[-1]] * len(stacked) if mask is None else mask.sum(-1).tolist()
+    per_example = [m[:, :, :n, :n] for m, n in zip(stacked, lengths)]
+    return np.stack(per_example) if len(set(lengths)) == 1 else per_example
+
+
+def example_maps(model: torch.nn.Module, enc: Encoded, normed: bool = False, compat: str = "paper",
+                 batch_size: int = 16) -> list[np.ndarray]:
+    """`attention_maps` of every example of `enc`, in order, batch by batch: one (layers, heads, n, n) array per
+    example, n = its length (so `tokenizer.convert_ids_to_tokens(enc.input_ids[i])` labels map i's rows)."""
+    maps: list[np.ndarray] = []
+    for start in range(0, len(enc), batch_size):
+        batch = collate(enc, list(range(start, min(start + batch_size, len(enc)))))
+        maps.extend(attention_maps(model, batch, normed=normed, compat=compat))
+    return maps

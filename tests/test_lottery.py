@@ -1,0 +1,282 @@
+"""Lottery-ticket tests: drawing, pruned and re-fine-tuned scores on tiny models, tidy-table summaries, Table 2."""
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from conftest import tiny_encoded, tiny_model
+from lotterylib import lottery as lt
+from lotterylib import magnitude as mg
+from lotterylib import runs
+from lotterylib import subnetworks as sn
+from lotterylib.gates import Gates
+from lotterylib.structured import save_masks
+from lotterylib.tasks import get_task
+from lotterylib.training import TrainConfig, evaluate
+
+TASK = get_task("RTE")
+CFG = TrainConfig(learning_rate=1e-3, batch_size=8, epochs=1)
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    """A tiny random BERT saved like a pre-trained model, so `experiment.finetune_model` can load it."""
+    path = tmp_path_factory.mktemp("tiny_bert")
+    tiny_model(seed=11).save_pretrained(path)
+    return str(path)
+
+
+def setup_for(model_dir, **kw):
+    return lt.LotterySetup(model_dir, TASK, tiny_encoded(16, seed=1), tiny_encoded(12, seed=2), CFG, seed=3,
+                           progress=False, **kw)
+
+
+def good_masks(seed=0):
+    r = np.random.default_rng(seed)
+    head = (r.random((3, 4)) < 0.5).astype(float)
+    head[0, 0] = 1
+    mlp = np.array([1.0, 0.0, 1.0])
+    model = tiny_model()
+    g = torch.Generator().manual_seed(seed)
+    wm = {n: torch.rand(getattr(m, p).shape, generator=g) < 0.4 for n, m, p in mg.prunable_parameters(model)}
+    return head, mlp, wm
+
+
+def test_draw_subnetworks_is_a_function_of_the_seed():
+    head, mlp, wm = good_masks()
+    stacked = np.stack([head, np.ones_like(head)]), np.stack([mlp, np.ones_like(mlp)])
+    a, b, c = (lt.draw_subnetworks(s, head, mlp, wm, *stacked) for s in (5, 5, 6))
+    for name in ("good", "random", "bad"):
+        assert all(np.array_equal(x, y) for x, y in zip(a["s"][name], b["s"][name]))
+        assert all(torch.equal(a["m"][name][k], b["m"][name][k]) for k in wm)
+        assert sn.subnetwork_size(*a["s"][name]) == sn.subnetwork_size(head, mlp)
+        assert mg.kept_count(a["m"][name]) == mg.kept_count(wm)
+    assert not all(np.array_equal(x, y) for x, y in zip(a["s"]["bad"], c["s"]["bad"]))
+    assert not all(torch.equal(a["m"]["random"][k], c["m"]["random"][k]) for k in wm)
+    assert np.array_equal(a["super"]["super"][0], head) and np.array_equal(a["super"]["super"][1], mlp)
+
+
+def test_s_subnetworks_round_trip(tmp_path):
+    head, mlp, _ = good_masks()
+    subnets = sn.s_subnetworks(head, mlp, np.random.default_rng(0))
+    back = lt.load_s_subnetworks(lt.save_s_subnetworks(tmp_path / "s.npz", subnets))
+    assert list(back) == ["good", "random", "bad"]
+    for name in subnets:
+        assert all(np.array_equal(x, y) for x, y in zip(back[name], subnets[name]))
+
+
+def test_pruned_scores_use_the_masks_and_leave_the_model_unchanged():
+    sts = get_task("STS-B")   # a continuous metric: any change of the predictions changes the score
+    setup = lt.LotterySetup("unused", sts, tiny_encoded(4), tiny_encoded(20, num_labels=1, seed=2), CFG, seed=3,
+                            progress=False)
+    net = tiny_model(num_labels=1, seed=4)
+    head, mlp, wm = good_masks()
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    plain = evaluate(net, sts, setup.dev, progress=False)
+    with Gates(net, head, mlp) as gates:
+        expected_s = evaluate(net, sts, setup.dev, gates=gates, progress=False).metrics["score"]
+    mg.apply_weight_masks(net, wm)
+    expected_m = evaluate(net, sts, setup.dev, progress=False).metrics["score"]
+    mg.remove_weight_masks(net, permanent=False)
+    assert plain.metrics["score"] not in (expected_s, expected_m)
+    assert lt.pruned_s_score(setup, net, head, mlp) == expected_s
+    assert lt.pruned_m_score(setup, net, wm) == expected_m
+    after = evaluate(net, sts, setup.dev, progress=False)               # no gates or masks left behind
+    assert np.array_equal(after.preds, plain.preds)
+    assert mg.current_masks(net) == {}
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+
+
+def test_refinetuning_keeps_masks_and_caches_identical_s_subnetworks(model_dir, monkeypatch):
+    setup = setup_for(model_dir)
+    head, mlp, wm = good_masks()
+    calls = []
+    real = lt.finetune_model
+
+    def spy(model, task, train, cfg, seed, **kw):
+        calls.append((cfg.epochs, kw.get("random_init", False)))
+        net, gates, losses = real(model, task, train, cfg, seed, **kw)
+        if kw.get("weight_masks") is not None:   # masked weights are exactly zero after training
+            for name, m in wm.items():
+                module, param = name.rsplit(".", 1)
+                assert torch.all(getattr(net.get_submodule(module), param)[~m] == 0), name
+                assert torch.equal(mg.current_masks(net)[name], m)
+        return net, gates, losses
+
+    monkeypatch.setattr(lt, "finetune_model", spy)
+    first = lt.refinetuned_s_score(setup, head, mlp)
+    again = lt.refinetuned_s_score(setup, head.astype(np.float32), mlp)   # same subnetwork: from the cache
+    lt.refinetuned_s_score(setup, head, mlp, epochs_factor=2.0)
+    lt.refinetuned_s_score(setup, head, mlp, random_init=True)
+    assert first == again and calls == [(1.0, False), (2.0, False), (1.0, True)]
+    # by hand: the same fine-tuning and scoring with the gates on
+    net, gates, _ = real(model_dir, TASK, setup.train, CFG, 3, head_mask=head, mlp_mask=mlp, progress=False)
+    assert first == evaluate(net, TASK, setup.dev, gates=gates, progress=False).metrics["score"]
+    lt.refinetuned_m_score(setup, wm)
+    assert len(calls) == 4
+
+
+def test_lottery_and_extra_rows(model_dir):
+    setup = setup_for(model_dir)
+    head, mlp, wm = good_masks()
+    net = tiny_model(seed=4)
+    stacked = np.stack([head]), np.stack([mlp])                           # one seed: super = good
+    subnets = lt.draw_subnetworks(3, head, mlp, wm, *stacked)
+    scores = lt.tidy(lt.s_lottery_rows(setup, net, subnets["s"]) + lt.m_lottery_rows(setup, net, subnets["m"])
+                     + lt.extra_rows(setup, net, subnets["s"], subnets["super"]))
+    assert list(scores.columns) == lt.SCORE_COLUMNS
+    assert len(scores) == 6 + 6 + 2 + 6
+    s = scores.set_index(["method", "subnetwork", "setting"])
+    assert s.loc[(lt.S, "good", lt.PRUNED), "score"] == lt.pruned_s_score(setup, net, head, mlp)
+    assert s.loc[(lt.SUPER, "super", lt.REFINETUNED), "score"] == s.loc[(lt.S, "good", lt.REFINETUNED), "score"]
+    assert s.loc[(lt.S, "bad", lt.REFINETUNED_2X), "epochs"] == 2 * CFG.epochs
+    assert s.loc[(lt.S, "good", lt.PRUNED), "heads_kept"] == head.sum()
+    assert s.loc[(lt.S, "good", lt.PRUNED), "weight_share"] == pytest.approx(sn.weight_share(head, mlp, net.config))
+    assert s.loc[(lt.M, "bad", lt.PRUNED), "sparsity"] == pytest.approx(mg.sparsity(wm))
+    table = lt.seed_table(scores)
+    assert table.loc[(lt.M, "random"), lt.REFINETUNED] == s.loc[(lt.M, "random", lt.REFINETUNED), "score"]
+
+
+def fake_scores(extras=True):
+    """Two tasks, two seeds, hand-picked scores: good 0.8 / 0.9 pruned, random 0.6 / 0.7, bad 0.4 / 0.6."""
+    rows = []
+    base = {"good": (0.8, 0.9), "random": (0.6, 0.7), "bad": (0.4, 0.6)}
+    for t in ("SST-2", "STS-B"):
+        for k, seed in enumerate((1, 2)):
+            for method in (lt.S, lt.M):
+                for n, (p, r) in base.items():
+                    rows.append(dict(task=t, seed=seed, method=method, subnetwork=n, setting=lt.PRUNED,
+                                     score=p + 0.1 * k))
+                    rows.append(dict(task=t, seed=seed, method=method, subnetwork=n, setting=lt.REFINETUNED,
+                                     score=r + 0.1 * k - (0.2 if t == "STS-B" else 0)))
+            if extras:
+                rows.append(dict(task=t, seed=seed, method=lt.S, subnetwork="bad", setting=lt.REFINETUNED_2X,
+                                 score=0.75 + 0.1 * k))
+                rows.append(dict(task=t, seed=seed, method=lt.RANDOM_INIT, subnetwork="random",
+                                 setting=lt.REFINETUNED, score=0.5))
+                for n, v in (("super", 0.85), ("bad", 0.3), ("random", 0.5)):
+                    for setting in (lt.PRUNED, lt.REFINETUNED):
+                        rows.append(dict(task=t, seed=seed, method=lt.SUPER, subnetwork=n, setting=setting,
+                                         score=v, heads_kept=10, mlps_kept=4, weight_share=0.25 + 0.1 * k))
+    return lt.tidy(rows)
+
+
+def fake_refs():
+    return pd.DataFrame({"full_mean": [0.9, 0.8], "full_std": [0.02, 0.04], "majority": [0.5, 0.0]},
+                        index=pd.Index(["SST-2", "STS-B"], name="task"))
+
+
+def test_seed_stats_means_and_claims_by_hand():
+    stats = lt.seed_stats(fake_scores())
+    row = stats.set_index(["task", "method", "subnetwork", "setting"]).loc[("SST-2", lt.S, "bad", lt.PRUNED)]
+    assert row["mean"] == pytest.approx(0.45) and row["std"] == pytest.approx(np.std([0.4, 0.5], ddof=1))
+    assert row["seeds"] == 2
+    means = lt.lottery_means(stats, fake_refs())
+    assert list(means.columns) == ["good pruned", "random pruned", "bad pruned", "good re-fine-tuned",
+                                   "random re-fine-tuned", "bad re-fine-tuned", "full", "majority"]
+    assert means.loc[(lt.M, "STS-B"), "bad re-fine-tuned"] == pytest.approx(0.45)
+    assert means.loc[(lt.M, "STS-B"), "full"] == 0.8
+    c = lt.claims(means)
+    # good pruned 0.85: >= 0.81 for SST-2 (full 0.9), >= 0.72 for STS-B
+    assert c.iloc[:, 0].all() and c["random pruned < good pruned"].all() and c["bad pruned < good pruned"].all()
+    # bad re-fine-tuned: SST-2 0.65 >= 0.5 + 0.5 x 0.4 = 0.7? no; STS-B 0.45 >= 0 + 0.5 x 0.8 = 0.4: yes
+    assert c.loc[(lt.S, "SST-2"), "bad re-fine-tuned well above majority"] == False  # noqa: E712
+    assert c.loc[(lt.S, "STS-B"), "bad re-fine-tuned well above majority"] == True  # noqa: E712
+    strict = lt.claims(means, good_share=0.95).iloc[:, 0]                 # 0.85 < 0.855 (SST-2), >= 0.76 (STS-B)
+    assert strict.xs("SST-2", level="task").eq(False).all() and strict.xs("STS-B", level="task").all()
+
+
+def test_table2_without_baselines_macro_average_and_marks(tmp_path):
+    stats = lt.seed_stats(fake_scores())
+    refs = fake_refs()
+    assert lt.load_baselines("") == {}                                     # nothing offline: no invented rows
+    table = lt.table2(stats, refs, lt.load_baselines(""))
+    assert list(table.index) == [lt.MAJORITY, *lt.TABLE2_ROWS]
+    assert list(table.columns) == ["SST-2", "STS-B", "average"]
+    assert table.loc["bad s-pruned (re-fine-tuned)", "SST-2"] == pytest.approx(0.65)
+    assert table.loc["bad s-pruned (re-fine-tuned)", "average"] == pytest.approx((0.65 + 0.45) / 2)
+    assert table.loc[lt.MAJORITY, "average"] == pytest.approx(0.25)
+    assert table.loc["random init + random s-pruning", "average"] == pytest.approx(0.5)
+    no_extras = lt.table2(lt.seed_stats(fake_scores(extras=False)), refs, {})
+    assert "random init + random s-pruning" not in no_extras.index
+
+    csv = tmp_path / "baselines.csv"
+    pd.DataFrame({"model": ["CBOW", "CBOW", "BiLSTM+ELMo"], "task": ["SST-2", "STSB", "SST-2"],
+                  "score": [0.8, 0.6, 0.9]}).to_csv(csv, index=False)
+    rows = lt.load_baselines(csv)
+    assert rows == {"CBOW": {"SST-2": 0.8, "STS-B": 0.6}, "BiLSTM+ELMo": {"SST-2": 0.9}}
+    table = lt.table2(stats, refs, rows)
+    assert table.loc["CBOW", "average"] == pytest.approx(0.7)
+    assert np.isnan(table.loc["BiLSTM+ELMo", "average"])                  # lacks STS-B: no average
+    marked = lt.mark_best(table, {"*": list(lt.TABLE2_ROWS)[:2], "†": [lt.MAJORITY, "CBOW", "BiLSTM+ELMo"]})
+    assert marked.loc["BiLSTM+ELMo", "SST-2"] == "0.900 †" and marked.loc["CBOW", "SST-2"] == "0.800"
+    assert marked.loc["CBOW", "STS-B"] == "0.600 †" and marked.loc["BiLSTM+ELMo", "STS-B"] == ""
+    # bad s and bad m have the same fake scores: both marked
+    assert marked.loc["bad s-pruned (re-fine-tuned)", "SST-2"].endswith(" *")
+    assert marked.loc["bad m-pruned (re-fine-tuned)", "SST-2"].endswith(" *")
+    assert marked.loc["random init + random s-pruning", "SST-2"] == "0.500"
+    bad = tmp_path / "bad.csv"
+    pd.DataFrame({"name": ["CBOW"], "task": ["SST-2"], "score": [0.5]}).to_csv(bad, index=False)
+    with pytest.raises(ValueError, match="model"):
+        lt.load_baselines(bad)
+
+
+def test_paper_numbers_side_by_side(tmp_path):
+    path = tmp_path / "paper.csv"
+    pd.DataFrame({"experiment": ["head_mlp_bad_1_retrained", "global_magnitude", "freq_baseline"],
+                  "task": ["SST-2", "SST-2", "STS-B"], "mean_over_5_seeds": [0.8, 0.9, 0.02],
+                  "std_ddof1_over_5_seeds": [0.01, 0.02, 0.0]}).to_csv(path, index=False)
+    stats = lt.with_paper(lt.seed_stats(fake_scores()), path).set_index(["task", "method", "subnetwork", "setting"])
+    assert stats.loc[("SST-2", lt.S, "bad", lt.REFINETUNED), "paper_mean"] == 0.8
+    assert stats.loc[("SST-2", lt.M, "good", lt.PRUNED), "paper_std"] == 0.02
+    assert np.isnan(stats.loc[("SST-2", lt.M, "good", lt.REFINETUNED), "paper_mean"])
+    paper = lt.table2_paper(["SST-2", "STS-B"], path)
+    assert paper.loc["majority class (paper)", "STS-B"] == 0.02
+    assert paper.loc["bad s-pruned (re-fine-tuned) (paper)", "SST-2"] == 0.8
+    assert lt.table2_paper(["SST-2"], tmp_path / "missing.csv").empty
+
+
+def test_appendix_tables():
+    d = lt.appendix_d(lt.seed_stats(fake_scores()))
+    assert d.loc["SST-2", "gain"] == pytest.approx(0.8 - 0.65)
+    assert lt.appendix_d(lt.seed_stats(fake_scores(extras=False))).empty
+    e = lt.appendix_e(fake_scores())
+    assert e.loc[("STS-B", "super"), f"{lt.REFINETUNED} mean"] == pytest.approx(0.85)
+    assert e.loc[("STS-B", "bad"), "weight_share"] == pytest.approx(0.3)
+    assert lt.appendix_e(fake_scores(extras=False)).empty
+    one_seed = fake_scores().query("seed == 1")                            # std NaN: the columns stay
+    assert np.isnan(lt.appendix_d(lt.seed_stats(one_seed)).loc["SST-2", f"{lt.REFINETUNED} std"])
+    assert np.isnan(lt.appendix_e(one_seed).loc[("SST-2", "bad"), f"{lt.PRUNED} std"])
+
+
+def test_collect_scores_and_finetune(tmp_path):
+    scores = fake_scores()
+    for (t, s), part in scores.groupby(["task", "seed"]):
+        folder = runs.stage_dir(tmp_path, "lottery", t, s)
+        folder.mkdir(parents=True)
+        part.to_csv(folder / "scores.csv", index=False)
+        runs.write_json_atomic(runs.stage_dir(tmp_path, "finetune", t, s) / "metrics.json",
+                               {"dev_score": 0.9 - 0.1 * s, "majority_baseline": 0.5})
+    back = lt.collect_scores(tmp_path, ["SST-2", "STS-B"], [1, 2])
+    assert len(back) == len(scores) and back.score.sum() == pytest.approx(scores.score.sum())
+    with pytest.raises(FileNotFoundError, match="'SST-2', 3"):
+        lt.collect_scores(tmp_path, ["SST-2"], [1, 3])
+    refs = lt.reference_stats(lt.collect_finetune(tmp_path, ["SST-2", "STS-B"], [1, 2]))
+    assert refs.loc["SST-2", "full_mean"] == pytest.approx(0.75)
+    assert refs.loc["SST-2", "full_std"] == pytest.approx(np.std([0.8, 0.7], ddof=1))
+    fig = lt.lottery_figure(back, refs, save=tmp_path / "fig2")
+    assert len(fig.axes) == 2 and (tmp_path / "fig2.png").is_file() and (tmp_path / "fig2.pdf").is_file()
+
+
+def test_task_s_masks_and_seed_summary(tmp_path):
+    head, mlp, _ = good_masks()
+    for seed in (1, 7):
+        structured_dir = runs.stage_dir(tmp_path, "s_pruning", "RTE", seed)
+        save_masks(structured_dir, head * (seed == 1), mlp)
+    masks = lt.task_s_masks(tmp_path, "rte")
+    assert sorted(masks) == [1, 7] and np.array_equal(masks[1][0], head) and not masks[7][0].any()
+    with pytest.raises(FileNotFoundError, match="s_pruning"):
+        lt.task_s_masks(tmp_path, "SST-2")
+    one = fake_scores().query("task == 'SST-2' and seed == 2")
+    assert lt.seed_summary(one) == pytest.approx({"s good re-fine-tuned": 1.0, "s random re-fine-tuned": 0.8,
+                                                  "s bad re-fine-tuned": 0.7, "m bad re-fine-tuned": 0.7})
