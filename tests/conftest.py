@@ -41,3 +41,11 @@ def tiny_encoded(n: int = 24, num_labels: int = 2, seed: int = 0) -> Encoded:
     ids = [[1, *rng.integers(5, 100, size=rng.integers(3, 15)).tolist(), 2] for _ in range(n)]
     labels = rng.normal(size=n).astype(np.float32) if num_labels == 1 else rng.integers(0, num_labels, n)
     return Encoded(ids, [[0] * len(x) for x in ids], labels)
+
+
+def padded_batch(lengths: list[int], seq_len: int, seed: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random token ids (len(lengths), seq_len) and an attention mask that pads each row after its length."""
+    torch.manual_seed(seed)
+    ids = torch.randint(5, 100, (len(lengths), seq_len))
+    mask = (torch.arange(seq_len) < torch.tensor(lengths)[:, None]).long()
+    return ids, mask

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from conftest import tiny_config, tiny_model
+from conftest import padded_batch, tiny_config, tiny_model
 from lotterylib.gates import Gates
 from lotterylib.models import ModelSourceError, load_classifier, load_tokenizer, resolve_model
 
@@ -36,12 +36,7 @@ def reference_forward(model, input_ids, attention_mask, head_gates, mlp_gates):
 
 @pytest.fixture
 def batch():
-    torch.manual_seed(1)
-    ids = torch.randint(5, 100, (3, 9))
-    mask = torch.ones_like(ids)
-    mask[1, 6:] = 0
-    mask[2, 4:] = 0
-    return ids, mask
+    return padded_batch([9, 6, 4], 9)
 
 
 def test_gated_model_equals_hand_computed_forward_for_random_gates(batch):

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import tiny_model as zero_bias_model
+from conftest import padded_batch, tiny_model as zero_bias_model
 from lotterylib.gates import Gates
 from lotterylib.physical import NoHeads, SkipMLP, count_parameters, expected_parameter_count, prune_physically
 
@@ -44,11 +44,7 @@ MASKS = {**{f"random{s}": (lambda s=s: random_masks(s)) for s in range(4)},
 
 @pytest.fixture(scope="module")
 def batch():
-    torch.manual_seed(1)
-    ids = torch.randint(5, 100, (4, 11))
-    mask = torch.ones_like(ids)
-    mask[1, 7:] = 0
-    mask[3, 3:] = 0
+    ids, mask = padded_batch([11, 7, 11, 3], 11)
     return {"input_ids": ids, "attention_mask": mask, "token_type_ids": (torch.arange(11) > 5).long().expand(4, -1)}
 
 
