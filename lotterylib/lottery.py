@@ -334,7 +334,7 @@ def with_paper(stats: pd.DataFrame, path: str | Path | None = None) -> pd.DataFr
 
 
 def load_baselines(csv: str | Path = "") -> dict[str, dict[str, float]]:
-    """The GLUE baseline rows: `baselines.GLUE_BASELINES` (empty: not available offline), updated from a
+    """The GLUE baseline rows: `baselines.GLUE_BASELINES` (the GLUE paper's dev-set table), updated from a
     user-supplied CSV with columns model, task, score (0-1 scale). Rows without numbers are left out."""
     rows = {name: dict(v) for name, v in baselines.GLUE_BASELINES.items()}
     if csv:

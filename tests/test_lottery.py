@@ -189,8 +189,7 @@ def test_seed_stats_means_and_claims_by_hand():
 def test_table2_without_baselines_macro_average_and_marks(tmp_path):
     stats = lt.seed_stats(fake_scores())
     refs = fake_refs()
-    assert lt.load_baselines("") == {}                                     # nothing offline: no invented rows
-    table = lt.table2(stats, refs, lt.load_baselines(""))
+    table = lt.table2(stats, refs, {})
     assert list(table.index) == [lt.MAJORITY, *lt.TABLE2_ROWS]
     assert list(table.columns) == ["SST-2", "STS-B", "average"]
     assert table.loc["bad s-pruned (re-fine-tuned)", "SST-2"] == pytest.approx(0.65)
@@ -203,8 +202,9 @@ def test_table2_without_baselines_macro_average_and_marks(tmp_path):
     csv = tmp_path / "baselines.csv"
     pd.DataFrame({"model": ["CBOW", "CBOW", "BiLSTM+ELMo"], "task": ["SST-2", "STSB", "SST-2"],
                   "score": [0.8, 0.6, 0.9]}).to_csv(csv, index=False)
-    rows = lt.load_baselines(csv)
-    assert rows == {"CBOW": {"SST-2": 0.8, "STS-B": 0.6}, "BiLSTM+ELMo": {"SST-2": 0.9}}
+    rows = {k: {t: v[t] for t in v if t in ("SST-2", "STS-B")} for k, v in lt.load_baselines(csv).items()}
+    assert rows["CBOW"] == {"SST-2": 0.8, "STS-B": 0.6}                   # the CSV overrides the shipped rows
+    rows = {"CBOW": rows["CBOW"], "BiLSTM+ELMo": {"SST-2": 0.9}}
     table = lt.table2(stats, refs, rows)
     assert table.loc["CBOW", "average"] == pytest.approx(0.7)
     assert np.isnan(table.loc["BiLSTM+ELMo", "average"])                  # lacks STS-B: no average
@@ -219,6 +219,28 @@ def test_table2_without_baselines_macro_average_and_marks(tmp_path):
     pd.DataFrame({"name": ["CBOW"], "task": ["SST-2"], "score": [0.5]}).to_csv(bad, index=False)
     with pytest.raises(ValueError, match="model"):
         lt.load_baselines(bad)
+
+
+def test_shipped_glue_baselines_are_the_glue_dev_table():
+    rows = lt.load_baselines("")
+    assert list(rows) == list(lt.GLUE_ROWS) == ["CBOW", "BiLSTM+GloVe", "BiLSTM+ELMo"]
+    glue9 = ["CoLA", "SST-2", "MRPC", "QQP", "STS-B", "MNLI", "QNLI", "RTE", "WNLI"]
+    assert all(list(v) == glue9 for v in rows.values())
+    # GLUE Table 6, single-task BiLSTM (GloVe), scaled by 1/100: CoLA MCC, MRPC accuracy (not F1), STS-B Pearson
+    assert rows["BiLSTM+GloVe"]["CoLA"] == 0.176 and rows["BiLSTM+GloVe"]["MRPC"] == 0.779
+    assert rows["BiLSTM+ELMo"]["STS-B"] == 0.703 and rows["CBOW"]["QNLI"] == 0.625
+    table = lt.table2(lt.seed_stats(fake_scores()), fake_refs(), rows)
+    assert table.loc["BiLSTM+GloVe", "average"] == pytest.approx((0.875 + 0.716) / 2)
+    assert table.loc["CBOW", "average"] == pytest.approx((0.795 + 0.706) / 2)
+
+
+def test_glue_baselines_wnli_is_the_dev_majority_rate(glue_dir):
+    """GLUE substitutes the most-frequent-class guess on WNLI: its dev table must show our dev majority."""
+    from lotterylib.data import load_split, majority_baseline
+
+    majority = majority_baseline(load_split("WNLI", "dev", glue_dir))
+    for name, row in lt.load_baselines("").items():
+        assert row["WNLI"] == pytest.approx(majority, abs=5e-4), name
 
 
 def test_paper_numbers_side_by_side(tmp_path):
