@@ -63,6 +63,13 @@ def load_preset(name_or_path: str, overrides: dict[str, Any] | None = None) -> d
     from .tasks import get_task
 
     preset["tasks"] = [get_task(t).name for t in preset["tasks"]]
+    for key, value in preset.items():
+        if isinstance(value, dict):  # a per-task value: {task: value}
+            preset[key] = {get_task(t).name: v for t, v in value.items()}
+            lacking = [t for t in preset["tasks"] if t not in preset[key]]
+            if lacking:
+                raise ValueError(f"Preset {path.stem}: `{key}` is per task but has no value for "
+                                 f"{', '.join(lacking)}; add them to its mapping.")
     return preset
 
 
@@ -75,9 +82,18 @@ def notebook_parameters(notebook: str) -> tuple[str, ...]:
 
 
 def stage_params(preset: dict[str, Any], stage: str, task: str | None = None, seed: int | None = None) -> dict[str, Any]:
-    """The values one job passes to its notebook: the preset's values for the parameters it declares."""
+    """The values one job passes to its notebook: the preset's values for the parameters it declares.
+
+    A per-task value (a mapping such as `max_train_examples: {SST-2: 2000, MRPC: 0}`) gives a task's job
+    that task's value."""
     declared = notebook_parameters(STAGES[stage].notebook)
     values = {**preset, "task": task, "seed": seed}
+    if task is not None:
+        values = {k: v[task] if isinstance(v, dict) else v for k, v in values.items()}
+    per_task = [k for k in declared if isinstance(values.get(k), dict)]
+    if per_task:
+        raise ValueError(f"`{per_task[0]}` is per task, but the {stage} stage runs over all tasks and takes "
+                         "one value; give it a single value in the preset.")
     return {k: values[k] for k in declared if k in values and values[k] is not None}
 
 

@@ -57,6 +57,21 @@ def test_targets_and_stage_params():
     assert "tasks" not in sp and "stages" not in sp
 
 
+def test_per_task_values(tmp_path):
+    p = pipeline.load_preset("smoke", {"tasks": ["SST-2", "MRPC"], "max_train_examples": {"sst2": 2000, "MRPC": 0}})
+    assert p["max_train_examples"] == {"SST-2": 2000, "MRPC": 0}                # task names normalised
+    assert pipeline.stage_params(p, "finetune", "SST-2", 1)["max_train_examples"] == 2000
+    assert pipeline.stage_params(p, "lottery", "MRPC", 1)["max_train_examples"] == 0
+    assert "max_train_examples" not in pipeline.stage_params(p, "bad_subnetworks")  # not one of its parameters
+    with pytest.raises(ValueError, match="`max_seq_len` is per task, but the attention_patterns stage"):
+        pipeline.stage_params({**p, "max_seq_len": {"SST-2": 64, "MRPC": 128}}, "attention_patterns")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({"tasks": ["RTE", "MRPC"], "seeds": [1], "stages": ["finetune"],
+                                   "max_train_examples": {"RTE": 100}}))
+    with pytest.raises(ValueError, match="`max_train_examples` is per task but has no value for MRPC"):
+        pipeline.load_preset(str(bad))
+
+
 @pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_parameters_cell_parses_fully_and_uses_python3(nb):
     content = json.loads(nb.read_text())
