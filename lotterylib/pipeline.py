@@ -102,6 +102,24 @@ def metrics_path(preset: dict[str, Any], stage: str, task: str | None = None, se
     return display_path(stage_dir(preset["outputs_root"], stage, task, seed) / "metrics.json")
 
 
+def train_examples(preset: dict[str, Any], task: str) -> int:
+    """How many training examples a task's jobs use: its `max_train_examples` (0: all) capped by its size."""
+    from .tasks import get_task
+
+    n = preset.get("max_train_examples") or 0
+    n = (n.get(task) or 0) if isinstance(n, dict) else n
+    size = get_task(task).official_rows["train"]
+    return min(n, size) if n else size
+
+
+def job_priority(preset: dict[str, Any], stage: str, task: str) -> int:
+    """A per-seed job's Snakemake priority, for a tight schedule on few cores: fine-tuning and pruning
+    first (so every lottery job is ready early), then the lottery jobs, which train six times, longest
+    first (the tasks with the most training examples)."""
+    by_size = sorted(preset["tasks"], key=lambda t: train_examples(preset, t))
+    return by_size.index(task) if stage == "lottery" else len(by_size)
+
+
 def targets(preset: dict[str, Any]) -> list[str]:
     """Every stage's metrics.json of the grid."""
     out = []

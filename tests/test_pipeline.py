@@ -65,6 +65,7 @@ def test_per_task_values(tmp_path):
     assert "max_train_examples" not in pipeline.stage_params(p, "bad_subnetworks")  # not one of its parameters
     with pytest.raises(ValueError, match="`max_seq_len` is per task, but the attention_patterns stage"):
         pipeline.stage_params({**p, "max_seq_len": {"SST-2": 64, "MRPC": 128}}, "attention_patterns")
+    assert pipeline.train_examples(p, "SST-2") == 2000 and pipeline.train_examples(p, "MRPC") == 3668
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump({"tasks": ["RTE", "MRPC"], "seeds": [1], "stages": ["finetune"],
                                    "max_train_examples": {"RTE": 100}}))
@@ -124,3 +125,13 @@ def test_notebook_defaults_are_the_smoke_preset(stage):
     for name, spec in declared.items():
         if name in expected and name != "progress":
             assert eval(spec["default"]) == expected[name], f"{stage}: default of {name} differs from smoke.yaml"
+
+
+def test_job_priority_runs_prerequisites_then_the_longest_lottery_jobs_first():
+    demo = pipeline.load_preset("demo")                                     # SST-2: 2000, MRPC: 3000 examples
+    prio = {(stage, t): pipeline.job_priority(demo, stage, t) for stage in pipeline.STAGES for t in demo["tasks"]}
+    assert prio[("lottery", "MRPC")] > prio[("lottery", "SST-2")]
+    assert min(prio[(s, t)] for s in ("finetune", "s_pruning", "m_pruning") for t in demo["tasks"]) \
+        > prio[("lottery", "MRPC")]
+    full = {**demo, "max_train_examples": 0}                                # SST-2 67349, MRPC 3668
+    assert pipeline.job_priority(full, "lottery", "SST-2") > pipeline.job_priority(full, "lottery", "MRPC")
