@@ -138,11 +138,12 @@ def majority_baseline(data: GlueSplit) -> float:
 
 @dataclass
 class Encoded:
-    """Token ids of a split, unpadded, with the labels."""
+    """Token ids of a split, unpadded, with the labels and the tokenizer's padding id."""
 
     input_ids: list[list[int]]
     token_type_ids: list[list[int]]
     labels: np.ndarray
+    pad_id: int = 0
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -153,13 +154,16 @@ def encode(data: GlueSplit, tokenizer, max_seq_len: int = 128) -> Encoded:
     cols = list(zip(*data.texts))
     enc = tokenizer(*cols, truncation=True, max_length=max_seq_len, padding=False)
     tt = enc.get("token_type_ids") or [[0] * len(ids) for ids in enc["input_ids"]]
-    return Encoded(enc["input_ids"], tt, data.labels)
+    if tokenizer.pad_token_id is None:
+        raise ValueError(f"The tokenizer {type(tokenizer).__name__} has no padding token; set one "
+                         "(tokenizer.pad_token = ...) before encoding.")
+    return Encoded(enc["input_ids"], tt, data.labels, tokenizer.pad_token_id)
 
 
-def collate(enc: Encoded, idx: list[int] | np.ndarray, pad_id: int = 0) -> dict[str, torch.Tensor]:
-    """Pad one batch dynamically to its longest sequence."""
+def collate(enc: Encoded, idx: list[int] | np.ndarray) -> dict[str, torch.Tensor]:
+    """Pad one batch dynamically to its longest sequence, with the tokenizer's padding id."""
     width = max(len(enc.input_ids[i]) for i in idx)
-    ids = torch.full((len(idx), width), pad_id, dtype=torch.long)
+    ids = torch.full((len(idx), width), enc.pad_id, dtype=torch.long)
     tts = torch.zeros((len(idx), width), dtype=torch.long)
     att = torch.zeros((len(idx), width), dtype=torch.long)
     for row, i in enumerate(idx):

@@ -134,3 +134,17 @@ def test_tokenise_pad_and_batch(glue_dir):
     assert [b.tolist() for b in train[0]] == [b.tolist() for b in train[1]]
     assert [b.tolist() for b in train[0]] != [b.tolist() for b in train[2]]
     assert sorted(np.concatenate(train[0]).tolist()) == list(range(37))
+
+
+def test_collate_pads_with_the_tokenizers_pad_id(glue_dir):
+    tok = load_tokenizer("minilm-l6")
+    tok.pad_token = tok.unk_token  # a padding id other than 0
+    enc = data.encode(data.subsample(load_split("MRPC", "dev", glue_dir), 4, 0), tok, max_seq_len=128)
+    assert enc.pad_id == tok.unk_token_id != 0
+    batch = data.collate(enc, [0, 1, 2, 3])
+    padding = batch["attention_mask"] == 0
+    assert padding.any() and (batch["input_ids"][padding] == tok.unk_token_id).all()
+    assert (batch["input_ids"][~padding] != tok.unk_token_id).all()
+    tok.pad_token = None
+    with pytest.raises(ValueError, match="no padding token"):
+        data.encode(data.subsample(load_split("MRPC", "dev", glue_dir), 4, 0), tok)
