@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
+import json
 import os
 import time
 from dataclasses import dataclass
@@ -17,28 +19,32 @@ from typing import Any, Iterator
 
 import yaml
 
-from .runs import PROJECT_ROOT, display_path, resolve, stage_dir
+from .runs import ALL_TASKS, PROJECT_ROOT, display_path, resolve, stage_dir
 
 
 @dataclass(frozen=True)
 class Stage:
-    """A notebook and the level it runs at: per (task, seed), per task (across seeds) or per preset."""
+    """A notebook, the level it runs at (per (task, seed), per task across seeds, or per preset) and the
+    stages whose results it reads."""
 
     notebook: str
     level: str  # "seed" | "task" | "preset"
+    needs: tuple[str, ...] = ()
 
 
 STAGES: dict[str, Stage] = {
     "finetune": Stage("notebooks/01_finetune.ipynb", "seed"),
-    "s_pruning": Stage("notebooks/02_structured_pruning.ipynb", "seed"),
-    "m_pruning": Stage("notebooks/03_magnitude_pruning.ipynb", "seed"),
-    "lottery": Stage("notebooks/04_lottery_tests.ipynb", "seed"),
-    "bad_subnetworks": Stage("notebooks/05_bad_subnetworks.ipynb", "preset"),
-    "stability": Stage("notebooks/06_stability.ipynb", "preset"),
-    "attention_patterns": Stage("notebooks/07_attention_patterns.ipynb", "preset"),
+    "s_pruning": Stage("notebooks/02_structured_pruning.ipynb", "seed", ("finetune",)),
+    "m_pruning": Stage("notebooks/03_magnitude_pruning.ipynb", "seed", ("finetune",)),
+    "lottery": Stage("notebooks/04_lottery_tests.ipynb", "seed", ("m_pruning", "s_pruning")),
+    "bad_subnetworks": Stage("notebooks/05_bad_subnetworks.ipynb", "preset", ("lottery",)),
+    "stability": Stage("notebooks/06_stability.ipynb", "preset", ("s_pruning", "m_pruning")),
+    "attention_patterns": Stage("notebooks/07_attention_patterns.ipynb", "preset", ("s_pruning",)),
 }
 
 GRID_KEYS = ("tasks", "seeds", "stages")
+Job = tuple[str, str | None, int | None]  # (stage, task, seed)
+SIGNATURE_FILE = "signature.txt"  # in a run folder: the `job_signature` of its finished job
 GPU_ENV = "LOTTERY_GPUS"  # e.g. "0,1,2,3": each job takes one free GPU of these (CUDA_VISIBLE_DEVICES)
 
 
@@ -120,19 +126,76 @@ def job_priority(preset: dict[str, Any], stage: str, task: str) -> int:
     return by_size.index(task) if stage == "lottery" else len(by_size)
 
 
-def targets(preset: dict[str, Any]) -> list[str]:
-    """Every stage's metrics.json of the grid."""
-    out = []
+def grid_jobs(preset: dict[str, Any]) -> list[Job]:
+    """Every job of the grid, as (stage, task, seed); None where a stage runs across tasks or seeds."""
+    jobs: list[Job] = []
     for stage in preset["stages"]:
         level = STAGES[stage].level
         if level == "preset":
-            out.append(metrics_path(preset, stage))
+            jobs.append((stage, None, None))
         for task in preset["tasks"] if level != "preset" else []:
             if level == "task":
-                out.append(metrics_path(preset, stage, task))
+                jobs.append((stage, task, None))
             else:
-                out.extend(metrics_path(preset, stage, task, seed) for seed in preset["seeds"])
-    return out
+                jobs.extend((stage, task, seed) for seed in preset["seeds"])
+    return jobs
+
+
+def targets(preset: dict[str, Any]) -> list[str]:
+    """Every stage's metrics.json of the grid."""
+    return [metrics_path(preset, *job) for job in grid_jobs(preset)]
+
+
+def upstream_jobs(preset: dict[str, Any], stage: str, task: str | None = None, seed: int | None = None) -> list[Job]:
+    """The jobs whose results a job reads: its `needs` for the same task and seed, or for every task and seed
+    for a per-preset stage. A lottery job with `extras` (super-survivors) reads every seed's s-pruning of
+    its task; without, its own seed's only."""
+    jobs: list[Job] = []
+    for need in STAGES[stage].needs:
+        if STAGES[stage].level == "preset":
+            jobs += [(need, t, s) for t in preset["tasks"] for s in preset["seeds"]]
+        elif (stage, need) == ("lottery", "s_pruning") and stage_params(preset, stage, task, seed).get("extras", True):
+            jobs += [(need, task, s) for s in preset["seeds"]]
+        else:
+            jobs.append((need, task, seed))
+    return jobs
+
+
+@cache
+def code_hash(notebook: str) -> str:
+    """A hash of a notebook's code cells (parameters cell included), blind to its outputs and markdown."""
+    import nbformat
+
+    cells = nbformat.read(resolve(notebook), as_version=4).cells
+    return _sha("\n# cell\n".join(c.source.strip() for c in cells if c.cell_type == "code"))
+
+
+def job_signature(preset: dict[str, Any], stage: str, task: str | None = None, seed: int | None = None) -> str:
+    """A hash of what a job's result follows from: its parameters and notebook code, and the signatures of
+    the jobs it reads. The Snakefile passes it as a param (so a change reruns the job) and `run_stage`
+    records it in the run folder (`is_current`)."""
+    upstream = sorted(job_signature(preset, *job) for job in set(upstream_jobs(preset, stage, task, seed)))
+    own = json.dumps(stage_params(preset, stage, task, seed), sort_keys=True, default=str)
+    return _sha("\n".join([own, code_hash(STAGES[stage].notebook), *upstream]))
+
+
+def is_current(preset: dict[str, Any], stage: str, task: str | None = None, seed: int | None = None) -> bool:
+    """Whether a job's run folder records the signature the job has now: its result stands, whatever its
+    files' times say (a fresh clone's are checkout times)."""
+    recorded = stage_dir(preset["outputs_root"], stage, task, seed) / SIGNATURE_FILE
+    return recorded.is_file() and recorded.read_text().strip() == job_signature(preset, stage, task, seed)
+
+
+def _sha(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def job_file(preset: dict[str, Any], folder: str, stage: str, suffix: str, task: str | None = None,
+             seed: int | str | None = None) -> str:
+    """A job's log or benchmark file: `<outputs_root>/<folder>/<stage>/<task>_<seed><suffix>` for a
+    per-seed job, `.../<stage>/all_tasks<suffix>` for a per-preset one (task and seed may be wildcards)."""
+    name = f"{task}_{seed}" if STAGES[stage].level == "seed" else ALL_TASKS
+    return display_path(resolve(preset["outputs_root"]) / folder / stage / f"{name}{suffix}")
 
 
 @contextlib.contextmanager
@@ -165,15 +228,40 @@ def gpu_slot(lock_dir: Path) -> Iterator[None]:
         time.sleep(5)  # more jobs than GPUs: Snakemake's `--resources gpu=N` should prevent this
 
 
-def run_stage(notebook: str, metrics_file: str, params: dict[str, Any], threads: int = 1) -> None:
-    """Execute one notebook with papermill into its run folder; fail if it did not write metrics.json."""
+def run_stage(notebook: str, metrics_file: str, log_file: str, params: dict[str, Any], signature: str,
+              threads: int = 1) -> None:
+    """Execute one notebook with papermill into its run folder; fail if it did not write metrics.json; then
+    record the job's `signature` there.
+
+    The notebook's stdout and stderr go to `log_file`, between a start and an end line that give the time
+    (Unix seconds) and CUDA_VISIBLE_DEVICES; a failure's message names the log and the executed notebook."""
     import papermill
 
     out_dir = Path(metrics_file).parent
     out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / SIGNATURE_FILE).unlink(missing_ok=True)
+    executed = out_dir / Path(notebook).name
+    log_path = Path(log_file)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
     os.environ["OMP_NUM_THREADS"] = str(threads)  # inherited by the kernel: torch uses this many threads
-    with gpu_slot(PROJECT_ROOT / ".snakemake" / "gpu_locks"):
-        papermill.execute_notebook(str(resolve(notebook)), str(out_dir / Path(notebook).name),
-                                   parameters=params, kernel_name="python3", cwd=str(PROJECT_ROOT), progress_bar=False)
+    with open(log_path, "w") as log, gpu_slot(PROJECT_ROOT / ".snakemake" / "gpu_locks"):
+        def mark(event: str) -> None:
+            gpu = os.environ.get("CUDA_VISIBLE_DEVICES", "")
+            log.write(f"[{event} {time.time():.3f} CUDA_VISIBLE_DEVICES={gpu}] {notebook}\n")
+            log.flush()
+
+        mark("start")
+        try:
+            papermill.execute_notebook(str(resolve(notebook)), str(executed), parameters=params,
+                                       kernel_name="python3", cwd=str(PROJECT_ROOT), progress_bar=False,
+                                       stdout_file=log, stderr_file=log)
+        except Exception as error:
+            log.write(f"{type(error).__name__}: {error}\n")
+            summary = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
+            raise RuntimeError(f"{notebook} failed: {summary}\n  log: {display_path(log_path)}\n"
+                               f"  executed notebook: {display_path(executed)}") from error
+        mark("end")
     if not Path(metrics_file).is_file():
-        raise RuntimeError(f"{notebook} finished without writing {metrics_file}.")
+        raise RuntimeError(f"{notebook} finished without writing {metrics_file}; see the executed notebook "
+                           f"{display_path(executed)} and the log {display_path(log_path)}.")
+    (out_dir / SIGNATURE_FILE).write_text(signature + "\n")

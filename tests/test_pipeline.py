@@ -4,6 +4,7 @@ import re
 import tomllib
 from pathlib import Path
 
+import nbformat
 import pytest
 import yaml
 
@@ -135,3 +136,30 @@ def test_job_priority_runs_prerequisites_then_the_longest_lottery_jobs_first():
         > prio[("lottery", "MRPC")]
     full = {**demo, "max_train_examples": 0}                                # SST-2 67349, MRPC 3668
     assert pipeline.job_priority(full, "lottery", "SST-2") > pipeline.job_priority(full, "lottery", "MRPC")
+
+
+def test_code_hash_follows_code_cells_only(tmp_path):
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# Title"), nbformat.v4.new_code_cell("x = 1")])
+    path = tmp_path / "a.ipynb"
+    nbformat.write(nb, path)
+    before = pipeline.code_hash(str(path))
+    nb.cells[0].source = "# Another title"
+    nb.cells[1].outputs = [nbformat.v4.new_output("stream", text="1\n")]
+    nbformat.write(nb, tmp_path / "b.ipynb")
+    nb.cells[1].source = "x = 2"
+    nbformat.write(nb, tmp_path / "c.ipynb")
+    assert pipeline.code_hash(str(tmp_path / "b.ipynb")) == before != pipeline.code_hash(str(tmp_path / "c.ipynb"))
+
+
+def test_a_job_signature_follows_its_upstream_jobs():
+    p = pipeline.load_preset("smoke")
+    lottery = pipeline.job_signature(p, "lottery", "SST-2", 1)
+    assert pipeline.job_signature(p, "lottery", "SST-2", 1) == lottery != pipeline.job_signature(p, "lottery", "SST-2", 2)
+    # `threshold` is an s-pruning value: it changes every stage that reads s-pruning, not fine-tuning
+    q = {**p, "threshold": 0.5}
+    assert pipeline.job_signature(q, "lottery", "SST-2", 1) != lottery
+    assert pipeline.job_signature(q, "stability") != pipeline.job_signature(p, "stability")
+    assert pipeline.job_signature(q, "finetune", "SST-2", 1) == pipeline.job_signature(p, "finetune", "SST-2", 1)
+    assert pipeline.upstream_jobs(p, "lottery", "SST-2", 1) == [("m_pruning", "SST-2", 1), ("s_pruning", "SST-2", 1),
+                                                                ("s_pruning", "SST-2", 2)]
+    assert pipeline.upstream_jobs({**p, "extras": False}, "lottery", "SST-2", 1)[1:] == [("s_pruning", "SST-2", 1)]

@@ -1,0 +1,70 @@
+"""`pipeline.run_stage`: a job's log, its error message, and one GPU per job with $LOTTERY_GPUS (faked)."""
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from lotterylib import pipeline, runs
+
+
+def tiny_notebook(path: Path, body: str) -> str:
+    """A notebook with a `metrics` parameter and one code cell."""
+    parameters = nbformat.v4.new_code_cell('metrics: str = ""  # where to write metrics.json')
+    parameters.metadata["tags"] = ["parameters"]
+    nb = nbformat.v4.new_notebook(cells=[parameters, nbformat.v4.new_code_cell(body)])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+    return str(path)
+
+
+def test_a_failing_job_names_its_log_and_executed_notebook(tmp_path):
+    notebook = tiny_notebook(tmp_path / "fails.ipynb", "print('loading the data')\nraise ValueError('bad value')")
+    metrics, log = tmp_path / "run" / "metrics.json", tmp_path / "logs" / "job.log"
+    with pytest.raises(RuntimeError) as failure:
+        pipeline.run_stage(notebook, str(metrics), str(log), {"metrics": str(metrics)}, "abc")
+    message = str(failure.value)
+    assert "ValueError: bad value" in message and f"log: {log}" in message
+    assert f"executed notebook: {tmp_path / 'run' / 'fails.ipynb'}" in message
+    assert (tmp_path / "run" / "fails.ipynb").is_file()
+    text = log.read_text()
+    assert text.startswith("[start ") and "loading the data" in text and "bad value" in text
+    assert not (tmp_path / "run" / pipeline.SIGNATURE_FILE).exists()
+
+
+def test_a_finished_job_records_its_signature(tmp_path):
+    notebook = tiny_notebook(tmp_path / "ok.ipynb", "from pathlib import Path\nPath(metrics).write_text('{}')")
+    metrics, log = tmp_path / "run" / "metrics.json", tmp_path / "job.log"
+    pipeline.run_stage(notebook, str(metrics), str(log), {"metrics": str(metrics)}, "abc")
+    assert (tmp_path / "run" / pipeline.SIGNATURE_FILE).read_text() == "abc\n"
+    assert re.search(r"\[end [\d.]+ CUDA_VISIBLE_DEVICES=\]", log.read_text())
+
+
+@pytest.mark.slow
+def test_with_four_fake_gpus_no_two_jobs_share_one(tmp_path):
+    """Six jobs at once on LOTTERY_GPUS=0,1,2,3 (no GPU needed): each sees one GPU, never one in use."""
+    notebook = tiny_notebook(tmp_path / "gpu.ipynb", "import os, time\nfrom pathlib import Path\n"
+                             "print('sees', os.environ['CUDA_VISIBLE_DEVICES'])\ntime.sleep(2)\n"
+                             "Path(metrics).write_text('{}')")
+    code = ("import sys; from lotterylib import pipeline; "
+            "pipeline.run_stage(sys.argv[1], sys.argv[2], sys.argv[3], {'metrics': sys.argv[2]}, 'x')")
+    env = {**os.environ, pipeline.GPU_ENV: "0,1,2,3", "PYTHONPATH": str(runs.PROJECT_ROOT)}
+    env.pop("CUDA_VISIBLE_DEVICES", None)
+    logs = [tmp_path / f"job{i}.log" for i in range(6)]
+    jobs = [subprocess.Popen([sys.executable, "-c", code, notebook, str(tmp_path / f"run{i}" / "metrics.json"),
+                              str(log)], env=env) for i, log in enumerate(logs)]
+    assert all(job.wait(timeout=300) == 0 for job in jobs)
+
+    held = []  # (gpu, start, end) per job, from its log
+    for log in logs:
+        text = log.read_text()
+        (start, gpu), (end, gpu_end) = re.findall(r"\[(?:start|end) ([\d.]+) CUDA_VISIBLE_DEVICES=(\d)\]", text)
+        assert gpu == gpu_end and f"sees {gpu}" in text
+        held.append((gpu, float(start), float(end)))
+    assert {gpu for gpu, _, _ in held} == {"0", "1", "2", "3"}
+    for i, (gpu, start, end) in enumerate(held):
+        for other, other_start, other_end in held[i + 1:]:
+            assert gpu != other or end <= other_start or other_end <= start, f"GPU {gpu} held twice at once"

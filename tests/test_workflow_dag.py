@@ -1,0 +1,116 @@
+"""The Snakefile's rerun rules and dependencies, by dry-runs on a copy of the project with faked results.
+
+Reruns follow code and parameters, not file times; a fresh clone takes committed results as done; a lottery
+job without extras waits only for its own seed's s-pruning; every job has a log and a benchmark file."""
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from lotterylib import pipeline, runs
+
+STAGE_NOTEBOOK = {name: Path(stage.notebook) for name, stage in pipeline.STAGES.items()}
+
+
+@pytest.fixture
+def project(tmp_path) -> Path:
+    """A copy of the project's code, notebooks and presets, whose smoke grid has finished: each run folder has
+    a (faked) metrics.json and the signature `run_stage` records."""
+    copy = tmp_path / "project"
+    for part in ("lotterylib", "workflow", "notebooks", "params"):
+        shutil.copytree(runs.PROJECT_ROOT / part, copy / part, ignore=shutil.ignore_patterns("__pycache__"))
+    preset = pipeline.load_preset("smoke")
+    for job in pipeline.grid_jobs(preset):
+        folder = (copy / pipeline.metrics_path(preset, *job)).parent
+        folder.mkdir(parents=True)
+        (folder / "metrics.json").write_text("{}")
+        (folder / pipeline.SIGNATURE_FILE).write_text(pipeline.job_signature(preset, *job))
+    return copy
+
+
+def snakemake(project: Path, *args: str) -> str:
+    """A dry-run (or `--touch`) of the smoke grid in `project`; its whole output."""
+    cmd = [sys.executable, "-m", "snakemake", "-s", "workflow/Snakefile", "--cores", "2", "--nolock",
+           "--config", "preset=smoke", *args]
+    out = subprocess.run(cmd, cwd=project, env={**os.environ, "PYTHONPATH": str(project)}, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return out.stdout + out.stderr
+
+
+def jobs_to_run(output: str) -> dict[str, int]:
+    """`{rule: count}` of a dry-run's job table (empty when there is nothing to do)."""
+    if "Nothing to be done" in output:
+        return {}
+    table = output.split("Job stats:")[1].split("total")[0]
+    return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M) if m[1] != "all"}
+
+
+def edit_notebook(path: Path, edit) -> None:
+    nb = nbformat.read(path, as_version=4)
+    edit(nb.cells)
+    nbformat.write(nb, path)
+
+
+def test_a_fresh_clone_takes_committed_results_as_done(project):
+    # checkout order gives no guarantee: make notebooks and upstream results newer than what reads them
+    later = time.time() + 60
+    for path in [*project.glob("notebooks/*.ipynb"), *project.glob("outputs/smoke/*/seed_*/finetune/metrics.json")]:
+        os.utime(path, (later, later))
+    assert jobs_to_run(snakemake(project, "--dry-run")) == {}
+
+
+@pytest.mark.slow
+def test_reruns_follow_code_and_parameters_not_notebook_outputs(project):
+    snakemake(project, "--touch", "--forceall")  # record every job as done in Snakemake's metadata
+    s_pruning = project / STAGE_NOTEBOOK["s_pruning"]
+
+    def outputs_and_markdown(cells):
+        cells[0].source += "\n\nA new sentence."
+        for cell in cells:
+            if cell.cell_type == "code":
+                cell.outputs, cell.execution_count = [], None
+    edit_notebook(s_pruning, outputs_and_markdown)
+    assert jobs_to_run(snakemake(project, "--dry-run")) == {}
+
+    def code(cells):
+        cell = next(c for c in cells if c.cell_type == "code" and "parameters" not in c.metadata.get("tags", []))
+        cell.source += "\nprint('changed')"
+    edit_notebook(s_pruning, code)
+    downstream = {"s_pruning": 4, "lottery": 4, "bad_subnetworks": 1, "stability": 1, "attention_patterns": 1}
+    assert jobs_to_run(snakemake(project, "--dry-run")) == downstream
+
+    # a parameter only notebook 1 reads reruns fine-tuning and everything after it
+    changed = snakemake(project, "--dry-run", "--config", "preset=smoke", "max_seq_len=32")
+    assert jobs_to_run(changed) == {**downstream, "finetune": 4, "m_pruning": 4}
+
+
+def lottery_inputs(output: str) -> dict[str, set[str]]:
+    """`{"<task>/seed_<seed>": {its s_pruning inputs}}` for the lottery jobs of a dry-run."""
+    inputs = {}
+    for block in output.split("rule lottery:")[1:]:
+        block = block.split("\n[")[0].split("Job stats")[0]
+        folder = re.search(r"output: .*/([^/]+/seed_\d+)/lottery/metrics.json", block)[1]
+        inputs[folder] = set(re.findall(r"([^/ ,]+/seed_\d+)/s_pruning/metrics.json", block))
+    return inputs
+
+
+def test_a_lottery_job_without_extras_waits_only_for_its_own_seed_and_every_job_logs(project):
+    for target in project.glob("outputs/smoke/**/metrics.json"):
+        target.unlink()
+    with_extras = snakemake(project, "--dry-run")
+    without = lottery_inputs(snakemake(project, "--dry-run", "--config", "preset=smoke", "extras=False"))
+    assert lottery_inputs(with_extras)["SST-2/seed_1"] == {"SST-2/seed_1", "SST-2/seed_2"}
+    assert without == {job: {job} for job in lottery_inputs(with_extras)} and len(without) == 4
+
+    logs = set(re.findall(r"log: outputs/smoke/(\S+)", with_extras))
+    benchmarks = set(re.findall(r"benchmark: outputs/smoke/(\S+)", with_extras))
+    assert "logs/finetune/SST-2_1.log" in logs and "logs/stability/all_tasks.log" in logs
+    assert "benchmarks/lottery/STS-B_2.tsv" in benchmarks
+    assert len(logs) == len(benchmarks) == sum(jobs_to_run(with_extras).values()) == 19
