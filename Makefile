@@ -4,15 +4,22 @@ VENV    ?= .venv
 BIN     := $(VENV)/bin
 CORES   ?= 2
 PRESET  ?= demo
+# GLUE: a local copy in the classic tsv layout beside the project, offline, when there is one; otherwise
+# the Hugging Face hub (downloads on first use). Either can be set in the environment instead.
+GLUE_LOCAL := $(abspath ../shared/data/glue)
+ifneq ($(wildcard $(GLUE_LOCAL)),)
+export LOTTERY_GLUE_DIR ?= $(GLUE_LOCAL)
 export HF_HUB_OFFLINE ?= 1
-export LOTTERY_GLUE_DIR ?= $(abspath ../shared/data/glue)
+endif
 
-.PHONY: setup test test-fast golden demo grid
+.PHONY: setup test test-fast test-slurm golden demo grid
 
 setup:
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	# torch first and alone: the CPU wheel, not a multi-GB CUDA build pulled in as a dependency.
+	# torch first and alone, pinned. Which build pip picks is pip's configuration: on Linux the default
+	# index gives the CUDA build (GBs of CUDA libraries); for the CPU build point pip at PyTorch's CPU index
+	# (PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu) before `make setup`.
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e '.[dev]'
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (bert-lottery)"
@@ -20,9 +27,16 @@ setup:
 # Unit tests, then the smoke grid through Snakemake, then the golden notebooks (nbval re-runs each with its
 # defaults, which read the smoke grid's outputs, and compares the cells marked NBVAL_CHECK_OUTPUT).
 test:
-	$(BIN)/pytest tests
+	$(BIN)/pytest tests -m "not slurm"
 	$(MAKE) grid PRESET=smoke
 	$(BIN)/pytest --nbval-lax --nbval-current-env -p no:cacheprovider notebooks
+
+# The workflow on a one-node SLURM cluster on this machine (root: installs slurm-wlm and munge with apt-get,
+# the SLURM executor plugin into the venv; starts the daemons and stops them again).
+test-slurm:
+	$(BIN)/pip install --quiet -e '.[slurm]'
+	tests/slurm/cluster.sh install
+	$(BIN)/pytest tests -m slurm
 
 # Re-execute the golden notebooks in place with their defaults (the smoke values) after changing one.
 golden:
