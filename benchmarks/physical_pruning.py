@@ -4,8 +4,8 @@ Default (offline, under a minute on CPU): minilm-l6 with a random s-pruning mask
 and 4 of 6 MLPs, timed on synthetic random token batches.
 
     python benchmarks/physical_pruning.py
-    python benchmarks/physical_pruning.py --checkpoint runs/RTE/seed_42/finetune --masks masks/RTE/seed_42 \\
-        --task RTE --glue-dir ../shared/data/glue
+    python benchmarks/physical_pruning.py --checkpoint outputs/demo/SST-2/seed_1337/finetune/checkpoint \\
+        --masks outputs/demo/SST-2/seed_1337/s_pruning --task SST-2
 
 `--masks` is a folder of the authors' layout (head_mask.npy: layers x heads, mlp_mask.npy: layers, 1 = kept).
 Timing: one warm-up pass, then the median of `--repeats` passes over all batches, under torch.inference_mode.

@@ -1,4 +1,4 @@
-"""Per-head attention maps of a BERT classifier (METHOD.md section 7), captured with forward hooks.
+"""Per-head attention maps of a BERT classifier (docs/method.md section 7), captured with forward hooks.
 
 Two kinds of map, both of shape (seq, seq) per head, row i = the attending token, column j = the attended one:
 - raw: the attention probabilities alpha_ij;

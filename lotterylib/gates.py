@@ -1,4 +1,4 @@
-"""Head and MLP gates (METHOD.md section 2), implemented with forward hooks.
+"""Head and MLP gates (docs/method.md section 2), implemented with forward hooks.
 
 transformers 5.x removed `head_mask`; these hooks work with any attention kernel (sdpa, eager, flash):
 - head gate xi_{h,l}: scales head h's slice of the context vector before the output projection W_O;

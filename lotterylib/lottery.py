@@ -1,4 +1,4 @@
-"""Lottery-ticket tests (METHOD.md sections 4 and 5): good / random / bad subnetworks, pruned and re-fine-tuned,
+"""Lottery-ticket tests (docs/method.md sections 4 and 5): good / random / bad subnetworks, pruned and re-fine-tuned,
 the Table 2 comparison with baselines, super-survivors (Appendix E) and longer re-fine-tuning (Appendix D).
 
 Per (task, seed) (`notebooks/04_lottery_tests.ipynb`) every evaluation becomes one row of a tidy table

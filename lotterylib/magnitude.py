@@ -1,4 +1,4 @@
-"""Magnitude pruning ("m-pruning", METHOD.md section 3) through `torch.nn.utils.prune`.
+"""Magnitude pruning ("m-pruning", docs/method.md section 3) through `torch.nn.utils.prune`.
 
 Weight masks are dicts `{qualified parameter name: bool tensor}` (True = kept), named as in
 `model.named_parameters()` of the dense model, e.g. `bert.encoder.layer.0.attention.self.query.weight`.

@@ -1,4 +1,4 @@
-"""Attention-pattern classes of Kovaleva et al. (2019) and the head classifier of the paper (METHOD.md section 7).
+"""Attention-pattern classes of Kovaleva et al. (2019) and the head classifier of the paper (docs/method.md section 7).
 
 The paper's annotated maps are not public, so this module makes a labelled set of its own: synthetic
 row-stochastic maps laid on real tokenised GLUE sentences (positions of [CLS], [SEP], punctuation and of the

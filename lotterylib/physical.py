@@ -1,4 +1,4 @@
-"""Physically remove masked heads and MLPs from a BERT classifier (METHOD.md section 2).
+"""Physically remove masked heads and MLPs from a BERT classifier (docs/method.md section 2).
 
 The pruned model computes exactly what the gated model (`Gates` with 0/1 values) computes:
 - a removed head: its rows of W_Q, W_K, W_V and its input columns of W_O are sliced away. transformers'

@@ -147,14 +147,15 @@ def targets(preset: dict[str, Any]) -> list[str]:
 
 
 def upstream_jobs(preset: dict[str, Any], stage: str, task: str | None = None, seed: int | None = None) -> list[Job]:
-    """The jobs whose results a job reads: its `needs` for the same task and seed, or for every task and seed
-    for a per-preset stage. A lottery job with `extras` (super-survivors) reads every seed's s-pruning of
-    its task; without, its own seed's only."""
+    """The jobs whose results a job reads: its `needs` for the same task and seed, for every seed of the task
+    (a per-task stage), or for every task and seed (a per-preset stage). A lottery job with `extras`
+    (super-survivors) reads every seed's s-pruning of its task; without, its own seed's only."""
     jobs: list[Job] = []
     for need in STAGES[stage].needs:
         if STAGES[stage].level == "preset":
             jobs += [(need, t, s) for t in preset["tasks"] for s in preset["seeds"]]
-        elif (stage, need) == ("lottery", "s_pruning") and stage_params(preset, stage, task, seed).get("extras", True):
+        elif STAGES[stage].level == "task" or (
+                (stage, need) == ("lottery", "s_pruning") and stage_params(preset, stage, task, seed).get("extras", True)):
             jobs += [(need, task, s) for s in preset["seeds"]]
         else:
             jobs.append((need, task, seed))
@@ -193,8 +194,8 @@ def _sha(text: str) -> str:
 def job_file(preset: dict[str, Any], folder: str, stage: str, suffix: str, task: str | None = None,
              seed: int | str | None = None) -> str:
     """A job's log or benchmark file: `<outputs_root>/<folder>/<stage>/<task>_<seed><suffix>` for a
-    per-seed job, `.../<stage>/all_tasks<suffix>` for a per-preset one (task and seed may be wildcards)."""
-    name = f"{task}_{seed}" if STAGES[stage].level == "seed" else ALL_TASKS
+    per-seed job, `<task><suffix>` per task, `all_tasks<suffix>` per preset (task and seed may be wildcards)."""
+    name = {"seed": f"{task}_{seed}", "task": f"{task}", "preset": ALL_TASKS}[STAGES[stage].level]
     return display_path(resolve(preset["outputs_root"]) / folder / stage / f"{name}{suffix}")
 
 

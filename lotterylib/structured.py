@@ -1,4 +1,4 @@
-"""Structured pruning ("s-pruning") of heads and whole MLPs (METHOD.md section 2).
+"""Structured pruning ("s-pruning") of heads and whole MLPs (docs/method.md section 2).
 
 The search is driven by a `scorer(head_mask, mlp_mask) -> ScoredMasks`, which evaluates the model at those
 masks and returns the dev score and the raw gate importance from the same pass; `make_scorer` builds the

@@ -1,4 +1,4 @@
-"""Subnetworks for the lottery-ticket tests (METHOD.md sections 4 and 5), drawn with a numpy Generator.
+"""Subnetworks for the lottery-ticket tests (docs/method.md sections 4 and 5), drawn with a numpy Generator.
 
 For a "good" subnetwork (the survivors of a pruning search) of size k:
 - random: k elements drawn uniformly from the whole model (`compat="authors"` for s-pruning: each element

@@ -1,4 +1,4 @@
-"""The GLUE task registry: label sets, metrics, file layouts and official sizes (METHOD.md section 0)."""
+"""The GLUE task registry: label sets, metrics, file layouts and official sizes (docs/method.md section 0)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field

@@ -1,4 +1,4 @@
-"""Fine-tuning and evaluation (METHOD.md section 1), with gate-importance scores from the same pass.
+"""Fine-tuning and evaluation (docs/method.md section 1), with gate-importance scores from the same pass.
 
 Paper defaults: AdamW lr 2e-5, eps 1e-8, no weight decay, batch 32, 3 epochs, no warm-up, linear decay to
 0, gradient-norm clip 1.0, fp32. Gates (`Gates`) and weight masks (`torch.nn.utils.prune`) act through
