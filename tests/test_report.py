@@ -1,0 +1,157 @@
+"""The report's logic on hand-made results tables: verdicts, claims, paper vs ours, held-out gaps, README."""
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from lotterylib import report, results
+from lotterylib.lottery import M, PRUNED, REFINETUNED, S
+
+# Per seed: full, majority, then (method, subnetwork, setting) -> score; sparsity of the good subnetworks.
+HOLDING = {"full": [0.90, 0.92, 0.91], "majority": [0.5, 0.5, 0.5],
+           (S, "good", PRUNED): [0.85, 0.86, 0.84], (S, "random", PRUNED): [0.70, 0.60, 0.65],
+           (S, "bad", PRUNED): [0.55, 0.60, 0.58], (S, "good", REFINETUNED): [0.88, 0.89, 0.87],
+           (S, "random", REFINETUNED): [0.87, 0.90, 0.86], (S, "bad", REFINETUNED): [0.85, 0.84, 0.86],
+           (M, "good", PRUNED): [0.84, 0.85, 0.86], (M, "random", PRUNED): [0.70, 0.72, 0.69],
+           (M, "bad", PRUNED): [0.50, 0.52, 0.51], (M, "good", REFINETUNED): [0.88, 0.88, 0.89],
+           "s sparsity": [0.30, 0.35, 0.32], "m sparsity": [0.60, 0.61, 0.62]}
+
+
+def table(changes=None, task="SST-2"):
+    """A results table as `results.collect` would give for one task (the HOLDING numbers, with changes)."""
+    spec = {**HOLDING, **(changes or {})}
+    rows = []
+    for i, seed in enumerate((1, 2, 3)[:len(spec["full"])]):
+        rows += [(task, seed, "finetune", results.FULL, "", results.FINETUNED, "score", spec["full"][i]),
+                 (task, seed, "finetune", results.MAJORITY, "", "", "score", spec["majority"][i])]
+        for key, values in spec.items():
+            if isinstance(key, tuple):
+                rows.append((task, seed, "lottery", *key, "score", values[i]))
+        for method, name in ((S, "s sparsity"), (M, "m sparsity")):
+            rows.append((task, seed, "lottery", method, "good", PRUNED, "sparsity", spec[name][i]))
+    return results._typed(pd.DataFrame(rows, columns=results.COLUMNS))
+
+
+def verdicts(res):
+    out = report.score_claims(res)
+    return dict(zip(out.claim.str.split(" ").str[:3].str.join(" "), out.verdict))
+
+
+def test_interval_and_verdict_against_hand_computation():
+    d = [0.1, 0.15, 0.2]
+    half = stats.t.ppf(0.975, 2) * 0.05 / np.sqrt(3)                           # 0.124: the interval is above 0
+    assert report.interval(d) == pytest.approx((0.15, 0.15 - half, 0.15 + half))
+    assert report.verdict(d) == report.HOLDS and report.verdict([-x for x in d]) == report.FAILS
+    assert report.verdict([0.1, 0.2, 0.3]) == "cannot tell with 3 seeds"      # all positive, but too spread
+    assert report.verdict([0.3, -0.1, 0.05]) == "cannot tell with 3 seeds"
+    assert report.verdict([0.5]) == "cannot tell with 1 seed"                   # one seed never decides
+    assert report.verdict([0.01, 0.01]) == report.HOLDS                          # no spread: the sign decides
+    assert report.combine([report.HOLDS, "cannot tell with 2 seeds"]) == "cannot tell with 2 seeds"
+    assert report.combine(["cannot tell with 2 seeds", report.FAILS]) == report.FAILS
+
+
+def test_every_lottery_claim_holds_on_the_holding_table():
+    out = report.score_claims(table())
+    assert len(out) == 6 and (out.verdict == report.HOLDS).all() and (out.seeds == 3).all()
+    row = out.set_index("claim").loc["m pruned: good > random > bad"]
+    assert row.numbers.startswith("good 0.840/0.850/0.860, random 0.700/0.720/0.690, bad 0.500/0.520/0.510")
+
+
+def test_claims_that_do_not_hold_or_cannot_be_told():
+    fails = verdicts(table({"m sparsity": [0.2, 0.25, 0.22],
+                           (M, "bad", PRUNED): [0.80, 0.81, 0.79]}))      # bad above random: the order breaks
+    assert fails["m-pruning compresses more"] == report.FAILS
+    assert fails["m pruned: good"] == report.FAILS
+    unsure = verdicts(table({(S, "bad", REFINETUNED): [0.80, 0.60, 0.75],   # majority + half the gap: ~0.705
+                           (S, "random", REFINETUNED): [0.87, 0.70, 0.88]}))
+    assert unsure["s: bad re-fine-tuned"] == "cannot tell with 3 seeds"
+    assert unsure["s re-fine-tuned: random"] == "cannot tell with 3 seeds"
+    one = verdicts(table({k: v[:1] for k, v in HOLDING.items()}))
+    assert set(one.values()) == {"cannot tell with 1 seed"}
+    low = verdicts(table({(S, "good", PRUNED): [0.70, 0.71, 0.72]}))          # below 90% of ~0.91 on every seed
+    assert low["s: good pruned"] == report.FAILS and low["m: good pruned"] == report.HOLDS
+
+
+def stability_rows(task, n, kappa, q, p):
+    return pd.DataFrame([(task, pd.NA, "stability", "s-pruning", "good", results.ACROSS_SEEDS, m, v)
+                         for m, v in (("n_seeds", n), ("head_kappa", kappa), ("head_Q", q), ("head_p", p))],
+                        columns=results.COLUMNS)
+
+
+def test_stability_claim_reads_cochrans_p_the_right_way():
+    res = results._typed(pd.concat([stability_rows("SST-2", 3, 0.2, 9.0, 0.01),    # masks differ: unstable
+                                    stability_rows("MRPC", 3, 0.9, 0.5, 0.78),     # agree: stable
+                                    stability_rows("RTE", 3, np.nan, 0.0, 1.0),    # identical (all pruned)
+                                    stability_rows("CoLA", 2, 0.3, 1.0, 0.32)]))   # too few seeds to tell
+    out = report.stability_claims(res).set_index("task").verdict
+    assert out.to_dict() == {"SST-2": report.HOLDS, "MRPC": report.FAILS, "RTE": report.FAILS,
+                             "CoLA": "cannot tell with 2 seeds"}
+
+
+def pattern_rows(task, group, kind, counts):
+    return pd.DataFrame([(task, pd.NA, "attention_patterns", kind, group, "fine-tuned", f"count {c}", n)
+                         for c, n in counts.items()], columns=results.COLUMNS)
+
+
+def test_pattern_claims_and_shares():
+    res = results._typed(pd.concat([
+        pattern_rows("SST-2", "all heads", "raw", {"vertical": 60, "heterogeneous": 40}),
+        pattern_rows("SST-2", "all heads", "normed", {"vertical": 20, "heterogeneous": 80}),
+        pattern_rows("SST-2", "super-survivors", "raw", {"vertical": 9, "heterogeneous": 1}),
+        pattern_rows("SST-2", "super-survivors", "normed", {"vertical": 1, "heterogeneous": 9})]))
+    shares = report.pattern_shares(res).set_index(["map_kind", "group", "class"])["share"]
+    assert shares[("normed", "super-survivors", "heterogeneous")] == pytest.approx(0.9)
+    out = report.pattern_claims(res).set_index("claim").verdict
+    assert out["patterns: norm-weighted maps less vertical than raw (all heads)"] == report.HOLDS
+    assert out["patterns (raw): super-survivors no more heterogeneous than all heads"] == report.HOLDS   # 0.1 <= 0.4
+    assert out["patterns (normed): super-survivors no more heterogeneous than all heads"] == report.FAILS  # 0.9 > 0.8
+    no_super = results._typed(pattern_rows("RTE", "all heads", "raw", {"vertical": 5}))
+    assert report.pattern_claims(no_super).verdict.tolist()[1] == "cannot tell (no maps)"
+
+
+def test_paper_comparison_in_units_of_the_papers_std():
+    paper = pd.DataFrame({"experiment": ["no_mask", "global_bad", "head_mlp", "freq_baseline"],
+                          "meaning": ["full", "m bad", "s good", "majority"], "task": "SST-2",
+                          "mean_over_5_seeds": [0.92, 0.5, 0.84, 0.5], "std_ddof1_over_5_seeds": [0.01, 0.02, 0.0, 0.0]})
+    out = report.paper_comparison(table(), paper=paper).set_index("experiment")
+    assert list(out.index) == ["no_mask", "global_bad", "head_mlp", "freq_baseline"]   # the paper file's order
+    assert out.loc["no_mask", "ours mean"] == pytest.approx(0.91)
+    assert out.loc["no_mask", "difference / paper std"] == pytest.approx(-1.0)
+    assert out.loc["global_bad", "difference / paper std"] == pytest.approx((0.51 - 0.5) / 0.02)
+    assert np.isnan(out.loc["head_mlp", "difference / paper std"])                       # the paper's std is 0
+    assert not out.loc["global_bad", "like for like"] and out.loc["no_mask", "like for like"]
+    assert report.paper_comparison(table(), compat="authors", paper=paper)["like for like"].all()
+    assert report.paper_comparison(table(), paper=paper.iloc[:0]).empty
+
+
+def test_heldout_gaps_side_by_side():
+    split = table({(S, "good", PRUNED): [0.75, 0.76, 0.74]})                       # the good mask loses 0.1 on new data
+    out = report.heldout_gaps(table(), split).loc[(S, "SST-2")]
+    assert out["good - random (dev)"] == pytest.approx(0.85 - 0.65)
+    assert out["good - random (split)"] == pytest.approx(0.75 - 0.65)
+    assert out["good - random kept"] == pytest.approx(0.5)
+    assert report.heldout_gaps(table(), table()).loc[(M, "SST-2"), "good - bad kept"] == pytest.approx(1.0)
+
+
+def test_table2_and_headline_from_the_results_table():
+    res = pd.concat([table(), results._typed(pd.DataFrame(
+        [("SST-2", pd.NA, "bad_subnetworks", results.GLUE_BASELINE, "CBOW", "", "score", 0.8)], columns=results.COLUMNS))])
+    t2 = report.table2(res)
+    assert t2.loc["CBOW", "SST-2"] == 0.8 and t2.loc["bad s-pruned (re-fine-tuned)", "SST-2"] == pytest.approx(0.85)
+    head = report.headline_table(res).iloc[0]
+    assert head["full model"] == "0.910 ± 0.010" and head[f"m good / random / bad, {PRUNED}"] == "0.850 / 0.703 / 0.510"
+
+
+def test_readme_section_is_generated_between_the_markers(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# x\n{report.README_START}\nold numbers\n{report.README_END}\ntail\n")
+    root = tmp_path / "outputs" / "demo"
+    root.mkdir(parents=True)
+    table().to_csv(root / results.CSV_NAME, index=False)
+    text = report.update_readme(readme, [root, tmp_path / "outputs" / "missing"])
+    assert "old numbers" not in text and text.endswith(f"{report.README_END}\ntail\n")
+    assert "### `demo`" in text and "| SST-2 | 3 | 0.910 ± 0.010 |" in text and "holds 6 (of 6)" in text
+    assert report.NO_RUNS in report.update_readme(readme, [])
+    readme.write_text("no markers")
+    with pytest.raises(ValueError, match="markers"):
+        report.update_readme(readme, [root])
