@@ -7,7 +7,7 @@ PRESET  ?= demo
 export HF_HUB_OFFLINE ?= 1
 export LOTTERY_GLUE_DIR ?= $(abspath ../shared/data/glue)
 
-.PHONY: setup test test-fast golden demo grid
+.PHONY: setup test test-fast golden demo grid readme-results
 
 setup:
 	$(PY) -m venv $(VENV)
@@ -39,3 +39,7 @@ grid:
 	$(BIN)/snakemake --snakefile workflow/Snakefile --cores $(CORES) --config preset=$(PRESET) \
 	    --rerun-incomplete --keep-going --printshellcmds
 	$(BIN)/python -m lotterylib.summary outputs/$(PRESET)
+
+# The README's results section, generated from every committed preset's outputs/<preset>/results.csv.
+readme-results:
+	$(BIN)/python -m lotterylib.report --readme README.md

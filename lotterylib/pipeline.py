@@ -36,6 +36,7 @@ STAGES: dict[str, Stage] = {
     "bad_subnetworks": Stage("notebooks/05_bad_subnetworks.ipynb", "preset"),
     "stability": Stage("notebooks/06_stability.ipynb", "preset"),
     "attention_patterns": Stage("notebooks/07_attention_patterns.ipynb", "preset"),
+    "report": Stage("notebooks/00_report.ipynb", "preset"),  # last: reads results.csv and every stage's artifacts
 }
 
 GRID_KEYS = ("tasks", "seeds", "stages")

@@ -119,39 +119,30 @@ AUTHORS_RULES = {(S, "random"): "the paper's random s-masks are Bernoulli draws 
                  (M, "bad"): "the paper's bad m-masks keep the smallest weights (compat: authors)"}
 
 
-def paper_comparison(res: pd.DataFrame, compat: str = "paper", paper: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Per paper experiment and task: our mean ± std over seeds next to the paper's (bert-base, 5 seeds), the
-    difference in units of the paper's std (NaN where that std is 0) and whether the row is like for like
-    (`compat` the runs used: "authors" makes the authors'-rules rows comparable). Empty without paper numbers."""
-    paper = reference.paper_numbers() if paper is None else paper
-    if paper is None:
+REFERENCE_EXPERIMENTS = {results.FULL: "no_mask", results.MAJORITY: "freq_baseline"}
+
+
+def paper_comparison(res: pd.DataFrame, compat: str = "paper", path: str | Path | None = None) -> pd.DataFrame:
+    """Per task and row the paper has (full model, majority class, each subnetwork and setting): our mean, std
+    and seeds next to the paper's (bert-base, 5 seeds; `lottery.with_paper`), the difference in units of the
+    paper's std (NaN where that std is 0) and whether the row is like for like (`compat`: the rule the runs
+    drew with; "authors" makes the authors'-rules rows comparable). Empty without `paper_numbers.csv`."""
+    if reference.paper_numbers(path) is None:
         return pd.DataFrame()
-    ours = {("no_mask", t): g for t, g in finetune_scores(res).groupby("task")["full"]}
-    ours |= {("freq_baseline", t): g for t, g in finetune_scores(res).groupby("task")["majority"]}
-    scores = lottery_scores(res)
-    for (method, sub, setting, t), g in scores.groupby(["method", "subnetwork", "setting", "task"])["score"]:
-        exp = lottery.PAPER_EXPERIMENTS.get((method, sub, setting))
-        if exp:
-            ours[(exp, t)] = g
-    published = paper.set_index(["experiment", "task"])
-    rows = []
-    for (exp, t), values in ours.items():
-        if (exp, t) not in published.index:
-            continue
-        p = published.loc[(exp, t)]
-        key = next(((m, n) for (m, n, s), e in lottery.PAPER_EXPERIMENTS.items() if e == exp), None)
-        note = AUTHORS_RULES.get(key, "") if compat != "authors" else ""
-        p_std = float(p.std_ddof1_over_5_seeds)
-        rows.append({"experiment": exp, "task": t, "meaning": p.meaning, "seeds": len(values),
-                     "ours mean": values.mean(), "ours std": values.std(ddof=1),
-                     "paper mean": float(p.mean_over_5_seeds), "paper std": p_std,
-                     "difference / paper std": (values.mean() - p.mean_over_5_seeds) / p_std if p_std > 0 else np.nan,
-                     "like for like": not note, "note": note})
-    table = pd.DataFrame(rows)
-    if table.empty:
-        return table
-    order = table.experiment.map({e: i for i, e in enumerate(paper.experiment.unique())})
-    return table.assign(_order=order).sort_values(["task", "_order"]).drop(columns="_order").reset_index(drop=True)
+    fine = finetune_scores(res).rename(columns={"full": results.FULL, "majority": results.MAJORITY})
+    refs = fine.melt(id_vars=["task", "seed"], var_name="method", value_name="score").assign(subnetwork="", setting="")
+    side = lottery.with_paper(lottery.seed_stats(pd.concat([refs, lottery_scores(res)], ignore_index=True)), path)
+    for method, experiment in REFERENCE_EXPERIMENTS.items():
+        rows = side.method == method
+        values = [reference.paper_value(experiment, t, path) or (np.nan, np.nan) for t in side.task[rows]]
+        side.loc[rows, ["paper_mean", "paper_std"]] = values
+    side = side[side.paper_mean.notna()].rename(columns={"mean": "ours mean", "std": "ours std",
+                                                         "paper_mean": "paper mean", "paper_std": "paper std"})
+    side["difference / paper std"] = (side["ours mean"] - side["paper mean"]) / side["paper std"].where(side["paper std"] > 0)
+    side["note"] = [AUTHORS_RULES.get((m, n), "") if compat != "authors" else "" for m, n in zip(side.method, side.subnetwork)]
+    side["like for like"] = side.note == ""
+    order = {t: i for i, t in enumerate(dict.fromkeys(side.task))}
+    return side.sort_values("task", key=lambda t: t.map(order), kind="stable").reset_index(drop=True)
 
 
 # --- the claims checklist ----------------------------------------------------------------------------------
@@ -301,6 +292,11 @@ def run_settings(outputs_root: str | Path, stage: str = "lottery") -> dict:
     return {}
 
 
+def figure_files(outputs_root: str | Path, stage: str, pattern: str) -> list[Path]:
+    """The PNG figures a preset-level stage saved whose names match `pattern` (e.g. "s_survival_*"), sorted."""
+    return sorted(runs.stage_dir(outputs_root, stage).glob(f"{pattern}.png"))
+
+
 def headline_table(res: pd.DataFrame) -> pd.DataFrame:
     """Per task: full model and majority (mean ± std over seeds) and the good / random / bad means of both
     methods, pruned and re-fine-tuned, as strings "good / random / bad"."""
@@ -332,38 +328,48 @@ def readme_section(outputs_root: str | Path) -> str:
              f" (compat `{settings.get('compat', '?')}`). Every number: [`results.csv`]({runs.display_path(root)}/"
              f"{results.CSV_NAME}); the report: [`00_report.ipynb`]({runs.display_path(report)}).", "",
              results.markdown(headline_table(res)),
+             *([f"![Figure 2, {name}]({runs.display_path(report.parent / 'figure2.png')})", ""]
+               if (report.parent / "figure2.png").is_file() else []),
              "Claims checklist: " + ", ".join(f"{k} {v}" for k, v in tally.items()) + f" (of {len(checklist)}).", ""]
     return "\n".join(lines)
 
 
 NO_RUNS = ("No committed runs yet: the results appear here once a preset's run is committed under `outputs/` "
            "and `make readme-results` regenerates this section.\n")
+CI_PRESET = "smoke"  # rebuilt by `make test`, never committed: not in the README
 
 
-def update_readme(readme: str | Path, outputs_roots: Sequence[str | Path]) -> str:
-    """Replace the text between the README's results markers with the sections of the given presets (those
-    with a results.csv); returns the new text."""
-    path = runs.resolve(readme)
-    text = path.read_text()
+def committed_roots(outputs: str | Path = "outputs") -> list[Path]:
+    """The output roots under `outputs` that hold a results.csv, but the CI's, sorted by name."""
+    return sorted(p.parent for p in runs.resolve(outputs).glob(f"*/{results.CSV_NAME}") if p.parent.name != CI_PRESET)
+
+
+def render_readme(text: str, outputs_roots: Sequence[str | Path]) -> str:
+    """`text` with the part between the results markers replaced by the sections of `outputs_roots`."""
     pattern = re.compile(re.escape(README_START) + ".*?" + re.escape(README_END), re.S)
     if not pattern.search(text):
-        raise ValueError(f"{readme} has no {README_START} ... {README_END} markers: add them where the results go.")
-    roots = [r for r in outputs_roots if (runs.resolve(r) / results.CSV_NAME).is_file()]
-    body = "\n".join(readme_section(r) for r in roots) if roots else NO_RUNS
-    new = pattern.sub(lambda _: f"{README_START}\n<!-- generated by `make readme-results`: do not edit -->\n\n"
-                      f"{body}\n{README_END}", text)
-    path.write_text(new)
-    return new
+        raise ValueError(f"no {README_START} ... {README_END} markers in the README: add them where the results go.")
+    body = "\n".join(readme_section(r) for r in outputs_roots) if outputs_roots else NO_RUNS
+    return pattern.sub(lambda _: f"{README_START}\n<!-- generated by `make readme-results`: do not edit -->\n\n"
+                       f"{body}\n{README_END}", text)
+
+
+def update_readme(readme: str | Path = "README.md", outputs_roots: Sequence[str | Path] | None = None) -> str:
+    """Rewrite the README's results section from `outputs_roots` (default: `committed_roots()`); returns the text."""
+    path = runs.resolve(readme)
+    text = render_readme(path.read_text(), committed_roots() if outputs_roots is None else outputs_roots)
+    path.write_text(text)
+    return text
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m lotterylib.report",
                                 description="Regenerate the README's results section from the presets' results.csv.")
-    p.add_argument("outputs_roots", nargs="*", help="output roots, e.g. outputs/demo (those without a "
-                   "results.csv are skipped; none: the section says that no runs are committed)")
+    p.add_argument("outputs_roots", nargs="*", help="output roots with a results.csv, e.g. outputs/demo "
+                   "(default: every committed preset under outputs/, the CI's smoke preset left out)")
     p.add_argument("--readme", default="README.md", help="the README to update (default README.md)")
     args = p.parse_args(argv)
-    update_readme(args.readme, args.outputs_roots)
+    update_readme(args.readme, args.outputs_roots or None)
     return 0
 
 

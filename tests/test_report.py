@@ -1,10 +1,12 @@
 """The report's logic on hand-made results tables: verdicts, claims, paper vs ours, held-out gaps, README."""
+import tomllib
+
 import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
 
-from lotterylib import report, results
+from lotterylib import reference, report, results
 from lotterylib.lottery import M, PRUNED, REFINETUNED, S
 
 # Per seed: full, majority, then (method, subnetwork, setting) -> score; sparsity of the good subnetworks.
@@ -109,19 +111,22 @@ def test_pattern_claims_and_shares():
     assert report.pattern_claims(no_super).verdict.tolist()[1] == "cannot tell (no maps)"
 
 
-def test_paper_comparison_in_units_of_the_papers_std():
-    paper = pd.DataFrame({"experiment": ["no_mask", "global_bad", "head_mlp", "freq_baseline"],
-                          "meaning": ["full", "m bad", "s good", "majority"], "task": "SST-2",
-                          "mean_over_5_seeds": [0.92, 0.5, 0.84, 0.5], "std_ddof1_over_5_seeds": [0.01, 0.02, 0.0, 0.0]})
-    out = report.paper_comparison(table(), paper=paper).set_index("experiment")
-    assert list(out.index) == ["no_mask", "global_bad", "head_mlp", "freq_baseline"]   # the paper file's order
-    assert out.loc["no_mask", "ours mean"] == pytest.approx(0.91)
-    assert out.loc["no_mask", "difference / paper std"] == pytest.approx(-1.0)
-    assert out.loc["global_bad", "difference / paper std"] == pytest.approx((0.51 - 0.5) / 0.02)
-    assert np.isnan(out.loc["head_mlp", "difference / paper std"])                       # the paper's std is 0
-    assert not out.loc["global_bad", "like for like"] and out.loc["no_mask", "like for like"]
-    assert report.paper_comparison(table(), compat="authors", paper=paper)["like for like"].all()
-    assert report.paper_comparison(table(), paper=paper.iloc[:0]).empty
+def test_paper_comparison_in_units_of_the_papers_std(tmp_path):
+    path = tmp_path / "paper.csv"
+    pd.DataFrame({"experiment": ["no_mask", "global_bad", "head_mlp", "freq_baseline"],
+                  "meaning": ["full", "m bad", "s good", "majority"], "task": "SST-2",
+                  "mean_over_5_seeds": [0.92, 0.5, 0.84, 0.5], "std_ddof1_over_5_seeds": [0.01, 0.02, 0.0, 0.0]}
+                 ).to_csv(path, index=False)
+    out = report.paper_comparison(table(), path=path).set_index(["method", "subnetwork", "setting"])
+    assert list(out.index) == [(results.FULL, "", ""), (results.MAJORITY, "", ""), (S, "good", PRUNED), (M, "bad", PRUNED)]
+    full = out.loc[(results.FULL, "", "")]
+    assert full["ours mean"] == pytest.approx(0.91) and full["seeds"] == 3
+    assert full["difference / paper std"] == pytest.approx(-1.0)
+    assert out.loc[(M, "bad", PRUNED), "difference / paper std"] == pytest.approx((0.51 - 0.5) / 0.02)
+    assert np.isnan(out.loc[(S, "good", PRUNED), "difference / paper std"])             # the paper's std is 0
+    assert not out.loc[(M, "bad", PRUNED), "like for like"] and full["like for like"]
+    assert report.paper_comparison(table(), compat="authors", path=path)["like for like"].all()
+    assert report.paper_comparison(table(), path=tmp_path / "missing.csv").empty
 
 
 def test_heldout_gaps_side_by_side():
@@ -148,10 +153,28 @@ def test_readme_section_is_generated_between_the_markers(tmp_path):
     root = tmp_path / "outputs" / "demo"
     root.mkdir(parents=True)
     table().to_csv(root / results.CSV_NAME, index=False)
-    text = report.update_readme(readme, [root, tmp_path / "outputs" / "missing"])
+    (tmp_path / "outputs" / "smoke").mkdir()
+    (tmp_path / "outputs" / "smoke" / results.CSV_NAME).write_text("")
+    assert report.committed_roots(tmp_path / "outputs") == [root]                    # the CI's runs stay out
+    text = report.update_readme(readme, [root])
     assert "old numbers" not in text and text.endswith(f"{report.README_END}\ntail\n")
     assert "### `demo`" in text and "| SST-2 | 3 | 0.910 ± 0.010 |" in text and "holds 6 (of 6)" in text
     assert report.NO_RUNS in report.update_readme(readme, [])
     readme.write_text("no markers")
     with pytest.raises(ValueError, match="markers"):
         report.update_readme(readme, [root])
+
+
+def test_the_readme_results_are_the_generated_ones():
+    text = (results.runs.PROJECT_ROOT / "README.md").read_text()
+    assert text == report.render_readme(text, report.committed_roots()), "run `make readme-results`"
+
+
+def test_paper_numbers_ship_with_the_package(monkeypatch, tmp_path):
+    monkeypatch.delenv(reference.PAPER_NUMBERS_ENV, raising=False)
+    assert reference.paper_value("no_mask", "SST-2") == pytest.approx((0.925688, 0.003383))
+    assert len(reference.paper_numbers()) == 180 and (reference.SHIPPED_PAPER_NUMBERS.parent / "README.md").is_file()
+    package_data = tomllib.loads((results.runs.PROJECT_ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    assert "data_files/*.csv" in package_data["package-data"]["lotterylib"]
+    monkeypatch.setenv(reference.PAPER_NUMBERS_ENV, str(tmp_path / "none.csv"))   # renders without them
+    assert reference.paper_numbers() is None and report.paper_comparison(table()).empty
