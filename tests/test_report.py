@@ -1,4 +1,5 @@
 """The report's logic on hand-made results tables: verdicts, claims, paper vs ours, held-out gaps, README."""
+import re
 import tomllib
 
 import numpy as np
@@ -178,3 +179,26 @@ def test_paper_numbers_ship_with_the_package(monkeypatch, tmp_path):
     assert "data_files/*.csv" in package_data["package-data"]["lotterylib"]
     monkeypatch.setenv(reference.PAPER_NUMBERS_ENV, str(tmp_path / "none.csv"))   # renders without them
     assert reference.paper_numbers() is None and report.paper_comparison(table()).empty
+
+
+@pytest.mark.slow
+def test_the_workflow_writes_results_then_runs_the_report_last(tmp_path):
+    """Dry run of the smoke grid: one results job whose inputs are every other stage's metrics.json, then the
+    report, which needs results.csv."""
+    import subprocess
+    import sys
+
+    from lotterylib import pipeline
+
+    root = tmp_path / "smoke"
+    out = subprocess.run([sys.executable, "-m", "snakemake", "-s", "workflow/Snakefile", "--dry-run", "--nolock",
+                          "--config", "preset=smoke", f"outputs_root={root}"], cwd=results.runs.PROJECT_ROOT,
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    log = out.stdout + out.stderr
+    jobs = dict(re.findall(r"^rule (\w+):\n((?:    .*\n)+)", log, flags=re.M))
+    preset = pipeline.load_preset("smoke", {"outputs_root": str(root)})
+    stages = [t for t in pipeline.targets(preset) if "/report/" not in t]
+    assert set(jobs["results"].split("input: ")[1].split("\n")[0].split(", ")) == set(stages)
+    assert f"input: notebooks/00_report.ipynb, {root}/results.csv" in jobs["report"]
+    assert f"output: {root}/all_tasks/report/metrics.json" in jobs["report"]
