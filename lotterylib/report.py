@@ -4,11 +4,12 @@ claims with a verdict per task. Nothing here trains.
 
 Verdicts. A claim about scores is a per-seed difference d_i that the claim says is positive (e.g. good minus
 random, pruned). With n >= 2 seeds the 95% t-interval of the mean difference decides: entirely above 0 "holds",
-entirely below 0 "does not hold", otherwise (and always with one seed) "cannot tell with n seeds".
+entirely at or below 0 "does not hold", otherwise (and always with one seed) "cannot tell with n seeds".
 """
 from __future__ import annotations
 
 import argparse
+import io
 import re
 import sys
 from collections.abc import Sequence
@@ -48,7 +49,7 @@ def verdict(diffs: Sequence[float], confidence: float = 0.95) -> str:
     _, low, high = interval(diffs, confidence)
     if n >= 2 and low > 0:
         return HOLDS
-    if n >= 2 and high < 0:
+    if n >= 2 and high <= 0:
         return FAILS
     return cannot_tell(n)
 
@@ -141,8 +142,29 @@ def paper_comparison(res: pd.DataFrame, compat: str = "paper", path: str | Path 
     side["difference / paper std"] = (side["ours mean"] - side["paper mean"]) / side["paper std"].where(side["paper std"] > 0)
     side["note"] = [AUTHORS_RULES.get((m, n), "") if compat != "authors" else "" for m, n in zip(side.method, side.subnetwork)]
     side["like for like"] = side.note == ""
-    order = {t: i for i, t in enumerate(dict.fromkeys(side.task))}
-    return side.sort_values("task", key=lambda t: t.map(order), kind="stable").reset_index(drop=True)
+    return _by_task(side)
+
+
+def _by_task(table: pd.DataFrame) -> pd.DataFrame:
+    """Rows grouped by task in order of first appearance, the order within a task kept."""
+    order = {t: i for i, t in enumerate(dict.fromkeys(table.task))}
+    return table.sort_values("task", key=lambda t: t.map(order), kind="stable").reset_index(drop=True)
+
+
+def _mean_std(mean: float, std: float) -> str:
+    return f"{mean:.3f}" if np.isnan(std) else f"{mean:.3f} ± {std:.3f}"
+
+
+def comparison_view(comparison: pd.DataFrame) -> pd.DataFrame:
+    """`paper_comparison` for reading: per task and row, ours and the paper's as "mean ± std", the difference
+    in paper stds (one decimal) and whether the row is like for like."""
+    keys = ["task", "method", "subnetwork", "setting"]
+    return comparison[keys].assign(
+        seeds=comparison.seeds,
+        ours=[_mean_std(m, s) for m, s in zip(comparison["ours mean"], comparison["ours std"])],
+        paper=[_mean_std(m, s) for m, s in zip(comparison["paper mean"], comparison["paper std"])],
+        **{"difference / paper std": comparison["difference / paper std"].round(1),
+           "like for like": comparison["like for like"].map({True: "yes", False: "no"})}).set_index(keys)
 
 
 # --- the claims checklist ----------------------------------------------------------------------------------
@@ -262,7 +284,9 @@ def claims(res: pd.DataFrame, good_share: float = 0.9, majority_margin: float = 
         parts.append(stability_claims(res, alpha))
     if "attention_patterns" in stages:
         parts.append(pattern_claims(res))
-    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=VERDICT_COLUMNS)
+    if not parts:
+        return pd.DataFrame(columns=VERDICT_COLUMNS)
+    return _by_task(pd.concat(parts, ignore_index=True).astype({"seeds": "Int64"}))
 
 
 # --- masks chosen on held-out data (`selection: split`) ---------------------------------------------------
@@ -295,6 +319,18 @@ def run_settings(outputs_root: str | Path, stage: str = "lottery") -> dict:
 def figure_files(outputs_root: str | Path, stage: str, pattern: str) -> list[Path]:
     """The PNG figures a preset-level stage saved whose names match `pattern` (e.g. "s_survival_*"), sorted."""
     return sorted(runs.stage_dir(outputs_root, stage).glob(f"{pattern}.png"))
+
+
+def png_preview(path: str | Path, width: int = 800) -> bytes:
+    """A saved PNG figure scaled down to at most `width` pixels wide, as PNG bytes (keeps the report small)."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        if image.width > width:
+            image = image.resize((width, round(image.height * width / image.width)), Image.Resampling.LANCZOS)
+        buffer = io.BytesIO()
+        image.save(buffer, format="PNG", optimize=True)
+    return buffer.getvalue()
 
 
 def headline_table(res: pd.DataFrame) -> pd.DataFrame:

@@ -1,4 +1,5 @@
 """The report's logic on hand-made results tables: verdicts, claims, paper vs ours, held-out gaps, README."""
+import io
 import re
 import tomllib
 
@@ -49,6 +50,7 @@ def test_interval_and_verdict_against_hand_computation():
     assert report.verdict([0.3, -0.1, 0.05]) == "cannot tell with 3 seeds"
     assert report.verdict([0.5]) == "cannot tell with 1 seed"                   # one seed never decides
     assert report.verdict([0.01, 0.01]) == report.HOLDS                          # no spread: the sign decides
+    assert report.verdict([0.0, 0.0, 0.0]) == report.FAILS                       # equal is not greater
     assert report.combine([report.HOLDS, "cannot tell with 2 seeds"]) == "cannot tell with 2 seeds"
     assert report.combine(["cannot tell with 2 seeds", report.FAILS]) == report.FAILS
 
@@ -96,6 +98,13 @@ def pattern_rows(task, group, kind, counts):
                          for c, n in counts.items()], columns=results.COLUMNS)
 
 
+def test_checklist_groups_the_claims_by_task():
+    res = results._typed(pd.concat([table(), table(task="MRPC"), stability_rows("SST-2", 3, 0.2, 9.0, 0.01)]))
+    out = report.claims(res)
+    assert out.task.tolist() == ["SST-2"] * 7 + ["MRPC"] * 6 and str(out.seeds.dtype) == "Int64"
+    assert out.claim.iloc[6].startswith("masks unstable") and report.claims(res.iloc[:0]).empty
+
+
 def test_pattern_claims_and_shares():
     res = results._typed(pd.concat([
         pattern_rows("SST-2", "all heads", "raw", {"vertical": 60, "heterogeneous": 40}),
@@ -127,6 +136,10 @@ def test_paper_comparison_in_units_of_the_papers_std(tmp_path):
     assert np.isnan(out.loc[(S, "good", PRUNED), "difference / paper std"])             # the paper's std is 0
     assert not out.loc[(M, "bad", PRUNED), "like for like"] and full["like for like"]
     assert report.paper_comparison(table(), compat="authors", path=path)["like for like"].all()
+    view = report.comparison_view(report.paper_comparison(table(), path=path)).loc["SST-2"]
+    assert view.loc[(results.FULL, "", ""), ["ours", "paper", "difference / paper std", "like for like"]].tolist() \
+        == ["0.910 ± 0.010", "0.920 ± 0.010", -1.0, "yes"]
+    assert view.loc[(M, "bad", PRUNED), "like for like"] == "no"
     assert report.paper_comparison(table(), path=tmp_path / "missing.csv").empty
 
 
@@ -202,3 +215,16 @@ def test_the_workflow_writes_results_then_runs_the_report_last(tmp_path):
     assert set(jobs["results"].split("input: ")[1].split("\n")[0].split(", ")) == set(stages)
     assert f"input: notebooks/00_report.ipynb, {root}/results.csv" in jobs["report"]
     assert f"output: {root}/all_tasks/report/metrics.json" in jobs["report"]
+
+
+def test_png_preview_scales_down_wide_figures_only(tmp_path):
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    fig, _ = plt.subplots(figsize=(10, 4))
+    fig.savefig(tmp_path / "wide.png", dpi=200)                                # 2000 x 800
+    fig.savefig(tmp_path / "small.png", dpi=50)                                # 500 x 200
+    plt.close(fig)
+    wide = Image.open(io.BytesIO(report.png_preview(tmp_path / "wide.png")))
+    assert wide.size == (800, 320)
+    assert Image.open(io.BytesIO(report.png_preview(tmp_path / "small.png"))).size == (500, 200)
