@@ -338,9 +338,12 @@ def headline_table(res: pd.DataFrame) -> pd.DataFrame:
     methods, pruned and re-fine-tuned, as strings "good / random / bad"."""
     fine = finetune_scores(res).groupby("task", sort=False)
     stats = lottery.seed_stats(lottery_scores(res)).set_index(["task", "method", "setting", "subnetwork"])["mean"]
+    sizes = res[res.metric.isin(["train_examples", "dev_examples"])].groupby(["task", "metric"])["value"].max()
     rows = []
     for task, g in fine:
-        row = {"task": task, "seeds": len(g), "full model": f"{g.full.mean():.3f} ± {g.full.std(ddof=1):.3f}",
+        row = {"task": task, "train / dev examples": "/".join(f"{sizes.get((task, m), np.nan):.0f}"
+                                                             for m in ("train_examples", "dev_examples")),
+               "seeds": len(g), "full model": f"{g.full.mean():.3f} ± {g.full.std(ddof=1):.3f}",
                "majority": f"{g.majority.mean():.3f}"}
         for method in (S, M):
             for setting in (PRUNED, REFINETUNED):

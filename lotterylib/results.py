@@ -40,7 +40,8 @@ def _finetune(folder: Path, task: str, seed: int | None) -> Iterator[dict]:
     m = runs.read_json(folder / "metrics.json")
     yield _row(task, seed, "finetune", FULL, "", FINETUNED, "score", m["dev_score"])
     yield _row(task, seed, "finetune", MAJORITY, "", "", "score", m["majority_baseline"])
-    yield _row(task, seed, "finetune", FULL, "", FINETUNED, "final_train_loss", m["final_train_loss"])
+    for name in ("final_train_loss", "train_examples", "dev_examples"):
+        yield _row(task, seed, "finetune", FULL, "", FINETUNED, name, m[name])
 
 
 def _pruning(method: str, metrics: tuple[str, ...]) -> Callable[[Path, str, int | None], Iterator[dict]]:

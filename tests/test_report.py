@@ -27,6 +27,8 @@ def table(changes=None, task="SST-2"):
     rows = []
     for i, seed in enumerate((1, 2, 3)[:len(spec["full"])]):
         rows += [(task, seed, "finetune", results.FULL, "", results.FINETUNED, "score", spec["full"][i]),
+                 (task, seed, "finetune", results.FULL, "", results.FINETUNED, "train_examples", 2000),
+                 (task, seed, "finetune", results.FULL, "", results.FINETUNED, "dev_examples", 872),
                  (task, seed, "finetune", results.MAJORITY, "", "", "score", spec["majority"][i])]
         for key, values in spec.items():
             if isinstance(key, tuple):
@@ -172,7 +174,7 @@ def test_readme_section_is_generated_between_the_markers(tmp_path):
     assert report.committed_roots(tmp_path / "outputs") == [root]                    # the CI's runs stay out
     text = report.update_readme(readme, [root])
     assert "old numbers" not in text and text.endswith(f"{report.README_END}\ntail\n")
-    assert "### `demo`" in text and "| SST-2 | 3 | 0.910 ± 0.010 |" in text and "holds 6 (of 6)" in text
+    assert "### `demo`" in text and "| SST-2 | 2000/872 | 3 | 0.910 ± 0.010 |" in text and "holds 6 (of 6)" in text
     assert report.NO_RUNS in report.update_readme(readme, [])
     readme.write_text("no markers")
     with pytest.raises(ValueError, match="markers"):

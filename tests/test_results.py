@@ -11,7 +11,8 @@ def fake_tree(root):
     """Two seeds of SST-2 with finetune, s_pruning, lottery; one stability and one attention_patterns stage."""
     for seed in (1, 2):
         runs.write_json_atomic(runs.stage_dir(root, "finetune", "SST-2", seed) / "metrics.json",
-                               {"dev_score": 0.8 + seed / 100, "majority_baseline": 0.5, "final_train_loss": 0.3})
+                               {"dev_score": 0.8 + seed / 100, "majority_baseline": 0.5, "final_train_loss": 0.3,
+                                "train_examples": 48, "dev_examples": 40})
         runs.write_json_atomic(runs.stage_dir(root, "s_pruning", "SST-2", seed) / "metrics.json",
                                {"good_score": 0.75, "heads_kept": 40, "mlps_kept": 5, "steps": 3})
         lot = runs.stage_dir(root, "lottery", "SST-2", seed)
@@ -52,8 +53,9 @@ def test_collect_reads_every_finished_stage(tmp_path):
     att = res[res.stage == "attention_patterns"].set_index(["task", "metric"])["value"]
     assert att[("SST-2", "share vertical")] == 0.75 and att[("SST-2", "count block")] == 10
     assert att[("SST-2", "cnn_rule_agreement")] == 0.6 and att[("", "cnn_accuracy")] == 0.9
-    # 2 seeds x (3 finetune + 4 s_pruning + 3 subnetworks x 5 lottery metrics) + 4 stability + 4 + 1 + 1 patterns
-    assert len(res) == 2 * (3 + 4 + 15) + 4 + 6
+    assert one[("SST-2", 1, "finetune", results.FULL, "", results.FINETUNED, "train_examples")] == 48
+    # 2 seeds x (5 finetune + 4 s_pruning + 3 subnetworks x 5 lottery metrics) + 4 stability + 4 + 1 + 1 patterns
+    assert len(res) == 2 * (5 + 4 + 15) + 4 + 6
 
 
 @pytest.mark.parametrize("name", [results.CSV_NAME, results.PARQUET_NAME])
