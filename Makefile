@@ -12,7 +12,7 @@ export LOTTERY_GLUE_DIR ?= $(GLUE_LOCAL)
 export HF_HUB_OFFLINE ?= 1
 endif
 
-.PHONY: setup test test-fast test-slurm golden demo grid
+.PHONY: setup test test-fast test-slurm golden demo grid readme-results
 
 setup:
 	$(PY) -m venv $(VENV)
@@ -53,3 +53,7 @@ grid:
 	$(BIN)/snakemake --snakefile workflow/Snakefile --cores $(CORES) --config preset=$(PRESET) \
 	    --rerun-incomplete --keep-going --printshellcmds
 	$(BIN)/python -m lotterylib.summary outputs/$(PRESET)
+
+# The README's results section, generated from every committed preset's outputs/<preset>/results.csv.
+readme-results:
+	$(BIN)/python -m lotterylib.report --readme README.md

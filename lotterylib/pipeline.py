@@ -40,6 +40,7 @@ STAGES: dict[str, Stage] = {
     "bad_subnetworks": Stage("notebooks/05_bad_subnetworks.ipynb", "preset", ("lottery",)),
     "stability": Stage("notebooks/06_stability.ipynb", "preset", ("s_pruning", "m_pruning")),
     "attention_patterns": Stage("notebooks/07_attention_patterns.ipynb", "preset", ("s_pruning",)),
+    "report": Stage("notebooks/00_report.ipynb", "preset"),  # last: results.csv and every stage's artifacts
 }
 
 GRID_KEYS = ("tasks", "seeds", "stages")

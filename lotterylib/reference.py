@@ -1,4 +1,5 @@
-"""The paper's published numbers (`paper_numbers.csv`, kept outside the project) for side-by-side tables."""
+"""The paper's published numbers (`data_files/paper_numbers.csv`, shipped with the package; source and
+meaning in `data_files/README.md`) for side-by-side tables."""
 from __future__ import annotations
 
 import os
@@ -6,18 +7,19 @@ from pathlib import Path
 
 import pandas as pd
 
-from .runs import PROJECT_ROOT
-
 PAPER_NUMBERS_ENV = "LOTTERY_PAPER_NUMBERS"
-DEFAULT_PAPER_NUMBERS = PROJECT_ROOT.parent / "shared" / "reference" / "paper_numbers.csv"
+SHIPPED_PAPER_NUMBERS = Path(__file__).resolve().parent / "data_files" / "paper_numbers.csv"
+
+
+def paper_numbers_path(path: str | Path | None = None) -> Path:
+    """`path`, else `$LOTTERY_PAPER_NUMBERS`, else the shipped copy."""
+    return Path(path or os.environ.get(PAPER_NUMBERS_ENV) or SHIPPED_PAPER_NUMBERS)
 
 
 def paper_numbers(path: str | Path | None = None) -> pd.DataFrame | None:
-    """The published means and stds per (experiment, task), or None when the file is not available.
-
-    Looked up at `path`, then `$LOTTERY_PAPER_NUMBERS`, then `../shared/reference/paper_numbers.csv`.
-    """
-    path = Path(path or os.environ.get(PAPER_NUMBERS_ENV) or DEFAULT_PAPER_NUMBERS)
+    """The published means and stds per (experiment, task) (columns experiment, meaning, task, paper_metric,
+    mean_over_5_seeds, std_ddof1_over_5_seeds), or None when the file is not there."""
+    path = paper_numbers_path(path)
     return pd.read_csv(path) if path.is_file() else None
 
 

@@ -1,14 +1,18 @@
 """`python -m lotterylib.summary outputs/<preset>`: what the grid produced, where, with headline numbers.
 
-Each notebook puts its headline numbers under the `summary` key of its metrics.json.
+Each notebook puts its headline numbers under the `summary` key of its metrics.json. `--table results`
+gives instead every number of the preset as one tidy table (`lotterylib.results`), the content of
+`outputs/<preset>/results.csv`.
 """
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
 import pandas as pd
 
+from . import results
 from .runs import ALL_SEEDS, ALL_TASKS, display_path, read_json, resolve
 
 
@@ -30,19 +34,54 @@ def collect(outputs_root: str | Path) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["task", "seed", "stage", "result", "folder"])
 
 
-def main(argv: list[str]) -> int:
-    if len(argv) != 1:
-        print("usage: python -m lotterylib.summary outputs/<preset>", file=sys.stderr)
-        return 2
-    table = collect(argv[0])
-    if table.empty:
-        print(f"No finished stages under {argv[0]}.")
-        return 1
+def render(table: pd.DataFrame, fmt: str) -> str:
+    """`table` as plain text (aligned columns), CSV or a markdown pipe table."""
+    if fmt == "csv":
+        return table.to_csv(index=False)
+    if fmt == "md":
+        return results.markdown(table, floatfmt=".4g")
     with pd.option_context("display.max_rows", None, "display.max_colwidth", 80, "display.width", 200):
-        print(f"\nFinished stages under {argv[0]} ({len(table)}):\n")
-        print(table.to_string(index=False))
+        return table.to_string(index=False) + "\n"
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m lotterylib.summary", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog="examples:\n  python -m lotterylib.summary outputs/demo\n"
+                                       "  python -m lotterylib.summary outputs/demo --table results --format csv "
+                                       "-o outputs/demo/results.csv")
+    p.add_argument("outputs_root", help="a preset's output root, e.g. outputs/demo (relative to the project root)")
+    p.add_argument("--table", choices=("stages", "results"), default="stages",
+                   help="stages: one row per finished stage with its headline numbers (default); "
+                        "results: every number, one per row (task, seed, stage, method, subnetwork, setting, "
+                        "metric, value)")
+    p.add_argument("--format", choices=("text", "csv", "md"), default="text",
+                   help="text: aligned columns (default); csv; md: a markdown pipe table")
+    p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of standard output")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    root = resolve(args.outputs_root)
+    if not root.is_dir():
+        print(f"{args.outputs_root}: no such folder. Give a preset's output root, e.g. outputs/demo, after "
+              "running its grid (make grid PRESET=demo).", file=sys.stderr)
+        return 1
+    table = collect(root) if args.table == "stages" else results.collect(root)
+    if table.empty:
+        print(f"No finished stages under {args.outputs_root}.", file=sys.stderr)
+        return 1
+    text = render(table, args.format)
+    if args.output:
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.output).write_text(text)
+    else:
+        if args.format == "text":
+            print(f"\n{args.table.capitalize()} under {args.outputs_root} ({len(table)} rows):\n")
+        print(text, end="")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(main())

@@ -1,0 +1,96 @@
+"""The tidy results table: built from hand-made run folders, written and read back, and the summary CLI."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from lotterylib import results, runs, summary
+from lotterylib.lottery import SCORE_COLUMNS
+
+
+def fake_tree(root):
+    """Two seeds of SST-2 with finetune, s_pruning, lottery; one stability and one attention_patterns stage."""
+    for seed in (1, 2):
+        runs.write_json_atomic(runs.stage_dir(root, "finetune", "SST-2", seed) / "metrics.json",
+                               {"dev_score": 0.8 + seed / 100, "majority_baseline": 0.5, "final_train_loss": 0.3,
+                                "train_examples": 48, "dev_examples": 40})
+        runs.write_json_atomic(runs.stage_dir(root, "s_pruning", "SST-2", seed) / "metrics.json",
+                               {"good_score": 0.75, "heads_kept": 40, "mlps_kept": 5, "steps": 3})
+        lot = runs.stage_dir(root, "lottery", "SST-2", seed)
+        lot.mkdir(parents=True)
+        pd.DataFrame([["SST-2", seed, "s-pruning", n, "pruned", np.nan, 40, 5, 0.6, 0.4, v]
+                      for n, v in (("good", 0.75), ("random", 0.6), ("bad", 0.55))],
+                     columns=SCORE_COLUMNS).to_csv(lot / "scores.csv", index=False)
+        runs.write_json_atomic(lot / "metrics.json", {})
+    stab = runs.stage_dir(root, "stability")
+    stab.mkdir(parents=True)
+    pd.DataFrame({"task": ["SST-2"], "n_seeds": [2], "head_kappa": [0.2], "head_Q": [4.0], "head_p": [0.045],
+                  "mlp_kappa": [np.nan]}).to_csv(stab / "stability.csv", index=False)
+    runs.write_json_atomic(stab / "metrics.json", {})
+    att = runs.stage_dir(root, "attention_patterns")
+    att.mkdir(parents=True)
+    pd.DataFrame({"task": "SST-2", "model": "fine-tuned", "map_kind": "raw", "group": ["all heads", "all heads"],
+                  "class": ["vertical", "block"], "count": [30, 10], "share": [0.75, 0.25]}
+                 ).to_csv(att / "pattern_shares.csv", index=False)
+    runs.write_json_atomic(att / "metrics.json", {"cnn_held_out_accuracy": {"all": 0.9},
+                                                  "agreement": [{"task": "SST-2", "model": "fine-tuned", "map": "raw",
+                                                                 "CNN = rule": 0.6}]})
+    (root / "SST-2" / "seed_1" / "m_pruning").mkdir(parents=True)     # unfinished: no metrics.json, no rows
+
+
+def test_collect_reads_every_finished_stage(tmp_path):
+    fake_tree(tmp_path)
+    res = results.collect(tmp_path)
+    assert list(res.columns) == results.COLUMNS
+    assert set(res.stage) == {"finetune", "s_pruning", "lottery", "stability", "attention_patterns"}
+    one = res.set_index(["task", "seed", "stage", "method", "subnetwork", "setting", "metric"])["value"]
+    assert one[("SST-2", 2, "finetune", results.FULL, "", results.FINETUNED, "score")] == pytest.approx(0.82)
+    assert one[("SST-2", 1, "finetune", results.MAJORITY, "", "", "score")] == 0.5
+    assert one[("SST-2", 1, "lottery", "s-pruning", "bad", "pruned", "score")] == 0.55
+    assert one[("SST-2", 2, "s_pruning", "s-pruning", "good", "pruned", "heads_kept")] == 40
+    stab = res[res.stage == "stability"]
+    assert stab.seed.isna().all() and stab.set_index("metric").loc["head_p", "value"] == 0.045
+    assert "mlp_kappa" not in set(stab.metric) and "epochs" not in set(res.metric)   # NaN values left out
+    att = res[res.stage == "attention_patterns"].set_index(["task", "metric"])["value"]
+    assert att[("SST-2", "share vertical")] == 0.75 and att[("SST-2", "count block")] == 10
+    assert att[("SST-2", "cnn_rule_agreement")] == 0.6 and att[("", "cnn_accuracy")] == 0.9
+    assert one[("SST-2", 1, "finetune", results.FULL, "", results.FINETUNED, "train_examples")] == 48
+    # 2 seeds x (5 finetune + 4 s_pruning + 3 subnetworks x 5 lottery metrics) + 4 stability + 4 + 1 + 1 patterns
+    assert len(res) == 2 * (5 + 4 + 15) + 4 + 6
+
+
+@pytest.mark.parametrize("name", [results.CSV_NAME, results.PARQUET_NAME])
+def test_write_and_read_round_trip(tmp_path, name):
+    fake_tree(tmp_path)
+    written = results.write(tmp_path)
+    assert written == tmp_path / results.CSV_NAME and (tmp_path / results.PARQUET_NAME).is_file()
+    assert not list(tmp_path.glob(".*.tmp"))
+    back = results.read(tmp_path / name)
+    pd.testing.assert_frame_equal(back, results.collect(tmp_path))
+    assert str(back.seed.dtype) == "Int64" and back.loc[back.stage == "stability", "seed"].isna().all()
+    assert (back.loc[back.stage == "finetune", "subnetwork"] == "").all()
+    with pytest.raises(FileNotFoundError, match="--table results"):
+        results.read(tmp_path / "nowhere")
+
+
+def test_seed_table_and_markdown(tmp_path):
+    fake_tree(tmp_path)
+    table = results.seed_table(results.collect(tmp_path), "lottery")
+    assert list(table.columns) == [1, 2] and table.loc[("SST-2", "s-pruning", "random", "pruned"), 2] == 0.6
+    md = results.markdown(pd.DataFrame({"a": ["x|y", "z"], "b": [0.12345, np.nan]}))
+    assert md.splitlines() == ["| a | b |", "|---|---|", "| x\\|y | 0.123 |", "| z |  |"]
+
+
+def test_summary_cli(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        summary.main(["--help"])
+    assert exit_.value.code == 0 and "--format {text,csv,md}" in capsys.readouterr().out
+    assert summary.main([str(tmp_path / "none")]) == 1 and "no such folder" in capsys.readouterr().err
+    assert summary.main([str(tmp_path)]) == 1 and "No finished stages" in capsys.readouterr().err
+    fake_tree(tmp_path)
+    assert summary.main([str(tmp_path)]) == 0 and "lottery" in capsys.readouterr().out
+    out = tmp_path / "r.csv"
+    assert summary.main([str(tmp_path), "--table", "results", "--format", "csv", "-o", str(out)]) == 0
+    pd.testing.assert_frame_equal(results.read(out), results.collect(tmp_path))
+    assert summary.main([str(tmp_path), "--format", "md"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "| task | seed | stage | result | folder |" and len(lines) == 2 + 2 * 3 + 2
