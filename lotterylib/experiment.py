@@ -87,8 +87,7 @@ def load_checkpoint(folder: str | Path, device: torch.device | None = None):
     folder = Path(folder)
     weights = [folder / name for name in ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")]
     if not (folder / "config.json").is_file() or not any(w.is_file() for w in weights):
-        raise missing_stage_error(folder / "model.safetensors", "finetune", folder.parent.parent.parent.name,
-                                  folder.parent.parent.name.removeprefix("seed_"))
+        raise missing_stage_error(folder / "model.safetensors", "finetune")
     try:
         with quiet_loading():
             net = AutoModelForSequenceClassification.from_pretrained(folder).to(device or default_device())

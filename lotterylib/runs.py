@@ -42,12 +42,18 @@ def stage_dir(outputs_root: str | Path, stage: str, task: str | None = None, see
     return root / checked["task"] / (f"seed_{checked['seed']}" if seed is not None else ALL_SEEDS) / stage
 
 
-def missing_stage_error(path: str | Path, stage: str, task: str | None = None, seed: int | None = None,
-                        hint: str = "") -> FileNotFoundError:
-    """The one "run stage X first" error: what is missing, and which stage (notebook) makes it."""
+def missing_stage_error(path: str | Path, stage: str, hint: str = "") -> FileNotFoundError:
+    """The one "run stage X first" error: what is missing, and which stage (notebook) makes it, for which
+    task and seed (read from the run folder layout of `path`, where it has one)."""
     from .pipeline import STAGES
 
-    where = "".join([f" for {task}" if task else "", f", seed {seed}" if seed is not None else ""])
+    path = Path(path)
+    where = ""
+    run_dir = next((p for p in (path, *path.parents) if p.name == stage), None)
+    if run_dir is not None and run_dir.parent.name != ALL_TASKS:
+        level = run_dir.parent.name  # seed_<seed> or all_seeds
+        seed = level.removeprefix("seed_")
+        where = f" for {run_dir.parent.parent.name}" + (f", seed {seed}" if seed.isdigit() else "")
     notebook = f" ({STAGES[stage].notebook})" if stage in STAGES else ""
     return FileNotFoundError(f"{display_path(path)} does not exist: run the {stage} stage{notebook}{where} first "
                              "(its notebook, or `make grid PRESET=...`)." + (f" {hint}" if hint else ""))
@@ -168,10 +174,7 @@ def load_metrics(directory: str | Path) -> dict[str, Any]:
     """A finished stage's metrics; a clear error when the stage has not run (yet)."""
     path = resolve(directory) / "metrics.json"
     if not path.is_file():
-        run_dir = path.parent
-        level = run_dir.parent.name  # seed_<seed>, all_seeds or all_tasks
-        task = run_dir.parent.parent.name if level != ALL_TASKS else None
-        raise missing_stage_error(path, run_dir.name, task, level.removeprefix("seed_") if level.startswith("seed_") else None)
+        raise missing_stage_error(path, path.parent.name)
     return read_json(path)
 
 

@@ -243,7 +243,7 @@ def load_stability_masks(outputs_root: str | Path, tasks: Sequence[str], seeds: 
                 if (folder / "head_mask.npy").is_file():
                     tree.setdefault(get_task(task).name, {})[seed] = load_masks(folder)
                 elif not allow_missing_seeds:
-                    raise missing_stage_error(folder / "head_mask.npy", stage, task, seed,
+                    raise missing_stage_error(folder / "head_mask.npy", stage,
                                               hint="Or set allow_missing_seeds: true to analyse the seeds that exist, "
                                                    "or point `masks_dir` at masks in the authors' layout.")
     _check_seeds(tree, expected, allow_missing_seeds)
