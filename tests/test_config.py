@@ -152,6 +152,17 @@ def _first_cells(stage: str) -> tuple[str, str]:
     return cells[index].source, next(c.source for c in cells[index + 1:] if c.cell_type == "code")
 
 
+def _open_run(stage: str, values: dict):
+    """As papermill runs a notebook: the parameters cell, the injected values, then the first code cell
+    (which opens the run folder). Returns the run."""
+    parameters, first = _first_cells(stage)
+    namespace: dict = {}
+    exec(parameters, namespace)
+    namespace.update(values)
+    exec(first, namespace)
+    return namespace["run"]
+
+
 BAD_NOTEBOOK_INPUTS = [
     ("finetune", {"seed": -1}), ("finetune", {"seed": 1.5}), ("finetune", {"epochs": "abc"}),
     ("finetune", {"batch_size": 0}), ("finetune", {"max_train_examples": -5}), ("finetune", {"max_seq_len": 1}),
@@ -165,22 +176,17 @@ BAD_NOTEBOOK_INPUTS = [
 
 @pytest.mark.parametrize("stage, bad", BAD_NOTEBOOK_INPUTS, ids=lambda x: json.dumps(x) if isinstance(x, dict) else x)
 def test_a_notebook_checks_its_parameters_before_writing_anything(tmp_path, stage, bad):
-    """As papermill runs it: the parameters cell, the injected values, then the first code cell."""
-    parameters, first = _first_cells(stage)
-    namespace: dict = {}
-    exec(parameters, namespace)
-    namespace.update(bad, outputs_root=str(tmp_path / "outputs"))
     with pytest.raises(ParameterError, match=f"{next(iter(bad))} = .*Fix: set"):
-        exec(first, namespace)
+        _open_run(stage, {**bad, "outputs_root": str(tmp_path / "outputs")})
     assert not (tmp_path / "outputs").exists()
 
 
-def test_a_notebook_normalises_its_parameters(tmp_path):
-    parameters, first = _first_cells("finetune")
-    namespace: dict = {}
-    exec(parameters, namespace)
-    namespace.update(task="sst2", seed=2.0, epochs=1, bf16="false", outputs_root=str(tmp_path))
-    exec(first, namespace)
-    assert namespace["run"].dir == tmp_path / "SST-2" / "seed_2" / "finetune"
-    params = runs.read_json(namespace["run"].path("params.json"))["params"]
+def test_a_hand_run_with_the_grids_values_is_the_grids_run(tmp_path):
+    """The grid passes the preset's YAML values (epochs 1, an int); a hand run types them its own way."""
+    smoke = pipeline.load_preset("smoke", {"outputs_root": str(tmp_path)})
+    grid = _open_run("finetune", {**pipeline.stage_params(smoke, "finetune", "SST-2", 1), "epochs": 1})
+    hand = _open_run("finetune", {"task": "sst2", "seed": 1.0, "epochs": 1.0, "bf16": "false",
+                                  "outputs_root": str(tmp_path), "progress": True})
+    assert hand.dir == grid.dir == tmp_path / "SST-2" / "seed_1" / "finetune" and hand.hash == grid.hash
+    params = runs.read_json(hand.path("params.json"))["params"]
     assert params["task"] == "SST-2" and params["epochs"] == 1.0 and params["bf16"] is False
