@@ -130,9 +130,9 @@ def _coerce(key: str, value: Any, spec: dict[str, Any]) -> Any:
         word = value.strip().lower()
         value = True if word in _TRUE else False if word in _FALSE else value
     elif kind == "integer" and not isinstance(value, bool):
-        if isinstance(value, str) and value.strip().lstrip("+-").isdigit() or isinstance(value, numbers.Integral):
+        if isinstance(value, str) and value.strip().lstrip("+-").isdigit():
             value = int(value)
-        elif isinstance(value, numbers.Real) and float(value).is_integer():
+        elif isinstance(value, numbers.Real) and float(value).is_integer():  # 3.0 and numpy integers
             value = int(value)
     elif kind == "number" and not isinstance(value, bool):
         try:
