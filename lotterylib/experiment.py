@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,8 +70,6 @@ def finetune_model(model: str, task: Task, train: Encoded, cfg: TrainConfig, see
 def save_checkpoint(model: torch.nn.Module, tokenizer, folder: str | Path) -> Path:
     """save_pretrained of model and tokenizer (safetensors), into a temporary folder renamed into place: an
     interrupted save leaves the old checkpoint or none, never a partial one (the run removes leftovers)."""
-    import shutil
-
     folder = Path(folder)
     tmp = temporary_sibling(folder)
     model.save_pretrained(tmp)

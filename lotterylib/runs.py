@@ -12,6 +12,7 @@ import json
 import math
 import os
 import secrets
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -89,10 +90,11 @@ def temporary_sibling(path: str | Path) -> Path:
 
 def remove_partial(folder: str | Path) -> None:
     """Remove what interrupted atomic writes left in `folder` (hidden `*.tmp` files and folders)."""
-    import shutil
-
     for leftover in Path(folder).glob(f".*{TMP_SUFFIX}"):
-        shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink(missing_ok=True)
+        if leftover.is_dir():
+            shutil.rmtree(leftover)
+        else:
+            leftover.unlink(missing_ok=True)
 
 
 def write_json_atomic(path: str | Path, data: Any) -> None:
