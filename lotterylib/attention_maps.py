@@ -21,10 +21,10 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 
+from .config import check_compat
 from .data import Encoded, collate
 from .models import encoder_layers
 
-COMPAT_MODES = ("paper", "authors")
 MODEL_INPUTS = ("input_ids", "token_type_ids", "attention_mask")
 
 
@@ -81,8 +81,7 @@ def attention_maps(model: torch.nn.Module, batch: dict[str, torch.Tensor], norme
     When the real lengths differ, a list of per-example (layers, heads, n, n) arrays is returned instead.
     `normed=True` gives norm-weighted maps; `compat` picks W_O's head block (see the module docstring).
     """
-    if compat not in COMPAT_MODES:
-        raise ValueError(f"compat must be one of {COMPAT_MODES}, got {compat!r}.")
+    check_compat(compat)
     device = next(model.parameters()).device
     inputs = {k: batch[k].to(device) for k in MODEL_INPUTS if k in batch}
     with _eager_eval(model), _capture(model) as records, torch.no_grad():

@@ -55,6 +55,9 @@ def read_tsv(task: Task | str, path: str | Path, split: str = "dev") -> GlueSpli
     path = Path(path)
     with open(path, encoding="utf-8-sig", newline="") as f:
         rows = list(csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
+    if len(rows) <= task.has_header:
+        raise GlueDataError(f"{path} holds no examples{' (only a header)' if rows else ' (it is empty)'}. Fix: "
+                            "re-download it, or point `glue_dir` at a complete copy in the classic GLUE layout.")
     if task.has_header:
         header, rows, first_line = rows[0], rows[1:], 2
         missing = [c for c in (*task.text_columns, task.label_column) if c not in header]

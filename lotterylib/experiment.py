@@ -1,6 +1,8 @@
 """The steps the notebooks share: load a task's data, build and fine-tune a (masked) model, checkpoints."""
 from __future__ import annotations
 
+import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,6 +12,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from .data import Encoded, GlueSplit, encode, load_split, subsample
 from .gates import Gates
 from .models import load_classifier, quiet_loading
+from .runs import display_path, missing_stage_error, temporary_sibling
 from .tasks import Task, get_task
 from .training import TrainConfig, default_device, fine_tune, set_seed
 
@@ -65,20 +68,29 @@ def finetune_model(model: str, task: Task, train: Encoded, cfg: TrainConfig, see
 
 
 def save_checkpoint(model: torch.nn.Module, tokenizer, folder: str | Path) -> Path:
-    """save_pretrained of model and tokenizer (safetensors)."""
+    """save_pretrained of model and tokenizer (safetensors), into a temporary folder renamed into place: an
+    interrupted save leaves the old checkpoint or none, never a partial one (the run removes leftovers)."""
     folder = Path(folder)
-    model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
+    tmp = temporary_sibling(folder)
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    if folder.exists():
+        shutil.rmtree(folder)
+    os.replace(tmp, folder)
     return folder
 
 
 def load_checkpoint(folder: str | Path, device: torch.device | None = None):
-    """A fine-tuned checkpoint and its tokenizer; a clear error if the fine-tuning stage has not run."""
+    """A fine-tuned checkpoint and its tokenizer; a clear error if the fine-tuning stage has not run or its
+    checkpoint is incomplete."""
     folder = Path(folder)
-    if not (folder / "config.json").is_file():
-        raise FileNotFoundError(f"No checkpoint in {folder}: run the fine-tuning stage "
-                                "(notebooks/01_finetune.ipynb) for this task and seed first.")
-    with quiet_loading():
-        net = AutoModelForSequenceClassification.from_pretrained(folder).to(device or default_device())
-    return net.eval(), AutoTokenizer.from_pretrained(folder)
-
+    weights = [folder / name for name in ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")]
+    if not (folder / "config.json").is_file() or not any(w.is_file() for w in weights):
+        raise missing_stage_error(folder / "model.safetensors", "finetune")
+    try:
+        with quiet_loading():
+            net = AutoModelForSequenceClassification.from_pretrained(folder).to(device or default_device())
+        return net.eval(), AutoTokenizer.from_pretrained(folder)
+    except Exception as e:  # safetensors, torch and json each raise their own kind for a corrupt file
+        raise RuntimeError(f"The checkpoint in {display_path(folder)} does not load ({type(e).__name__}: {e}). "
+                           "Fix: rerun the fine-tuning stage for this task and seed.") from e

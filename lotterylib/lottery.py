@@ -58,8 +58,8 @@ def task_s_masks(outputs_root: str | Path, task: str) -> dict[int, subnetworks.S
     """`{seed: (head_mask, mlp_mask)}` of every seed of `task` whose s-pruning stage has written its masks."""
     tree = structured.load_masks_tree(runs.resolve(outputs_root), subdir="s_pruning")
     if get_task(task).name not in tree:
-        raise FileNotFoundError(f"No s-pruning masks for {task} under {outputs_root}: run the s_pruning stage "
-                                "(notebooks/02_structured_pruning.ipynb) first.")
+        raise runs.missing_stage_error(runs.resolve(outputs_root) / get_task(task).name / "seed_*" / "s_pruning",
+                                       "s_pruning")
     return tree[get_task(task).name]
 
 
@@ -231,11 +231,6 @@ def seed_summary(scores: pd.DataFrame) -> dict[str, float]:
 
 # --- across tasks and seeds ------------------------------------------------------------------------------
 
-def _missing_error(what: str, missing: list) -> FileNotFoundError:
-    return FileNotFoundError(f"{what} missing for (task, seed) {missing}: run those stages first "
-                             "(the notebooks, or `make grid PRESET=...`).")
-
-
 def collect_scores(outputs_root: str | Path, tasks: Sequence[str], seeds: Sequence[int]) -> pd.DataFrame:
     """Every (task, seed)'s `lottery/scores.csv`, concatenated; a clear error names any missing one."""
     frames, missing = [], []
@@ -247,7 +242,8 @@ def collect_scores(outputs_root: str | Path, tasks: Sequence[str], seeds: Sequen
             else:
                 missing.append((t, s))
     if missing:
-        raise _missing_error("lottery scores (lottery/scores.csv)", missing)
+        raise runs.missing_stage_error(runs.stage_dir(outputs_root, "lottery", *missing[0]) / "scores.csv", "lottery",
+                                       hint=f"Every (task, seed) lacking it: {missing}.")
     return pd.concat(frames, ignore_index=True)[SCORE_COLUMNS]
 
 

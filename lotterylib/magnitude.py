@@ -27,12 +27,12 @@ from torch import nn
 from torch.nn.utils import prune
 from tqdm import tqdm
 
+from .config import check_compat
 from .data import Encoded
 from .models import encoder_layers
 from .tasks import Task
 from .training import evaluate
 
-COMPATS = ("paper", "authors")
 STEP_AMOUNT = 0.1
 AUTHORS_MAX_STEPS = 10
 
@@ -51,8 +51,7 @@ Masks = dict[str, torch.Tensor]
 
 
 def _check_compat(compat: str) -> None:
-    if compat not in COMPATS:
-        raise ValueError(f"compat must be one of {COMPATS}, not {compat!r}")
+    check_compat(compat)
 
 
 def _submodule(module: nn.Module, path: str) -> nn.Module:

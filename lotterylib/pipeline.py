@@ -19,6 +19,7 @@ from typing import Any, Iterator
 
 import yaml
 
+from .config import GRID_KEYS, validate_preset
 from .runs import ALL_TASKS, PROJECT_ROOT, display_path, resolve, stage_dir
 
 
@@ -43,41 +44,40 @@ STAGES: dict[str, Stage] = {
     "report": Stage("notebooks/00_report.ipynb", "preset"),  # last: results.csv and every stage's artifacts
 }
 
-GRID_KEYS = ("tasks", "seeds", "stages")
+DEFAULT_PRESET = "smoke"
 Job = tuple[str, str | None, int | None]  # (stage, task, seed)
 SIGNATURE_FILE = "signature.txt"  # in a run folder: the `job_signature` of its finished job
 GPU_ENV = "LOTTERY_GPUS"  # e.g. "0,1,2,3": each job takes one free GPU of these (CUDA_VISIBLE_DEVICES)
 
 
-def load_preset(name_or_path: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """A preset's values (a name in `params/` or a YAML path) with overrides applied; checks the grid."""
-    path = Path(name_or_path)
-    if not path.suffix:
-        path = PROJECT_ROOT / "params" / f"{name_or_path}.yaml"
-    if not path.is_file():
-        known = sorted(p.stem for p in (PROJECT_ROOT / "params").glob("*.yaml"))
-        raise FileNotFoundError(f"No preset {name_or_path!r} ({path}). Known presets: {', '.join(known)}; "
-                                "or pass the path of a YAML file.")
-    preset = yaml.safe_load(path.read_text()) or {}
-    preset.update({k: v for k, v in (overrides or {}).items() if k != "preset"})
-    preset.setdefault("outputs_root", f"outputs/{path.stem}")
-    for key in GRID_KEYS:
-        if not isinstance(preset.get(key), list) or not preset[key]:
-            raise ValueError(f"Preset {path.stem}: `{key}` must be a non-empty list.")
-    unknown = [s for s in preset["stages"] if s not in STAGES]
-    if unknown:
-        raise ValueError(f"Preset {path.stem}: unknown stages {unknown}; known: {', '.join(STAGES)}.")
-    from .tasks import get_task
+def load_preset(name_or_path: str | None = None, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A preset's values (a name in `params/` or a YAML path) with overrides applied, validated against the
+    schema (`config.validate_preset`) and normalised.
 
-    preset["tasks"] = [get_task(t).name for t in preset["tasks"]]
-    for key, value in preset.items():
-        if isinstance(value, dict):  # a per-task value: {task: value}
-            preset[key] = {get_task(t).name: v for t, v in value.items()}
-            lacking = [t for t in preset["tasks"] if t not in preset[key]]
-            if lacking:
-                raise ValueError(f"Preset {path.stem}: `{key}` is per task but has no value for "
-                                 f"{', '.join(lacking)}; add them to its mapping.")
+    Without `name_or_path` the overrides say which: their `preset`, else their `name` (so Snakemake's
+    `--configfile params/demo.yaml` is `--config preset=demo`), else `smoke`. A config that names no preset
+    file but holds a whole grid stands alone. Results go to `outputs_root`, by default `outputs/<name>`."""
+    overrides = dict(overrides or {})
+    chosen = name_or_path or overrides.pop("preset", None)
+    path = _preset_path(chosen or overrides.get("name") or DEFAULT_PRESET)
+    if path.is_file():
+        preset, source = {"name": path.stem, **(yaml.safe_load(path.read_text()) or {})}, display_path(path)
+    elif not chosen and set(GRID_KEYS) <= set(overrides):  # a whole config of its own (--configfile)
+        preset, source = {}, "the config"
+    else:
+        known = sorted(p.stem for p in (PROJECT_ROOT / "params").glob("*.yaml"))
+        raise FileNotFoundError(f"No preset {chosen or overrides.get('name')!r} ({path}). Known presets: "
+                                f"{', '.join(known)}; or pass the path of a YAML file.")
+    preset.update({k: v for k, v in overrides.items() if k != "preset"})
+    preset = validate_preset(preset, source=source)
+    preset.setdefault("name", DEFAULT_PRESET)
+    preset.setdefault("outputs_root", f"outputs/{preset['name']}")
     return preset
+
+
+def _preset_path(name_or_path: str) -> Path:
+    path = Path(name_or_path)
+    return path if path.suffix else PROJECT_ROOT / "params" / f"{name_or_path}.yaml"
 
 
 @cache

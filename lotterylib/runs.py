@@ -1,15 +1,18 @@
 """Run folders: one deterministic folder per (task, seed, stage) under a preset's output root.
 
-Every folder holds `params.json` (the resolved parameters and their hash), the stage's artifacts, and
-`metrics.json`, written last and atomically: its presence with a matching hash means "done".
+Every folder holds `params.json` (the validated parameters, their hash and the thread count), the stage's
+artifacts, and `metrics.json`, written last and atomically: its presence with a matching hash means "done".
+Opening a run removes an old `metrics.json` first, so a rerun is never marked done while it rewrites.
 Relative paths are resolved against the project root, so notebooks run the same from any directory.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
-import tempfile
+import secrets
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +21,7 @@ import numpy as np
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 ALL_SEEDS = "all_seeds"   # task-level stages (across seeds)
 ALL_TASKS = "all_tasks"   # preset-level stages (across tasks)
+TMP_SUFFIX = ".tmp"       # partial files and folders (an interrupted write) end in this; a new run removes them
 
 
 def resolve(path: str | Path) -> Path:
@@ -28,11 +32,32 @@ def resolve(path: str | Path) -> Path:
 
 def stage_dir(outputs_root: str | Path, stage: str, task: str | None = None, seed: int | None = None) -> Path:
     """`<root>/<task>/seed_<seed>/<stage>`; without a seed `<root>/<task>/all_seeds/<stage>`;
-    without a task `<root>/all_tasks/<stage>`."""
+    without a task `<root>/all_tasks/<stage>`. The task name is made canonical; a bad task or seed raises
+    `config.ParameterError`."""
+    from .config import validate_params
+
     root = resolve(outputs_root)
     if task is None:
         return root / ALL_TASKS / stage
-    return root / task / (f"seed_{seed}" if seed is not None else ALL_SEEDS) / stage
+    checked = validate_params({"task": task, "seed": seed} if seed is not None else {"task": task})
+    return root / checked["task"] / (f"seed_{checked['seed']}" if seed is not None else ALL_SEEDS) / stage
+
+
+def missing_stage_error(path: str | Path, stage: str, hint: str = "") -> FileNotFoundError:
+    """The one "run stage X first" error: what is missing, and which stage (notebook) makes it, for which
+    task and seed (read from the run folder layout of `path`, where it has one)."""
+    from .pipeline import STAGES
+
+    path = Path(path)
+    where = ""
+    run_dir = next((p for p in (path, *path.parents) if p.name == stage), None)
+    if run_dir is not None and run_dir.parent.name != ALL_TASKS:
+        level = run_dir.parent.name  # seed_<seed> or all_seeds
+        seed = level.removeprefix("seed_")
+        where = f" for {run_dir.parent.parent.name}" + (f", seed {seed}" if seed.isdigit() else "")
+    notebook = f" ({STAGES[stage].notebook})" if stage in STAGES else ""
+    return FileNotFoundError(f"{display_path(path)} does not exist: run the {stage} stage{notebook}{where} first "
+                             "(its notebook, or `make grid PRESET=...`)." + (f" {hint}" if hint else ""))
 
 
 def _jsonable(obj: Any) -> Any:
@@ -57,15 +82,34 @@ def params_hash(params: dict[str, Any]) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
+def temporary_sibling(path: str | Path) -> Path:
+    """A fresh hidden name next to `path` for writing it before a rename (`.name.<random>.tmp`)."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.{secrets.token_hex(4)}{TMP_SUFFIX}")
+
+
+def remove_partial(folder: str | Path) -> None:
+    """Remove what interrupted atomic writes left in `folder` (hidden `*.tmp` files and folders)."""
+    for leftover in Path(folder).glob(f".*{TMP_SUFFIX}"):
+        if leftover.is_dir():
+            shutil.rmtree(leftover)
+        else:
+            leftover.unlink(missing_ok=True)
+
+
 def write_json_atomic(path: str | Path, data: Any) -> None:
-    """Write JSON through a temporary file and a rename: readers never see a half-written file."""
+    """Write JSON through a temporary file and a rename: readers never see a half-written file. The file
+    gets ordinary permissions (0666 less the umask), readable by others where the umask allows."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = temporary_sibling(path)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "w") as f:
             json.dump(_jsonable(data), f, indent=2, sort_keys=True)
             f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -77,17 +121,30 @@ def read_json(path: str | Path) -> Any:
         return json.load(f)
 
 
+def non_finite(metrics: dict[str, Any]) -> list[str]:
+    """The top-level numbers of `metrics` that are NaN or infinite (nested tables may hold undefined
+    statistics, written as null)."""
+    return [k for k, v in metrics.items()
+            if isinstance(v, (float, np.floating)) and not math.isfinite(v)]
+
+
 class Run:
-    """A stage's run folder. `Run(dir, params)` writes params.json; `finish(metrics)` marks it done."""
+    """A stage's run folder. `Run(dir, params)` validates the parameters (before creating anything), removes
+    an old done-marker and partial files, and writes params.json; `finish(metrics)` marks it done."""
 
     def __init__(self, directory: str | Path, params: dict[str, Any]):
-        self.dir = resolve(directory)
-        self.params = _jsonable(params)
+        import torch
+
+        from .config import validate_params
+
+        self.params = _jsonable(validate_params(params, unknown="ignore"))
         self.hash = params_hash(self.params)
+        self.dir = resolve(directory)
         self.dir.mkdir(parents=True, exist_ok=True)
-        if not self.is_done():
-            (self.dir / "metrics.json").unlink(missing_ok=True)
-            write_json_atomic(self.dir / "params.json", {"hash": self.hash, "params": self.params})
+        (self.dir / "metrics.json").unlink(missing_ok=True)
+        remove_partial(self.dir)
+        write_json_atomic(self.dir / "params.json", {"hash": self.hash, "params": self.params,
+                                                     "threads": torch.get_num_threads()})
 
     def path(self, name: str) -> Path:
         return self.dir / name
@@ -97,7 +154,13 @@ class Run:
         return is_done(self.dir, self.hash)
 
     def finish(self, metrics: dict[str, Any]) -> dict[str, Any]:
-        """Write metrics.json (with the params hash) last and atomically."""
+        """Write metrics.json (with the params hash) last and atomically; an invalid result (a NaN or
+        infinite top-level number) raises instead and leaves the run unfinished."""
+        bad = non_finite(metrics)
+        if bad:
+            raise ValueError(f"Not marking {display_path(self.dir)} done: {', '.join(bad)} "
+                             f"{'is' if len(bad) == 1 else 'are'} not finite ({', '.join(str(metrics[k]) for k in bad)}). "
+                             "Fix the run's inputs (e.g. a lower learning_rate) and rerun it.")
         write_json_atomic(self.dir / "metrics.json", {**metrics, "params_hash": self.hash})
         return metrics
 
@@ -113,8 +176,7 @@ def load_metrics(directory: str | Path) -> dict[str, Any]:
     """A finished stage's metrics; a clear error when the stage has not run (yet)."""
     path = resolve(directory) / "metrics.json"
     if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist: the stage in {path.parent} has not finished. Run it "
-                                "first (its notebook, or `make grid PRESET=...`).")
+        raise missing_stage_error(path, path.parent.name)
     return read_json(path)
 
 

@@ -14,6 +14,7 @@ Degenerate inputs follow two conventions, used everywhere here:
 """
 from __future__ import annotations
 
+import warnings
 from collections.abc import Hashable, Mapping, Sequence
 from itertools import combinations
 from pathlib import Path
@@ -23,8 +24,10 @@ import pandas as pd
 from statsmodels.stats.contingency_tables import cochrans_q
 from statsmodels.stats.inter_rater import fleiss_kappa
 
-from .runs import display_path, resolve, stage_dir
+from .config import ParameterError
+from .runs import missing_stage_error, resolve, stage_dir
 from .structured import load_masks, load_masks_tree
+from .tasks import get_task
 
 MasksByTask = Mapping[str, Mapping[int, tuple[np.ndarray, np.ndarray]]]
 MaskTree = dict[str, dict[int, tuple[np.ndarray, np.ndarray]]]
@@ -210,22 +213,67 @@ def mean_offdiagonal(matrix: pd.DataFrame) -> float:
     return float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
 
 
+def run_folder(outputs_root: str | Path, masks_dir: str | Path = "", out_dir: str | Path = "") -> Path:
+    """The stability run folder: the preset's `<outputs_root>/all_tasks/stability`, or with `masks_dir`
+    (someone else's masks) `out_dir`, so that analysing other masks never writes into a preset's runs."""
+    if masks_dir and not out_dir:
+        raise ParameterError(f"masks_dir = {str(masks_dir)!r} needs an out_dir: the analysis of other masks is "
+                             "written only there, never into a preset's run folders. Fix: set out_dir "
+                             "(papermill `-p out_dir FOLDER`).")
+    return resolve(out_dir) if masks_dir else stage_dir(outputs_root, "stability")
+
+
 def load_stability_masks(outputs_root: str | Path, tasks: Sequence[str], seeds: Sequence[int],
-                         masks_dir: str | Path = "", stage: str = "s_pruning") -> MaskTree:
+                         masks_dir: str | Path = "", stage: str = "s_pruning",
+                         allow_missing_seeds: bool = False) -> MaskTree:
     """The good s-masks to analyse. With `masks_dir`: every `<task>/seed_<seed>` found there (the authors'
-    layout; tasks and seeds are what is found). Otherwise the project's `stage` masks of `tasks` x `seeds`
-    under `outputs_root`, each of which must exist."""
+    layout; tasks and seeds are what is found, and every task should have every seed found). Otherwise the
+    project's `stage` masks of `tasks` x `seeds` under `outputs_root`.
+
+    A task lacking some seeds is an error, or with `allow_missing_seeds` a warning naming the seeds used.
+    Masks of different shapes (other models) are an error naming the tasks and seeds."""
     if masks_dir:
-        return load_masks_tree(resolve(masks_dir))
-    tree: MaskTree = {}
-    for task in tasks:
-        for seed in seeds:
-            folder = stage_dir(outputs_root, stage, task, seed)
-            if not (folder / "head_mask.npy").is_file():
-                raise FileNotFoundError(f"No masks in {display_path(folder)}: run the {stage} stage for {task}, "
-                                        f"seed {seed} first, or point `masks_dir` at masks in the authors' layout.")
-            tree.setdefault(task, {})[int(seed)] = load_masks(folder)
+        tree = load_masks_tree(resolve(masks_dir))
+        expected = sorted(set().union(*tree.values()))
+    else:
+        tree, expected = {}, sorted(int(s) for s in seeds)
+        for task in tasks:
+            for seed in expected:
+                folder = stage_dir(outputs_root, stage, task, seed)
+                if (folder / "head_mask.npy").is_file():
+                    tree.setdefault(get_task(task).name, {})[seed] = load_masks(folder)
+                elif not allow_missing_seeds:
+                    raise missing_stage_error(folder / "head_mask.npy", stage,
+                                              hint="Or set allow_missing_seeds: true to analyse the seeds that exist, "
+                                                   "or point `masks_dir` at masks in the authors' layout.")
+    _check_seeds(tree, expected, allow_missing_seeds)
+    _check_shapes(tree)
     return tree
+
+
+def _check_seeds(tree: MaskTree, expected: Sequence[int], allow_missing: bool) -> None:
+    for task, by_seed in tree.items():
+        missing = sorted(set(expected) - set(by_seed))
+        if not missing:
+            continue
+        message = f"{task} has no masks for seeds {missing}: it would be analysed with seeds {sorted(by_seed)} only"
+        if not allow_missing:
+            raise FileNotFoundError(f"{message}, which changes its kappa and Q. Fix: add the missing masks, or set "
+                                    "allow_missing_seeds: true to analyse each task with the seeds it has.")
+        warnings.warn(f"{message} (allow_missing_seeds is true).", stacklevel=3)
+    if not tree:
+        raise FileNotFoundError("No masks found for any task and seed.")
+
+
+def _check_shapes(tree: MaskTree) -> None:
+    by_shape: dict[tuple, list[str]] = {}
+    for task, by_seed in tree.items():
+        for seed, (head, mlp) in sorted(by_seed.items()):
+            by_shape.setdefault((head.shape, mlp.shape), []).append(f"{task} seed {seed}")
+    if len(by_shape) > 1:
+        groups = "; ".join(f"heads {h} and MLPs {m}: {', '.join(runs)}" for (h, m), runs in by_shape.items())
+        raise ValueError(f"The masks differ in shape ({groups}). Stability compares masks of one model: keep "
+                         "only masks of the same model in the folder.")
 
 
 def importance_at(histories: Sequence[Mapping[str, np.ndarray]], step: int) -> tuple[int, np.ndarray, np.ndarray]:

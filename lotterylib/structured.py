@@ -28,6 +28,7 @@ from tqdm import tqdm
 
 from .data import Encoded
 from .gates import Gates
+from .runs import missing_stage_error
 from .tasks import Task
 from .training import evaluate
 
@@ -221,8 +222,7 @@ def load_search_history(folder: str | Path) -> dict[str, np.ndarray]:
     """The arrays written by `save_search` (`importance.npz`)."""
     path = Path(folder) / "importance.npz"
     if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist: run the s-pruning stage "
-                                "(notebooks/02_structured_pruning.ipynb) for this task and seed first.")
+        raise missing_stage_error(path, "s_pruning")
     with np.load(path) as data:
         return {k: data[k] for k in data.files}
 

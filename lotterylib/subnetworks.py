@@ -17,15 +17,15 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-COMPATS = ("paper", "authors")
+from .config import check_compat
+
 
 SMasks = tuple[np.ndarray, np.ndarray]
 MMasks = dict[str, torch.Tensor]
 
 
 def _check_compat(compat: str) -> None:
-    if compat not in COMPATS:
-        raise ValueError(f"compat must be one of {COMPATS}, not {compat!r}")
+    check_compat(compat)
 
 
 def _sample(pool: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:

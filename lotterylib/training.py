@@ -89,6 +89,10 @@ def fine_tune(model: torch.nn.Module, task: Task, train: Encoded, cfg: TrainConf
                 break
             batch = collate(train, idx)
             loss = task_loss(task, _forward(model, batch, cfg.bf16), batch["labels"].to(device))
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"Fine-tuning diverged: the loss is {loss.item()} at step {len(losses) + 1} "
+                                         f"of {total} (learning rate {sched.get_last_lr()[0]:.3g}). Fix: lower "
+                                         "learning_rate; the run is not marked done.")
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)

@@ -50,6 +50,13 @@ def test_malformed_row_names_the_file_and_line(tmp_path):
         load_split("RTE", "dev", tmp_path)
 
 
+@pytest.mark.parametrize("content, says", [("sentence\tlabel\n", "only a header"), ("", "it is empty")])
+def test_a_split_without_examples_is_a_clear_error(tmp_path, content, says):
+    (tmp_path / "dev.tsv").write_text(content)
+    with pytest.raises(data.GlueDataError, match=f"dev.tsv holds no examples \\({says}\\)\\. Fix: re-download it"):
+        data.read_tsv("SST-2", tmp_path / "dev.tsv")
+
+
 def test_no_source_gives_one_clear_error(tmp_path, monkeypatch):
     import datasets
 

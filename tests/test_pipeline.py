@@ -23,9 +23,9 @@ def test_the_four_presets_exist():
 def test_every_preset_value_is_a_parameter_of_some_stage(name):
     preset = pipeline.load_preset(name)
     declared = set().union(*(pipeline.notebook_parameters(s.notebook) for s in pipeline.STAGES.values()))
-    unknown = set(preset) - declared - set(pipeline.GRID_KEYS) - {"outputs_root"}
+    unknown = set(preset) - declared - set(pipeline.GRID_KEYS) - {"outputs_root", "name"}
     assert not unknown, f"{name}.yaml sets values no notebook declares: {unknown}"
-    assert preset["outputs_root"] == f"outputs/{name}"
+    assert preset["name"] == name and preset["outputs_root"] == f"outputs/{name}"
 
 
 def test_paper_preset_has_the_papers_setting():
@@ -42,10 +42,10 @@ def test_overrides_and_bad_presets(tmp_path):
         pipeline.load_preset("nope")
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump({"tasks": ["RTE"], "seeds": [1], "stages": ["finetune", "dance"]}))
-    with pytest.raises(ValueError, match="unknown stages \\['dance'\\]"):
+    with pytest.raises(ValueError, match="stages = \\['finetune', 'dance'\\]: its item 'dance' is not allowed"):
         pipeline.load_preset(str(bad))
     bad.write_text(yaml.safe_dump({"tasks": ["RTX"], "seeds": [1], "stages": ["finetune"]}))
-    with pytest.raises(ValueError, match="Unknown GLUE task 'RTX'"):
+    with pytest.raises(ValueError, match="tasks = \\['RTX'\\]: its item 'RTX' is not allowed"):
         pipeline.load_preset(str(bad))
 
 

@@ -1,9 +1,12 @@
 import json
+import os
+import stat
 
 import numpy as np
 import pytest
+import torch
 
-from lotterylib import runs
+from lotterylib import config, runs
 
 
 def test_params_hash_is_stable_and_order_free():
@@ -23,12 +26,65 @@ def test_stage_dir_layout(tmp_path):
 def test_run_is_done_only_after_finish_with_the_same_params(tmp_path):
     run = runs.Run(tmp_path / "r", {"a": 1})
     assert not run.is_done()
-    assert json.loads(run.path("params.json").read_text()) == {"hash": run.hash, "params": {"a": 1}}
+    assert json.loads(run.path("params.json").read_text()) == {"hash": run.hash, "params": {"a": 1},
+                                                               "threads": torch.get_num_threads()}
     run.finish({"score": 0.5})
-    assert runs.Run(tmp_path / "r", {"a": 1}).is_done()
+    assert run.is_done() and runs.is_done(tmp_path / "r", run.hash)
     assert runs.load_metrics(tmp_path / "r")["score"] == 0.5
-    changed = runs.Run(tmp_path / "r", {"a": 2})  # new parameters: the old result no longer counts
-    assert not changed.is_done() and not run.path("metrics.json").exists()
+    assert not runs.is_done(tmp_path / "r", runs.params_hash({"a": 2}))  # other parameters: not this run
+
+
+def test_a_rerun_removes_the_done_marker_and_partial_files_first(tmp_path):
+    run = runs.Run(tmp_path / "r", {"a": 1})
+    run.finish({"score": 0.5})
+    (run.dir / ".checkpoint.1234abcd.tmp").mkdir()          # what a killed save leaves
+    (run.dir / ".metrics.json.1234abcd.tmp").write_text("{")
+    rerun = runs.Run(tmp_path / "r", {"a": 1})              # the same parameters: still redone from scratch
+    assert not rerun.is_done() and sorted(p.name for p in rerun.dir.iterdir()) == ["params.json"]
+
+
+def test_the_hash_is_of_typed_normalised_values():
+    """A hand run with `-p epochs 1 -p task sst2` is the grid's run with epochs 1.0 and task SST-2."""
+    grid = dict(task="SST-2", seed=1, epochs=1.0, learning_rate=1e-4, bf16=False, batch_size=16, other="x")
+    hand = dict(task="sst2", seed=1.0, epochs=1, learning_rate="1e-4", bf16="false", batch_size=16.0, other="x")
+    assert runs.params_hash(config.validate_params(grid, unknown="ignore")) == \
+        runs.params_hash(config.validate_params(hand, unknown="ignore"))
+
+
+def test_the_run_folder_hash_ignores_spelling(tmp_path):
+    a = runs.Run(runs.stage_dir(tmp_path, "finetune", "sst-2", 1), {"task": "sst-2", "epochs": 1})
+    b = runs.Run(runs.stage_dir(tmp_path, "finetune", "SST-2", 1), {"task": "SST-2", "epochs": 1.0})
+    assert a.dir == b.dir == tmp_path / "SST-2" / "seed_1" / "finetune" and a.hash == b.hash
+
+
+@pytest.mark.parametrize("task, seed", [("FOO", 1), ("SST-2", -1), ("SST-2", 1.5)])
+def test_a_bad_task_or_seed_names_itself_and_creates_no_folder(tmp_path, task, seed):
+    with pytest.raises(config.ParameterError, match="task|seed"):
+        runs.Run(runs.stage_dir(tmp_path, "finetune", task, seed), {"task": task, "seed": seed})
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_non_finite_metrics_never_mark_a_run_done(tmp_path):
+    run = runs.Run(tmp_path / "r", {"a": 1})
+    with pytest.raises(ValueError, match="final_train_loss is not finite"):
+        run.finish({"dev_score": 0.5, "final_train_loss": float("nan")})
+    with pytest.raises(ValueError, match="dev_score is not finite"):
+        run.finish({"dev_score": np.float32(np.inf)})
+    assert not run.path("metrics.json").exists()
+    run.finish({"dev_score": 0.5, "table": [{"kappa": float("nan")}]})  # an undefined statistic in a table: null
+    assert runs.load_metrics(run.dir)["table"] == [{"kappa": None}]
+
+
+def test_atomic_writes_respect_the_umask(tmp_path):
+    old = os.umask(0o022)
+    try:
+        runs.write_json_atomic(tmp_path / "a.json", {"x": 1})
+        os.umask(0o077)
+        runs.write_json_atomic(tmp_path / "b.json", {"x": 1})
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "a.json").stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "b.json").stat().st_mode) == 0o600
 
 
 def test_atomic_write_leaves_no_partial_file(tmp_path):
@@ -45,8 +101,9 @@ def test_atomic_write_leaves_no_partial_file(tmp_path):
 
 
 def test_missing_stage_error_says_what_to_run(tmp_path):
-    with pytest.raises(FileNotFoundError, match="has not finished"):
-        runs.load_metrics(tmp_path)
+    with pytest.raises(FileNotFoundError, match=r"run the finetune stage \(notebooks/01_finetune.ipynb\) for RTE, "
+                                                r"seed 3 first"):
+        runs.load_metrics(runs.stage_dir(tmp_path, "finetune", "RTE", 3))
 
 
 def test_metrics_are_strict_json_with_nan_as_null(tmp_path):

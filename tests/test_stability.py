@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from lotterylib import stability
+from lotterylib.config import ParameterError
 
 # 3 seeds x 5 elements. Column totals (per seed) 4, 2, 2; row totals (per element) 3, 2, 1, 2, 0.
 MASKS = np.array([[1, 1, 1, 1, 0],
@@ -127,7 +128,10 @@ def _write_masks(root, layout):
 
 def test_authors_layout_via_structured_loader(tmp_path):
     _write_masks(tmp_path, [("RTE", 42, ""), ("RTE", 86, ""), ("CoLA", 42, "")])
-    tree = stability.load_stability_masks("unused", ["SST-2"], [1], masks_dir=tmp_path)
+    with pytest.raises(FileNotFoundError, match=r"CoLA has no masks for seeds \[86\].*allow_missing_seeds: true"):
+        stability.load_stability_masks("unused", ["SST-2"], [1], masks_dir=tmp_path)
+    with pytest.warns(UserWarning, match=r"CoLA has no masks for seeds \[86\]: .* with seeds \[42\] only"):
+        tree = stability.load_stability_masks("unused", ["SST-2"], [1], masks_dir=tmp_path, allow_missing_seeds=True)
     assert sorted(tree) == ["CoLA", "RTE"] and sorted(tree["RTE"]) == [42, 86]   # tasks/seeds from the folder
     np.testing.assert_array_equal(tree["RTE"][42][1], [1, 0])
     np.testing.assert_array_equal(tree["CoLA"][42][1], [1, 1])      # no mlp_mask.npy: all MLPs kept
@@ -140,8 +144,26 @@ def test_own_masks_from_run_folders(tmp_path):
                             ("MRPC", 1, "s_pruning")])
     tree = stability.load_stability_masks(tmp_path, ["RTE"], [1, 2])   # only the asked tasks and seeds
     assert list(tree) == ["RTE"] and sorted(tree["RTE"]) == [1, 2]
-    with pytest.raises(FileNotFoundError, match="s_pruning stage for MRPC, seed 2"):
+    with pytest.raises(FileNotFoundError, match=r"s_pruning stage \(notebooks/02.*\) for MRPC, seed 2 first"):
         stability.load_stability_masks(tmp_path, ["MRPC"], [1, 2])
+    with pytest.warns(UserWarning, match=r"MRPC has no masks for seeds \[2\]"):
+        assert list(stability.load_stability_masks(tmp_path, ["mrpc"], [1, 2], allow_missing_seeds=True)["MRPC"]) == [1]
+
+
+def test_masks_of_different_shapes_name_the_task_and_seeds(tmp_path):
+    _write_masks(tmp_path, [("RTE", 1, ""), ("RTE", 2, "")])
+    np.save(tmp_path / "RTE" / "seed_2" / "head_mask.npy", np.ones((4, 3)))   # another model: 4 layers
+    np.save(tmp_path / "RTE" / "seed_2" / "mlp_mask.npy", np.ones(4))
+    with pytest.raises(ValueError, match=r"heads \(2, 3\) and MLPs \(2,\): RTE seed 1; heads \(4, 3\) and MLPs \(4,\): "
+                                         r"RTE seed 2"):
+        stability.load_stability_masks("unused", [], [], masks_dir=tmp_path)
+
+
+def test_other_masks_are_analysed_only_under_out_dir(tmp_path):
+    assert stability.run_folder(tmp_path / "outputs") == tmp_path / "outputs" / "all_tasks" / "stability"
+    assert stability.run_folder(tmp_path / "outputs", tmp_path / "masks", tmp_path / "mine") == tmp_path / "mine"
+    with pytest.raises(ParameterError, match="masks_dir = .* needs an out_dir.*Fix: set out_dir"):
+        stability.run_folder(tmp_path / "outputs", tmp_path / "masks")
 
 
 def test_seed_survival_and_pairwise_table():
@@ -222,7 +244,8 @@ def test_notebook_on_masks_in_the_authors_layout(tmp_path):
     expected = stability.stability_table(load_masks_tree(tmp_path / "masks"))
     assert table.task.tolist() == ["MRPC", "RTE"] and table.n_seeds.tolist() == [3, 3]
     np.testing.assert_allclose(table.head_kappa, expected.head_kappa)
-    metrics = runs.read_json(tmp_path / "outputs" / "all_tasks" / "stability" / "metrics.json")
+    metrics = runs.read_json(tmp_path / "figures" / "metrics.json")
+    assert not (tmp_path / "outputs").exists()   # nothing written into the preset's run folders
     assert metrics["seeds"] == {"MRPC": [42, 71, 86], "RTE": [42, 71, 86]}
     assert metrics["summary"]["RTE head kappa"] == pytest.approx(expected.head_kappa[1])
     figures = {p.name for p in (tmp_path / "figures").iterdir()}

@@ -250,5 +250,5 @@ def test_full_score_defaults_to_the_first_call_and_the_history_round_trips(tmp_p
     np.testing.assert_allclose(history["head_importance"][2], result.steps[2].head_importance)
     np.testing.assert_array_equal(history["accepted"], [s.accepted for s in result.steps])
     assert (tmp_path / "steps.csv").read_text().splitlines()[0] == "step,phase,heads_kept,mlps_kept,score,accepted"
-    with pytest.raises(FileNotFoundError, match="run the s-pruning stage"):
+    with pytest.raises(FileNotFoundError, match=r"run the s_pruning stage \(notebooks/02_structured_pruning.ipynb\)"):
         load_search_history(tmp_path / "nothing")

@@ -1,0 +1,192 @@
+"""The parameter schema and its validation: one clear error before anything is written, and equal settings
+normalised to equal values, for the notebooks, the presets and Snakemake's --config alike."""
+import json
+import subprocess
+import sys
+
+import nbformat
+import pytest
+import yaml
+
+from lotterylib import config, pipeline, runs, tasks
+from lotterylib.config import ParameterError
+
+ROOT = runs.PROJECT_ROOT
+NOTEBOOKS = {stage: ROOT / s.notebook for stage, s in pipeline.STAGES.items()}
+PRESETS = sorted(p.stem for p in (ROOT / "params").glob("*.yaml"))
+JSON_TYPES = {"int": "integer", "float": "number", "bool": "boolean", "str": "string", "list": "array"}
+
+
+def test_the_schema_matches_the_registries():
+    defs = config.schema()["$defs"]
+    assert defs["task"]["enum"] == list(tasks.TASKS)
+    assert config.schema()["properties"]["stages"]["items"]["enum"] == list(pipeline.STAGES)
+    assert defs["compat"]["enum"] == list(config.COMPATS) == ["paper", "authors"]
+
+
+@pytest.mark.parametrize("stage", sorted(NOTEBOOKS))
+def test_every_notebook_parameter_is_in_the_schema_with_its_type(stage):
+    import papermill
+
+    for name, spec in papermill.inspect_notebook(str(NOTEBOOKS[stage])).items():
+        assert name in config.parameter_names(), f"{stage}: `{name}` is not in the schema"
+        scalar, _ = config._scalar_spec(name)
+        declared = JSON_TYPES[spec["inferred_type_name"]]
+        assert scalar.get("type", "boolean" if True in scalar.get("enum", ()) else None) == declared, name
+        config.validate_params({name: eval(spec["default"])})  # the notebook's own default is valid
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_every_preset_validates_also_with_snakemake(name):
+    from snakemake.utils import validate
+
+    preset = pipeline.load_preset(name)
+    validate(dict(preset), str(config.SCHEMA_PATH), set_default=False)
+    assert preset["name"] == name
+
+
+@pytest.mark.parametrize("key, value, says", [
+    ("seed", -1, "an integer >= 0"),
+    ("seed", 1.5, "not of type 'integer'"),
+    ("seed", True, "not of type 'integer'"),
+    ("epochs", "abc", "not of type 'number'"),
+    ("epochs", float("nan"), "not a finite number"),
+    ("batch_size", 0, "an integer >= 1"),
+    ("max_train_examples", -5, "an integer >= 0"),
+    ("max_seq_len", 0, "an integer >= 8 and <= 512"),
+    ("max_seq_len", 1, "an integer >= 8 and <= 512"),
+    ("learning_rate", 1e10, "<= 1"),
+    ("task", "FOO", "one of CoLA, SST-2"),
+    ("tasks", ["SST-2", "RTX"], "its item 'RTX' is not allowed"),
+    ("seeds", "[1, -2]", "its item -2 is not allowed"),
+    ("compat", "author", "one of paper, authors"),
+    ("bf16", "maybe", "one of auto, true, false"),
+    ("prune_mode", "all", "one of joint, heads, mlps"),
+    ("threshold", 1.5, "<= 1"),
+    ("alpha", 0, "> 0"),
+])
+def test_a_bad_value_names_the_parameter_the_value_what_is_allowed_and_the_fix(key, value, says):
+    with pytest.raises(ParameterError) as err:
+        config.validate_params({key: value})
+    message = str(err.value)
+    assert message.startswith(f"Invalid parameter {key} = ") and says in message
+    assert f"Fix: set `{key}` to an allowed value (papermill `-p {key} VALUE`" in message
+
+
+def test_values_are_normalised_to_their_declared_type():
+    assert config.validate_params({"task": "sst2", "tasks": "[sts-b, cola]", "seed": 3.0, "seeds": "[1, 2]",
+                                   "epochs": 1, "learning_rate": "2e-5", "bf16": "false", "extras": "True",
+                                   "progress": "no", "compat": "authors"}) == {
+        "task": "SST-2", "tasks": ["STS-B", "CoLA"], "seed": 3, "seeds": [1, 2], "epochs": 1.0,
+        "learning_rate": 2e-5, "bf16": False, "extras": True, "progress": False, "compat": "authors"}
+    assert config.validate_params({"bf16": "auto"})["bf16"] == "auto"
+    assert type(config.validate_params({"epochs": 1})["epochs"]) is float
+    assert config.check_compat("paper") is config.Compat.PAPER
+    with pytest.raises(ParameterError, match="compat = 'Paper'"):
+        config.check_compat("Paper")
+
+
+def test_unknown_keys_name_the_key_a_close_match_and_every_allowed_key():
+    with pytest.raises(ParameterError, match=r"Unknown parameter `learning_rat` \(did you mean `learning_rate`\?\)\. "
+                                             r"Allowed parameters: allow_missing_seeds, alpha, .*, threshold\."):
+        config.validate_params({"learning_rat": 2e-5})
+    assert config.validate_params({"lr": 1, "seed": 2.0}, unknown="ignore") == {"lr": 1, "seed": 2}
+
+
+def test_per_task_values_only_where_the_schema_allows_them():
+    assert config.validate_params({"max_train_examples": {"sst2": 2000.0, "MRPC": 3000}}, per_task=True) == \
+        {"max_train_examples": {"SST-2": 2000, "MRPC": 3000}}
+    with pytest.raises(ParameterError, match="one value is needed here"):  # a notebook takes one value
+        config.validate_params({"max_train_examples": {"SST-2": 2000}})
+    with pytest.raises(ParameterError, match="cannot vary by task"):
+        config.validate_params({"compat": {"SST-2": "paper"}}, per_task=True)
+    with pytest.raises(ParameterError, match=r"max_train_examples = -1"):
+        config.validate_params({"max_train_examples": {"SST-2": -1}}, per_task=True)
+
+
+def test_presets_from_the_command_line_are_checked_and_coerced(tmp_path):
+    assert pipeline.load_preset(overrides={"preset": "smoke", "bf16": "false"})["bf16"] is False  # --config bf16=false
+    assert pipeline.load_preset(overrides={"preset": "smoke", "epochs": 2})["epochs"] == 2.0
+    with pytest.raises(ParameterError, match=r"params/smoke.yaml: Unknown parameter `learning_rat`"):
+        pipeline.load_preset(overrides={"preset": "smoke", "learning_rat": 2e-5})
+    with pytest.raises(ParameterError, match=r"`seed` is set for each job by the grid\. Fix: use `seeds`"):
+        pipeline.load_preset("smoke", {"seed": 3})
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({"tasks": ["RTE"], "stages": ["finetune"]}))
+    with pytest.raises(ParameterError, match="`seeds` is missing"):
+        pipeline.load_preset(str(bad))
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_a_configfile_is_the_same_as_its_preset(name):
+    """`--configfile params/X.yaml` (Snakemake puts the file's values in `config`) = `--config preset=X`."""
+    as_configfile = pipeline.load_preset(overrides=yaml.safe_load((ROOT / "params" / f"{name}.yaml").read_text()))
+    assert as_configfile == pipeline.load_preset(overrides={"preset": name})
+    assert as_configfile["outputs_root"] == f"outputs/{name}"
+
+
+def test_a_whole_config_of_ones_own_and_a_renamed_preset(tmp_path):
+    mine = {**yaml.safe_load((ROOT / "params" / "smoke.yaml").read_text()), "name": "mine"}
+    assert pipeline.load_preset(overrides=mine)["outputs_root"] == "outputs/mine"
+    assert pipeline.load_preset(overrides={"preset": "smoke", "name": "smoke_lr"})["outputs_root"] == "outputs/smoke_lr"
+
+
+def _snakemake(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "snakemake", "-s", "workflow/Snakefile", "-n", "--cores", "1",
+                           *args], cwd=ROOT, capture_output=True, text=True, timeout=120)
+
+
+def test_snakemake_config_errors_and_configfile():
+    typo = _snakemake("--config", "learning_rat=2e-5")
+    assert typo.returncode != 0
+    assert "Unknown parameter `learning_rat` (did you mean `learning_rate`?)" in typo.stdout + typo.stderr
+    demo = _snakemake("--configfile", "params/demo.yaml")
+    assert demo.returncode == 0 and "outputs/demo/MRPC/seed_1337/finetune/metrics.json" in demo.stdout
+    assert "outputs/smoke" not in demo.stdout
+
+
+def _first_cells(stage: str) -> tuple[str, str]:
+    """A notebook's parameters cell and the code cell after it (where the run folder is made)."""
+    cells = nbformat.read(NOTEBOOKS[stage], 4).cells
+    index = next(i for i, c in enumerate(cells) if "parameters" in c.metadata.get("tags", []))
+    return cells[index].source, next(c.source for c in cells[index + 1:] if c.cell_type == "code")
+
+
+def _open_run(stage: str, values: dict):
+    """As papermill runs a notebook: the parameters cell, the injected values, then the first code cell
+    (which opens the run folder). Returns the run."""
+    parameters, first = _first_cells(stage)
+    namespace: dict = {}
+    exec(parameters, namespace)
+    namespace.update(values)
+    exec(first, namespace)
+    return namespace["run"]
+
+
+BAD_NOTEBOOK_INPUTS = [
+    ("finetune", {"seed": -1}), ("finetune", {"seed": 1.5}), ("finetune", {"epochs": "abc"}),
+    ("finetune", {"batch_size": 0}), ("finetune", {"max_train_examples": -5}), ("finetune", {"max_seq_len": 1}),
+    ("finetune", {"task": "FOO"}), ("finetune", {"learning_rate": 1e10}), ("finetune", {"bf16": "maybe"}),
+    ("s_pruning", {"threshold": 0}), ("s_pruning", {"prune_mode": "both"}), ("m_pruning", {"max_steps": -1}),
+    ("lottery", {"compat": "authorz"}), ("bad_subnetworks", {"seeds": [1, -2]}), ("stability", {"alpha": 2}),
+    ("stability", {"masks_dir": "masks"}),   # someone else's masks without an out_dir
+    ("attention_patterns", {"tasks": ["SST-2", "nope"]}), ("attention_patterns", {"cnn_epochs": 0}),
+]
+
+
+@pytest.mark.parametrize("stage, bad", BAD_NOTEBOOK_INPUTS, ids=lambda x: json.dumps(x) if isinstance(x, dict) else x)
+def test_a_notebook_checks_its_parameters_before_writing_anything(tmp_path, stage, bad):
+    with pytest.raises(ParameterError, match=f"{next(iter(bad))} = .*Fix: set"):
+        _open_run(stage, {**bad, "outputs_root": str(tmp_path / "outputs")})
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_a_hand_run_with_the_grids_values_is_the_grids_run(tmp_path):
+    """The grid passes the preset's YAML values (epochs 1, an int); a hand run types them its own way."""
+    smoke = pipeline.load_preset("smoke", {"outputs_root": str(tmp_path)})
+    grid = _open_run("finetune", {**pipeline.stage_params(smoke, "finetune", "SST-2", 1), "epochs": 1})
+    hand = _open_run("finetune", {"task": "sst2", "seed": 1.0, "epochs": 1.0, "bf16": "false",
+                                  "outputs_root": str(tmp_path), "progress": True})
+    assert hand.dir == grid.dir == tmp_path / "SST-2" / "seed_1" / "finetune" and hand.hash == grid.hash
+    params = runs.read_json(hand.path("params.json"))["params"]
+    assert params["task"] == "SST-2" and params["epochs"] == 1.0 and params["bf16"] is False
