@@ -41,7 +41,7 @@ STAGES: dict[str, Stage] = {
     "bad_subnetworks": Stage("notebooks/05_bad_subnetworks.ipynb", "preset", ("lottery",)),
     "stability": Stage("notebooks/06_stability.ipynb", "preset", ("s_pruning", "m_pruning")),
     "attention_patterns": Stage("notebooks/07_attention_patterns.ipynb", "preset", ("s_pruning",)),
-    "report": Stage("notebooks/00_report.ipynb", "preset"),  # last: results.csv and every stage's artifacts
+    "report": Stage("notebooks/00_report.ipynb", "preset"),  # last: results.csv and every other stage of the grid
 }
 
 DEFAULT_PRESET = "smoke"
@@ -149,11 +149,15 @@ def targets(preset: dict[str, Any]) -> list[str]:
 
 def upstream_jobs(preset: dict[str, Any], stage: str, task: str | None = None, seed: int | None = None) -> list[Job]:
     """The jobs whose results a job reads: its `needs` for the same task and seed, for every seed of the task
-    (a per-task stage), or for every task and seed (a per-preset stage). A lottery job with `extras`
-    (super-survivors) reads every seed's s-pruning of its task; without, its own seed's only."""
+    (a per-task stage), or for every task and seed (a per-preset stage); a per-preset need once. A lottery
+    job with `extras` (super-survivors) reads every seed's s-pruning of its task; without, its own seed's
+    only. The report reads every other stage of the grid."""
+    needs = [s for s in preset["stages"] if s != stage] if stage == "report" else STAGES[stage].needs
     jobs: list[Job] = []
-    for need in STAGES[stage].needs:
-        if STAGES[stage].level == "preset":
+    for need in needs:
+        if STAGES[need].level == "preset":
+            jobs.append((need, None, None))
+        elif STAGES[stage].level == "preset":
             jobs += [(need, t, s) for t in preset["tasks"] for s in preset["seeds"]]
         elif STAGES[stage].level == "task" or (
                 (stage, need) == ("lottery", "s_pruning") and stage_params(preset, stage, task, seed).get("extras", True)):

@@ -115,7 +115,7 @@ def pattern_shares(res: pd.DataFrame) -> pd.DataFrame:
 
 # --- paper vs this run -------------------------------------------------------------------------------------
 
-# Rows whose published numbers come from the authors' rules, not the paper's text (METHOD.md section 4).
+# Rows whose published numbers come from the authors' rules, not the paper's text (docs/method.md, section 4).
 AUTHORS_RULES = {(S, "random"): "the paper's random s-masks are Bernoulli draws (compat: authors)",
                  (M, "bad"): "the paper's bad m-masks keep the smallest weights (compat: authors)"}
 

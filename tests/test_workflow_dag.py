@@ -31,6 +31,7 @@ def project(tmp_path) -> Path:
         folder.mkdir(parents=True)
         (folder / "metrics.json").write_text("{}")
         (folder / pipeline.SIGNATURE_FILE).write_text(pipeline.job_signature(preset, *job))
+    (copy / preset["outputs_root"] / "results.csv").write_text("task\n")
     return copy
 
 
@@ -83,7 +84,8 @@ def test_reruns_follow_code_and_parameters_not_notebook_outputs(project):
         cell = next(c for c in cells if c.cell_type == "code" and "parameters" not in c.metadata.get("tags", []))
         cell.source += "\nprint('changed')"
     edit_notebook(s_pruning, code)
-    downstream = {"s_pruning": 4, "lottery": 4, "bad_subnetworks": 1, "stability": 1, "attention_patterns": 1}
+    downstream = {"s_pruning": 4, "lottery": 4, "bad_subnetworks": 1, "stability": 1, "attention_patterns": 1,
+                  "results": 1, "report": 1}
     assert jobs_to_run(snakemake(project, "--dry-run")) == downstream
 
     # a parameter only notebook 1 reads reruns fine-tuning and everything after it
@@ -113,4 +115,4 @@ def test_a_lottery_job_without_extras_waits_only_for_its_own_seed_and_every_job_
     benchmarks = set(re.findall(r"benchmark: outputs/smoke/(\S+)", with_extras))
     assert "logs/finetune/SST-2_1.log" in logs and "logs/stability/all_tasks.log" in logs
     assert "benchmarks/lottery/STS-B_2.tsv" in benchmarks
-    assert len(logs) == len(benchmarks) == sum(jobs_to_run(with_extras).values()) == 19
+    assert len(logs) == len(benchmarks) == sum(jobs_to_run(with_extras).values()) == 21
