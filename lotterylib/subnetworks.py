@@ -23,7 +23,8 @@ SMasks = tuple[np.ndarray, np.ndarray]
 MMasks = dict[str, torch.Tensor]
 
 
-def _check_compat(compat: str) -> None:
+def check_compat(compat: str) -> None:
+    """Raise a ValueError naming the allowed values unless `compat` is one of `COMPATS`."""
     if compat not in COMPATS:
         raise ValueError(f"compat must be one of {COMPATS}, not {compat!r}")
 
@@ -73,7 +74,7 @@ def subnetwork_size(head_mask: np.ndarray, mlp_mask: np.ndarray) -> tuple[int, i
 def random_s_masks(head_mask: np.ndarray, mlp_mask: np.ndarray, rng: np.random.Generator,
                    compat: str = "paper") -> SMasks:
     """Random heads and MLPs, as many of each as the good masks keep (`authors`: Bernoulli(k / total))."""
-    _check_compat(compat)
+    check_compat(compat)
     if compat == "authors":
         return tuple((rng.random(np.shape(m)) < np.count_nonzero(m) / np.size(m)).astype(np.float64)
                      for m in (head_mask, mlp_mask))
@@ -117,7 +118,7 @@ def bad_m_masks(masks: MMasks, rng: np.random.Generator, compat: str = "paper",
                 weights: MMasks | None = None) -> MMasks:
     """The pruned weights resized to the good size; `authors`: the good-size smallest |w| of `weights`
     (the dense fine-tuned values, e.g. `magnitude.prunable_weights`), ties broken by position."""
-    _check_compat(compat)
+    check_compat(compat)
     flat = _flatten(masks)
     size = int(flat.sum())
     if compat == "paper":
