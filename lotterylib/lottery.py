@@ -17,7 +17,7 @@ import pandas as pd
 import torch
 from matplotlib.figure import Figure
 
-from . import baselines, magnitude, plots, reference, runs, structured, subnetworks
+from . import baselines, magnitude, plots, reference, runs, stability, structured, subnetworks
 from .data import Encoded
 from .experiment import finetune_model
 from .gates import Gates
@@ -42,10 +42,15 @@ PAPER_EXPERIMENTS: dict[tuple[str, str, str], str] = {
        for n, x in (("super", ""), ("bad", "_bizzaro"), ("random", "_midling")) for s in (PRUNED, REFINETUNED)},
 }
 
+# The rows whose published numbers were drawn by the authors' rules, not the paper's text (METHOD.md section 4):
+# random s-subnetworks (Bernoulli) and bad m-subnetworks (smallest-magnitude survivors).
+AUTHORS_RULE_ROWS = {(S, "random"), (M, "bad")}
+
 # Table 2: our rows -> (method, subnetwork, setting) in the tidy table, and the paper's experiment name.
 TABLE2_ROWS: dict[str, tuple[tuple[str, str, str], str | None]] = {
     "bad s-pruned (re-fine-tuned)": ((S, "bad", REFINETUNED), "head_mlp_bad_1_retrained"),
     "bad m-pruned (re-fine-tuned)": ((M, "bad", REFINETUNED), "global_bad_retrained"),
+    "bad m-pruned, authors' rule (re-fine-tuned)": ((M, "bad (authors)", REFINETUNED), None),
     "random init + random s-pruning": ((RANDOM_INIT, "random", REFINETUNED), None),
 }
 MAJORITY = "majority class"
@@ -67,12 +72,57 @@ def draw_subnetworks(seed: int, head_mask: np.ndarray, mlp_mask: np.ndarray, wei
                      all_head_masks: np.ndarray, all_mlp_masks: np.ndarray, compat: str = "paper",
                      weights: subnetworks.MMasks | None = None) -> dict[str, dict]:
     """`{"s": ..., "m": ..., "super": ...}` subnetworks, drawn from one `np.random.default_rng(seed)` in
-    that order (so they are a function of the seed alone). `weights`: the fine-tuned dense values, needed
-    for `compat="authors"` bad m-masks; `all_*_masks`: every seed's s-masks stacked, for super-survivors."""
+    that order (so they are a function of the seed alone). `weights`: the fine-tuned dense values
+    (`magnitude.prunable_weights`), needed for the authors' bad m-masks; given, the random s- and bad
+    m-subnetworks are also drawn under the other rule than `compat`'s, last (`"random (authors)"` in "s",
+    `"bad (authors)"` in "m", or "(paper)"). `all_*_masks`: every seed's s-masks stacked, for super-survivors."""
     rng = np.random.default_rng(seed)
-    return {"s": subnetworks.s_subnetworks(head_mask, mlp_mask, rng, compat),
-            "m": subnetworks.m_subnetworks(weight_masks, rng, compat, weights),
-            "super": subnetworks.super_subnetworks(all_head_masks, all_mlp_masks, rng)}
+    out = {"s": subnetworks.s_subnetworks(head_mask, mlp_mask, rng, compat),
+           "m": subnetworks.m_subnetworks(weight_masks, rng, compat, weights),
+           "super": subnetworks.super_subnetworks(all_head_masks, all_mlp_masks, rng)}
+    if weights is not None:
+        s_other, m_other = subnetworks.other_rule_subnetworks(out["s"]["good"], out["m"]["good"], rng, compat, weights)
+        out["s"].update(s_other)
+        out["m"].update(m_other)
+    return out
+
+
+def draw_for_seed(seed: int, net: torch.nn.Module, s_masks: subnetworks.SMasks, weight_masks: subnetworks.MMasks,
+                  all_seeds: dict[int, subnetworks.SMasks], compat: str = "paper") -> dict[str, dict]:
+    """`draw_subnetworks` for one run: the good s-masks and weight masks of `seed`, the s-masks of every seed
+    of the task (`task_s_masks`) for the super-survivors, and the fine-tuned `net`'s weights for the
+    authors' bad m-masks (so both rules are drawn)."""
+    if seed not in all_seeds:
+        raise ValueError(f"seed {seed} is not among the seeds with s-pruning masks {sorted(all_seeds)}: "
+                         "run its s_pruning stage first.")
+    weights = magnitude.prunable_weights(net, compat)
+    return draw_subnetworks(seed, *s_masks, weight_masks, *stability.stack_masks(all_seeds), compat=compat,
+                            weights=weights)
+
+
+def file_stem(subnetwork: str) -> str:
+    """A subnetwork's name as a file name: "bad (authors)" -> "bad_authors"."""
+    return "_".join(split_rule(subnetwork, "")).strip("_")
+
+
+def save_subnetworks(folder: str | Path, subnets: dict[str, dict]) -> None:
+    """`draw_subnetworks`'s sets into a run folder: `s_subnetworks.npz`, `super_subnetworks.npz` and
+    `m_subnetworks/<file_stem>.npz`."""
+    folder = Path(folder)
+    save_s_subnetworks(folder / "s_subnetworks.npz", subnets["s"])
+    save_s_subnetworks(folder / "super_subnetworks.npz", subnets["super"])
+    for name, masks in subnets["m"].items():
+        magnitude.save_weight_masks(folder / "m_subnetworks" / f"{file_stem(name)}.npz", masks)
+
+
+def subnetwork_sizes(subnets: dict[str, dict]) -> pd.DataFrame:
+    """One row per drawn subnetwork: set ("s", "super", "m"), subnetwork, heads and MLPs kept (s-masks),
+    weights kept and sparsity (m-masks)."""
+    rows = [{"set": k, "subnetwork": n, "heads kept": int(np.count_nonzero(h)), "MLPs kept": int(np.count_nonzero(p))}
+            for k in ("s", "super") for n, (h, p) in subnets[k].items()]
+    rows += [{"set": "m", "subnetwork": n, "weights kept": magnitude.kept_count(m), "sparsity": magnitude.sparsity(m)}
+             for n, m in subnets["m"].items()]
+    return pd.DataFrame(rows)
 
 
 def save_s_subnetworks(path: str | Path, subnets: dict[str, subnetworks.SMasks]) -> Path:
@@ -321,15 +371,30 @@ def lottery_figure(scores: pd.DataFrame, refs: pd.DataFrame, save: str | Path | 
     return fig
 
 
-def with_paper(stats: pd.DataFrame, path: str | Path | None = None) -> pd.DataFrame:
-    """`stats` with the paper's mean and std (bert-base, 5 seeds) where `paper_numbers.csv` has them."""
+def split_rule(subnetwork: str, compat: str = "paper") -> tuple[str, str]:
+    """(base name, rule) of a subnetwork row: "bad (authors)" -> ("bad", "authors"); "bad" -> ("bad", compat)."""
+    base, _, rule = subnetwork.partition(" (")
+    return base, rule.removesuffix(")") or compat
+
+
+def like_for_like(method: str, subnetwork: str, compat: str = "paper") -> bool:
+    """Whether a row was drawn by the rule behind the paper's number: the published random-s and bad-m
+    numbers come from the authors' rules (`AUTHORS_RULE_ROWS`), every other row from the paper's."""
+    base, rule = split_rule(subnetwork, compat)
+    return (method, base) not in AUTHORS_RULE_ROWS or rule == "authors"
+
+
+def with_paper(stats: pd.DataFrame, path: str | Path | None = None, compat: str = "paper") -> pd.DataFrame:
+    """`stats` with the paper's mean and std (bert-base, 5 seeds) where `paper_numbers.csv` has them, and
+    `like_for_like` (see `like_for_like`; `compat`: the rule the plain "random" / "bad" rows were drawn by)."""
     def value(row, i):
-        exp = PAPER_EXPERIMENTS.get((row.method, row.subnetwork, row.setting))
+        exp = PAPER_EXPERIMENTS.get((row.method, split_rule(row.subnetwork)[0], row.setting))
         v = reference.paper_value(exp, row.task, path) if exp else None
         return np.nan if v is None else v[i]
     out = stats.copy()
     out["paper_mean"] = [value(r, 0) for r in stats.itertuples()]
     out["paper_std"] = [value(r, 1) for r in stats.itertuples()]
+    out["like_for_like"] = [like_for_like(r.method, r.subnetwork, compat) for r in stats.itertuples()]
     return out
 
 

@@ -190,7 +190,7 @@ def test_table2_without_baselines_macro_average_and_marks(tmp_path):
     stats = lt.seed_stats(fake_scores())
     refs = fake_refs()
     table = lt.table2(stats, refs, {})
-    assert list(table.index) == [lt.MAJORITY, *lt.TABLE2_ROWS]
+    assert list(table.index) == [lt.MAJORITY, *(r for r in lt.TABLE2_ROWS if "authors" not in r)]  # no such rows
     assert list(table.columns) == ["SST-2", "STS-B", "average"]
     assert table.loc["bad s-pruned (re-fine-tuned)", "SST-2"] == pytest.approx(0.65)
     assert table.loc["bad s-pruned (re-fine-tuned)", "average"] == pytest.approx((0.65 + 0.45) / 2)
@@ -302,3 +302,62 @@ def test_task_s_masks_and_seed_summary(tmp_path):
     one = fake_scores().query("task == 'SST-2' and seed == 2")
     assert lt.seed_summary(one) == pytest.approx({"s good re-fine-tuned": 1.0, "s random re-fine-tuned": 0.8,
                                                   "s bad re-fine-tuned": 0.7, "m bad re-fine-tuned": 0.7})
+
+
+def test_both_rules_are_drawn_last_from_the_same_generator(tmp_path):
+    head, mlp, wm = good_masks()
+    stacked = np.stack([head, np.ones_like(head)]), np.stack([mlp, np.ones_like(mlp)])
+    weights = {n: torch.randn(m.shape, generator=torch.Generator().manual_seed(1)) for n, m in wm.items()}
+    plain = lt.draw_subnetworks(5, head, mlp, wm, *stacked)
+    both = lt.draw_subnetworks(5, head, mlp, wm, *stacked, weights=weights)
+    assert list(both["s"]) == ["good", "random", "bad", "random (authors)"]
+    assert list(both["m"]) == ["good", "random", "bad", "bad (authors)"]
+    for k in ("s", "super"):                                   # the paper-rule draws do not move
+        for n in plain[k]:
+            assert all(np.array_equal(x, y) for x, y in zip(plain[k][n], both[k][n]))
+    assert all(torch.equal(plain["m"]["bad"][p], both["m"]["bad"][p]) for p in wm)
+    # by hand: the same generator, after the s, m and super draws
+    rng = np.random.default_rng(5)
+    sn.s_subnetworks(head, mlp, rng), sn.m_subnetworks(wm, rng), sn.super_subnetworks(*stacked, rng)
+    bernoulli = sn.random_s_masks(head, mlp, rng, "authors")
+    assert all(np.array_equal(x, y) for x, y in zip(both["s"]["random (authors)"], bernoulli))
+    smallest = sn.bad_m_masks(both["m"]["good"], rng, "authors", weights)
+    assert all(torch.equal(both["m"]["bad (authors)"][p], smallest[p]) for p in wm)
+    authors = lt.draw_subnetworks(5, head, mlp, wm, *stacked, compat="authors", weights=weights)
+    assert list(authors["s"])[-1] == "random (paper)" and list(authors["m"])[-1] == "bad (paper)"
+    assert all(torch.equal(authors["m"]["bad"][p], smallest[p]) for p in wm)
+    # saved into a run folder under file-safe names
+    lt.save_subnetworks(tmp_path, both)
+    assert sorted(p.name for p in (tmp_path / "m_subnetworks").iterdir()) == [
+        "bad.npz", "bad_authors.npz", "good.npz", "random.npz"]
+    back = mg.load_weight_masks(tmp_path / "m_subnetworks" / "bad_authors.npz")
+    assert all(torch.equal(back[p], both["m"]["bad (authors)"][p]) for p in wm)
+    assert list(lt.load_s_subnetworks(tmp_path / "s_subnetworks.npz"))[-1] == "random (authors)"
+    sizes = lt.subnetwork_sizes(both).set_index(["set", "subnetwork"])
+    assert sizes.loc[("m", "bad (authors)"), "weights kept"] == mg.kept_count(wm)
+    assert sizes.loc[("s", "random"), "heads kept"] == head.sum()
+
+
+@pytest.mark.parametrize("method, subnetwork, compat, expected", [
+    (lt.S, "random", "paper", False), (lt.S, "random (authors)", "paper", True), (lt.S, "random", "authors", True),
+    (lt.S, "random (paper)", "authors", False), (lt.M, "bad", "paper", False), (lt.M, "bad (authors)", "paper", True),
+    (lt.M, "bad", "authors", True), (lt.S, "bad", "paper", True), (lt.M, "random", "paper", True),
+    (lt.SUPER, "random", "paper", True)])
+def test_like_for_like(method, subnetwork, compat, expected):
+    assert lt.like_for_like(method, subnetwork, compat) is expected
+
+
+def test_with_paper_maps_both_rules_to_the_published_row(tmp_path):
+    path = tmp_path / "paper.csv"
+    pd.DataFrame({"experiment": ["global_bad_retrained"], "task": ["SST-2"], "mean_over_5_seeds": [0.6],
+                  "std_ddof1_over_5_seeds": [0.05]}).to_csv(path, index=False)
+    scores = fake_scores()
+    extra = scores[(scores.method == lt.M) & (scores.subnetwork == "bad")].assign(subnetwork="bad (authors)")
+    side = lt.with_paper(lt.seed_stats(pd.concat([scores, extra])), path)
+    side = side.set_index(["task", "method", "subnetwork", "setting"])
+    for name, fair in (("bad", False), ("bad (authors)", True)):
+        assert side.loc[("SST-2", lt.M, name, lt.REFINETUNED), "paper_mean"] == 0.6
+        assert side.loc[("SST-2", lt.M, name, lt.REFINETUNED), "like_for_like"] == fair
+    assert lt.file_stem("bad (authors)") == "bad_authors" and lt.file_stem("good") == "good"
+    t2 = lt.table2(lt.seed_stats(pd.concat([scores, extra])), fake_refs(), {})
+    assert t2.loc["bad m-pruned, authors' rule (re-fine-tuned)", "SST-2"] == pytest.approx(0.65)
