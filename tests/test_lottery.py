@@ -7,7 +7,7 @@ import torch
 from conftest import tiny_encoded, tiny_model
 from lotterylib import lottery as lt
 from lotterylib import magnitude as mg
-from lotterylib import runs
+from lotterylib import baselines, reference, runs
 from lotterylib import subnetworks as sn
 from lotterylib.gates import Gates
 from lotterylib.structured import save_masks
@@ -361,3 +361,45 @@ def test_with_paper_maps_both_rules_to_the_published_row(tmp_path):
     assert lt.file_stem("bad (authors)") == "bad_authors" and lt.file_stem("good") == "good"
     t2 = lt.table2(lt.seed_stats(pd.concat([scores, extra])), fake_refs(), {})
     assert t2.loc["bad m-pruned, authors' rule (re-fine-tuned)", "SST-2"] == pytest.approx(0.65)
+
+
+def test_table2_uses_the_corrected_cola_values_not_the_misprints():
+    printed, corrected = baselines.TABLE2_MISPRINTS[("CBOW", "CoLA")]
+    assert (printed, corrected) == (0.46, 0.046)
+    assert lt.load_baselines("")["CBOW"]["CoLA"] == corrected
+    assert set(baselines.TABLE2_MISPRINTS) <= {(r, "CoLA") for r in (*lt.GLUE_ROWS, *lt.TABLE2_ROWS)}
+
+
+def test_table2_paper_bad_m_cola_is_the_stored_result():
+    if reference.paper_numbers() is None:
+        pytest.skip("paper_numbers.csv not available")
+    printed, corrected = baselines.TABLE2_MISPRINTS[("bad m-pruned (re-fine-tuned)", "CoLA")]
+    value = lt.table2_paper(["CoLA"]).loc["bad m-pruned (re-fine-tuned) (paper)", "CoLA"]
+    assert round(value, 3) == corrected and printed == 0.24
+
+
+def test_refinetuning_starts_from_all_pretrained_weights_embeddings_included(model_dir, monkeypatch):
+    """The paper says "(except embeddings)"; the authors' code, and ours, reset everything: at the first step
+    of re-fine-tuning every parameter, embeddings included, is the pre-trained one (the classifier: the seed's)."""
+    from lotterylib import experiment
+
+    setup = setup_for(model_dir)
+    head, mlp, wm = good_masks()
+    started = []
+
+    def capture(net, *args, **kw):
+        started.append({n.removesuffix("_orig"): p.detach().clone() for n, p in net.named_parameters()})
+        return [0.0]
+
+    monkeypatch.setattr(experiment, "fine_tune", capture)
+    lt.refinetuned_s_score(setup, head, mlp)
+    lt.refinetuned_m_score(setup, wm)
+    fresh = dict(experiment.build_model(model_dir, TASK, setup.seed).named_parameters())
+    pretrained = dict(tiny_model(seed=11).named_parameters())          # what model_dir holds
+    assert len(started) == 2
+    for params in started:
+        assert params.keys() == fresh.keys() and any(n.startswith("bert.embeddings.") for n in params)
+        for name, value in params.items():
+            assert torch.equal(value, fresh[name]), name
+            if not name.startswith("classifier."):
+                assert torch.equal(value, pretrained[name]), name
