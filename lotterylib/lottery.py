@@ -19,7 +19,7 @@ from matplotlib.figure import Figure
 
 from . import baselines, magnitude, plots, reference, runs, stability, structured, subnetworks
 from .data import Encoded
-from .experiment import finetune_model
+from .experiment import dev_half, finetune_model, load_task_data
 from .gates import Gates
 from .tasks import Task, get_task
 from .training import TrainConfig, evaluate
@@ -161,6 +161,17 @@ class LotterySetup:
         """The paper metric of `net` on dev (`key="stop_score"`: what the pruning searches compared)."""
         return evaluate(net, self.task, self.dev, self.cfg.eval_batch_size, gates=gates, compat=self.compat,
                         bf16=self.cfg.bf16, progress=self.progress, desc=desc).metrics[key]
+
+
+def search_setup(setup: LotterySetup, tokenizer, glue_dir: str, max_dev_examples: int, max_seq_len: int,
+                 selection: str) -> LotterySetup:
+    """`setup` on the dev data the pruning searches saw: itself with `selection="dev"`; with "split", a copy
+    whose dev set is the selection half (to check the good masks against the searches' scores)."""
+    if selection == "dev":
+        return setup
+    part = load_task_data(setup.task.name, tokenizer, glue_dir, 0, max_dev_examples, max_seq_len, with_train=False,
+                          dev_half=dev_half(selection, "search"))
+    return replace(setup, dev=part.dev_enc)
 
 
 def pruned_s_score(setup: LotterySetup, net: torch.nn.Module, head_mask: np.ndarray, mlp_mask: np.ndarray,

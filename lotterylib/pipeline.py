@@ -53,7 +53,8 @@ def load_preset(name_or_path: str, overrides: dict[str, Any] | None = None) -> d
                                 "or pass the path of a YAML file.")
     preset = yaml.safe_load(path.read_text()) or {}
     preset.update({k: v for k, v in (overrides or {}).items() if k != "preset"})
-    preset.setdefault("outputs_root", f"outputs/{path.stem}")
+    split = "-split" if preset.get("selection") == "split" else ""   # held-out selection: its own run folders
+    preset.setdefault("outputs_root", f"outputs/{path.stem}{split}")
     for key in GRID_KEYS:
         if not isinstance(preset.get(key), list) or not preset[key]:
             raise ValueError(f"Preset {path.stem}: `{key}` must be a non-empty list.")
