@@ -12,7 +12,7 @@ Pearson for STS-B, Matthews correlation for CoLA, and MNLI as printed (matched a
 Two misprints of the paper's Table 2 are corrected (`TABLE2_MISPRINTS`; the printed averages only work with
 the corrected values): CBOW CoLA is printed 0.46 but is 0.046 (GLUE Table 6: 4.6), and the bad m-pruned CoLA
 is printed 0.24 but the authors' stored result is 0.025 (`paper_numbers.csv`, `global_bad_retrained`:
-0.0247). The values used here and in `lottery.table2_paper` are the corrected ones.
+0.0247). The values used here and in `tables.table2_paper` are the corrected ones.
 
 Caveats, said here so nobody has to rediscover them:
 - The lottery paper's own printed Table 2 could not be read offline, so which GLUE rows it copied is

@@ -6,8 +6,10 @@ import torch
 
 from conftest import tiny_encoded, tiny_model
 from lotterylib import lottery as lt
+from lotterylib import lottery_stats as ls
+from lotterylib import tables as tb
 from lotterylib import magnitude as mg
-from lotterylib import baselines, reference, runs
+from lotterylib import baselines, plots, reference, runs
 from lotterylib import subnetworks as sn
 from lotterylib.gates import Gates
 from lotterylib.structured import save_masks
@@ -167,48 +169,48 @@ def fake_refs():
 
 
 def test_seed_stats_means_and_claims_by_hand():
-    stats = lt.seed_stats(fake_scores())
+    stats = ls.seed_stats(fake_scores())
     row = stats.set_index(["task", "method", "subnetwork", "setting"]).loc[("SST-2", lt.S, "bad", lt.PRUNED)]
     assert row["mean"] == pytest.approx(0.45) and row["std"] == pytest.approx(np.std([0.4, 0.5], ddof=1))
     assert row["seeds"] == 2
-    means = lt.lottery_means(stats, fake_refs())
+    means = ls.lottery_means(stats, fake_refs())
     assert list(means.columns) == ["good pruned", "random pruned", "bad pruned", "good re-fine-tuned",
                                    "random re-fine-tuned", "bad re-fine-tuned", "full", "majority"]
     assert means.loc[(lt.M, "STS-B"), "bad re-fine-tuned"] == pytest.approx(0.45)
     assert means.loc[(lt.M, "STS-B"), "full"] == 0.8
-    c = lt.claims(means)
+    c = ls.claims(means)
     # good pruned 0.85: >= 0.81 for SST-2 (full 0.9), >= 0.72 for STS-B
     assert c.iloc[:, 0].all() and c["random pruned < good pruned"].all() and c["bad pruned < good pruned"].all()
     # bad re-fine-tuned: SST-2 0.65 >= 0.5 + 0.5 x 0.4 = 0.7? no; STS-B 0.45 >= 0 + 0.5 x 0.8 = 0.4: yes
     assert c.loc[(lt.S, "SST-2"), "bad re-fine-tuned well above majority"] == False  # noqa: E712
     assert c.loc[(lt.S, "STS-B"), "bad re-fine-tuned well above majority"] == True  # noqa: E712
-    strict = lt.claims(means, good_share=0.95).iloc[:, 0]                 # 0.85 < 0.855 (SST-2), >= 0.76 (STS-B)
+    strict = ls.claims(means, good_share=0.95).iloc[:, 0]                 # 0.85 < 0.855 (SST-2), >= 0.76 (STS-B)
     assert strict.xs("SST-2", level="task").eq(False).all() and strict.xs("STS-B", level="task").all()
 
 
 def test_table2_without_baselines_macro_average_and_marks(tmp_path):
-    stats = lt.seed_stats(fake_scores())
+    stats = ls.seed_stats(fake_scores())
     refs = fake_refs()
-    table = lt.table2(stats, refs, {})
-    assert list(table.index) == [lt.MAJORITY, *(r for r in lt.TABLE2_ROWS if "authors" not in r)]  # no such rows
+    table = tb.table2(stats, refs, {})
+    assert list(table.index) == [tb.MAJORITY, *(r for r in tb.TABLE2_ROWS if "authors" not in r)]  # no such rows
     assert list(table.columns) == ["SST-2", "STS-B", "average"]
     assert table.loc["bad s-pruned (re-fine-tuned)", "SST-2"] == pytest.approx(0.65)
     assert table.loc["bad s-pruned (re-fine-tuned)", "average"] == pytest.approx((0.65 + 0.45) / 2)
-    assert table.loc[lt.MAJORITY, "average"] == pytest.approx(0.25)
+    assert table.loc[tb.MAJORITY, "average"] == pytest.approx(0.25)
     assert table.loc["random init + random s-pruning", "average"] == pytest.approx(0.5)
-    no_extras = lt.table2(lt.seed_stats(fake_scores(extras=False)), refs, {})
+    no_extras = tb.table2(ls.seed_stats(fake_scores(extras=False)), refs, {})
     assert "random init + random s-pruning" not in no_extras.index
 
     csv = tmp_path / "baselines.csv"
     pd.DataFrame({"model": ["CBOW", "CBOW", "BiLSTM+ELMo"], "task": ["SST-2", "STSB", "SST-2"],
                   "score": [0.8, 0.6, 0.9]}).to_csv(csv, index=False)
-    rows = {k: {t: v[t] for t in v if t in ("SST-2", "STS-B")} for k, v in lt.load_baselines(csv).items()}
+    rows = {k: {t: v[t] for t in v if t in ("SST-2", "STS-B")} for k, v in tb.load_baselines(csv).items()}
     assert rows["CBOW"] == {"SST-2": 0.8, "STS-B": 0.6}                   # the CSV overrides the shipped rows
     rows = {"CBOW": rows["CBOW"], "BiLSTM+ELMo": {"SST-2": 0.9}}
-    table = lt.table2(stats, refs, rows)
+    table = tb.table2(stats, refs, rows)
     assert table.loc["CBOW", "average"] == pytest.approx(0.7)
     assert np.isnan(table.loc["BiLSTM+ELMo", "average"])                  # lacks STS-B: no average
-    marked = lt.mark_best(table, {"*": list(lt.TABLE2_ROWS)[:2], "†": [lt.MAJORITY, "CBOW", "BiLSTM+ELMo"]})
+    marked = tb.mark_best(table, {"*": list(tb.TABLE2_ROWS)[:2], "†": [tb.MAJORITY, "CBOW", "BiLSTM+ELMo"]})
     assert marked.loc["BiLSTM+ELMo", "SST-2"] == "0.900 †" and marked.loc["CBOW", "SST-2"] == "0.800"
     assert marked.loc["CBOW", "STS-B"] == "0.600 †" and marked.loc["BiLSTM+ELMo", "STS-B"] == ""
     # bad s and bad m have the same fake scores: both marked
@@ -218,18 +220,18 @@ def test_table2_without_baselines_macro_average_and_marks(tmp_path):
     bad = tmp_path / "bad.csv"
     pd.DataFrame({"name": ["CBOW"], "task": ["SST-2"], "score": [0.5]}).to_csv(bad, index=False)
     with pytest.raises(ValueError, match="model"):
-        lt.load_baselines(bad)
+        tb.load_baselines(bad)
 
 
 def test_shipped_glue_baselines_are_the_glue_dev_table():
-    rows = lt.load_baselines("")
-    assert list(rows) == list(lt.GLUE_ROWS) == ["CBOW", "BiLSTM+GloVe", "BiLSTM+ELMo"]
+    rows = tb.load_baselines("")
+    assert list(rows) == list(tb.GLUE_ROWS) == ["CBOW", "BiLSTM+GloVe", "BiLSTM+ELMo"]
     glue9 = ["CoLA", "SST-2", "MRPC", "QQP", "STS-B", "MNLI", "QNLI", "RTE", "WNLI"]
     assert all(list(v) == glue9 for v in rows.values())
     # GLUE Table 6, single-task BiLSTM (GloVe), scaled by 1/100: CoLA MCC, MRPC accuracy (not F1), STS-B Pearson
     assert rows["BiLSTM+GloVe"]["CoLA"] == 0.176 and rows["BiLSTM+GloVe"]["MRPC"] == 0.779
     assert rows["BiLSTM+ELMo"]["STS-B"] == 0.703 and rows["CBOW"]["QNLI"] == 0.625
-    table = lt.table2(lt.seed_stats(fake_scores()), fake_refs(), rows)
+    table = tb.table2(ls.seed_stats(fake_scores()), fake_refs(), rows)
     assert table.loc["BiLSTM+GloVe", "average"] == pytest.approx((0.875 + 0.716) / 2)
     assert table.loc["CBOW", "average"] == pytest.approx((0.795 + 0.706) / 2)
 
@@ -239,7 +241,7 @@ def test_glue_baselines_wnli_is_the_dev_majority_rate(glue_dir):
     from lotterylib.data import load_split, majority_baseline
 
     majority = majority_baseline(load_split("WNLI", "dev", glue_dir))
-    for name, row in lt.load_baselines("").items():
+    for name, row in tb.load_baselines("").items():
         assert row["WNLI"] == pytest.approx(majority, abs=5e-4), name
 
 
@@ -248,27 +250,27 @@ def test_paper_numbers_side_by_side(tmp_path):
     pd.DataFrame({"experiment": ["head_mlp_bad_1_retrained", "global_magnitude", "freq_baseline"],
                   "task": ["SST-2", "SST-2", "STS-B"], "mean_over_5_seeds": [0.8, 0.9, 0.02],
                   "std_ddof1_over_5_seeds": [0.01, 0.02, 0.0]}).to_csv(path, index=False)
-    stats = lt.with_paper(lt.seed_stats(fake_scores()), path).set_index(["task", "method", "subnetwork", "setting"])
+    stats = ls.with_paper(ls.seed_stats(fake_scores()), path).set_index(["task", "method", "subnetwork", "setting"])
     assert stats.loc[("SST-2", lt.S, "bad", lt.REFINETUNED), "paper_mean"] == 0.8
     assert stats.loc[("SST-2", lt.M, "good", lt.PRUNED), "paper_std"] == 0.02
     assert np.isnan(stats.loc[("SST-2", lt.M, "good", lt.REFINETUNED), "paper_mean"])
-    paper = lt.table2_paper(["SST-2", "STS-B"], path)
+    paper = tb.table2_paper(["SST-2", "STS-B"], path)
     assert paper.loc["majority class (paper)", "STS-B"] == 0.02
     assert paper.loc["bad s-pruned (re-fine-tuned) (paper)", "SST-2"] == 0.8
-    assert lt.table2_paper(["SST-2"], tmp_path / "missing.csv").empty
+    assert tb.table2_paper(["SST-2"], tmp_path / "missing.csv").empty
 
 
 def test_appendix_tables():
-    d = lt.appendix_d(lt.seed_stats(fake_scores()))
+    d = tb.appendix_d(ls.seed_stats(fake_scores()))
     assert d.loc["SST-2", "gain"] == pytest.approx(0.8 - 0.65)
-    assert lt.appendix_d(lt.seed_stats(fake_scores(extras=False))).empty
-    e = lt.appendix_e(fake_scores())
+    assert tb.appendix_d(ls.seed_stats(fake_scores(extras=False))).empty
+    e = tb.appendix_e(fake_scores())
     assert e.loc[("STS-B", "super"), f"{lt.REFINETUNED} mean"] == pytest.approx(0.85)
     assert e.loc[("STS-B", "bad"), "weight_share"] == pytest.approx(0.3)
-    assert lt.appendix_e(fake_scores(extras=False)).empty
+    assert tb.appendix_e(fake_scores(extras=False)).empty
     one_seed = fake_scores().query("seed == 1")                            # std NaN: the columns stay
-    assert np.isnan(lt.appendix_d(lt.seed_stats(one_seed)).loc["SST-2", f"{lt.REFINETUNED} std"])
-    assert np.isnan(lt.appendix_e(one_seed).loc[("SST-2", "bad"), f"{lt.PRUNED} std"])
+    assert np.isnan(tb.appendix_d(ls.seed_stats(one_seed)).loc["SST-2", f"{lt.REFINETUNED} std"])
+    assert np.isnan(tb.appendix_e(one_seed).loc[("SST-2", "bad"), f"{lt.PRUNED} std"])
 
 
 def test_collect_scores_and_finetune(tmp_path):
@@ -279,14 +281,14 @@ def test_collect_scores_and_finetune(tmp_path):
         part.to_csv(folder / "scores.csv", index=False)
         runs.write_json_atomic(runs.stage_dir(tmp_path, "finetune", t, s) / "metrics.json",
                                {"dev_score": 0.9 - 0.1 * s, "majority_baseline": 0.5})
-    back = lt.collect_scores(tmp_path, ["SST-2", "STS-B"], [1, 2])
+    back = ls.collect_scores(tmp_path, ["SST-2", "STS-B"], [1, 2])
     assert len(back) == len(scores) and back.score.sum() == pytest.approx(scores.score.sum())
     with pytest.raises(FileNotFoundError, match="'SST-2', 3"):
-        lt.collect_scores(tmp_path, ["SST-2"], [1, 3])
-    refs = lt.reference_stats(lt.collect_finetune(tmp_path, ["SST-2", "STS-B"], [1, 2]))
+        ls.collect_scores(tmp_path, ["SST-2"], [1, 3])
+    refs = ls.reference_stats(ls.collect_finetune(tmp_path, ["SST-2", "STS-B"], [1, 2]))
     assert refs.loc["SST-2", "full_mean"] == pytest.approx(0.75)
     assert refs.loc["SST-2", "full_std"] == pytest.approx(np.std([0.8, 0.7], ddof=1))
-    fig = lt.lottery_figure(back, refs, save=tmp_path / "fig2")
+    fig = plots.lottery_figure(back, refs, save=tmp_path / "fig2")
     assert len(fig.axes) == 2 and (tmp_path / "fig2.png").is_file() and (tmp_path / "fig2.pdf").is_file()
 
 
@@ -344,7 +346,7 @@ def test_both_rules_are_drawn_last_from_the_same_generator(tmp_path):
     (lt.M, "bad", "authors", True), (lt.S, "bad", "paper", True), (lt.M, "random", "paper", True),
     (lt.SUPER, "random", "paper", True)])
 def test_like_for_like(method, subnetwork, compat, expected):
-    assert lt.like_for_like(method, subnetwork, compat) is expected
+    assert ls.like_for_like(method, subnetwork, compat) is expected
 
 
 def test_with_paper_maps_both_rules_to_the_published_row(tmp_path):
@@ -353,28 +355,28 @@ def test_with_paper_maps_both_rules_to_the_published_row(tmp_path):
                   "std_ddof1_over_5_seeds": [0.05]}).to_csv(path, index=False)
     scores = fake_scores()
     extra = scores[(scores.method == lt.M) & (scores.subnetwork == "bad")].assign(subnetwork="bad (authors)")
-    side = lt.with_paper(lt.seed_stats(pd.concat([scores, extra])), path)
+    side = ls.with_paper(ls.seed_stats(pd.concat([scores, extra])), path)
     side = side.set_index(["task", "method", "subnetwork", "setting"])
     for name, fair in (("bad", False), ("bad (authors)", True)):
         assert side.loc[("SST-2", lt.M, name, lt.REFINETUNED), "paper_mean"] == 0.6
         assert side.loc[("SST-2", lt.M, name, lt.REFINETUNED), "like_for_like"] == fair
     assert lt.file_stem("bad (authors)") == "bad_authors" and lt.file_stem("good") == "good"
-    t2 = lt.table2(lt.seed_stats(pd.concat([scores, extra])), fake_refs(), {})
+    t2 = tb.table2(ls.seed_stats(pd.concat([scores, extra])), fake_refs(), {})
     assert t2.loc["bad m-pruned, authors' rule (re-fine-tuned)", "SST-2"] == pytest.approx(0.65)
 
 
 def test_table2_uses_the_corrected_cola_values_not_the_misprints():
     printed, corrected = baselines.TABLE2_MISPRINTS[("CBOW", "CoLA")]
     assert (printed, corrected) == (0.46, 0.046)
-    assert lt.load_baselines("")["CBOW"]["CoLA"] == corrected
-    assert set(baselines.TABLE2_MISPRINTS) <= {(r, "CoLA") for r in (*lt.GLUE_ROWS, *lt.TABLE2_ROWS)}
+    assert tb.load_baselines("")["CBOW"]["CoLA"] == corrected
+    assert set(baselines.TABLE2_MISPRINTS) <= {(r, "CoLA") for r in (*tb.GLUE_ROWS, *tb.TABLE2_ROWS)}
 
 
 def test_table2_paper_bad_m_cola_is_the_stored_result():
     if reference.paper_numbers() is None:
         pytest.skip("paper_numbers.csv not available")
     printed, corrected = baselines.TABLE2_MISPRINTS[("bad m-pruned (re-fine-tuned)", "CoLA")]
-    value = lt.table2_paper(["CoLA"]).loc["bad m-pruned (re-fine-tuned) (paper)", "CoLA"]
+    value = tb.table2_paper(["CoLA"]).loc["bad m-pruned (re-fine-tuned) (paper)", "CoLA"]
     assert round(value, 3) == corrected and printed == 0.24
 
 
