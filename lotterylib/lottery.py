@@ -38,8 +38,6 @@ def split_rule(subnetwork: str, compat: str = "paper") -> tuple[str, str]:
     return base, rule.removesuffix(")") or compat
 
 
-
-
 # --- per (task, seed): drawing, evaluating, re-fine-tuning -----------------------------------------------
 
 def task_s_masks(outputs_root: str | Path, task: str) -> dict[int, subnetworks.SMasks]:
