@@ -125,6 +125,14 @@ def subsample(data: GlueSplit, n: int | None, seed: int) -> GlueSplit:
     return data.subset(idx)
 
 
+def dev_halves(data: GlueSplit, seed: int) -> tuple[GlueSplit, GlueSplit]:
+    """(selection half, report half): a seeded random split of a dev set into two disjoint parts that cover
+    it, each in the original order; the selection half has len // 2 examples (`selection: split`)."""
+    order = np.random.default_rng(seed).permutation(len(data))
+    half = len(data) // 2
+    return data.subset(np.sort(order[:half])), data.subset(np.sort(order[half:]))
+
+
 def majority_labels(data: GlueSplit) -> np.ndarray:
     """The majority-class baseline's predictions (the dev-set majority; STS-B: the mean score)."""
     if data.task.is_regression:

@@ -1,4 +1,9 @@
-"""The steps the notebooks share: load a task's data, build and fine-tune a (masked) model, checkpoints."""
+"""The steps the notebooks share: load a task's data, build and fine-tune a (masked) model, checkpoints.
+
+`selection` (docs/method.md, "Masks chosen on held-out data"): with "dev" (the paper's way) the pruning
+searches choose masks on the dev set and every score is reported on that same dev set; with "split" the
+searches see only a seeded half of dev (`dev_half(selection, "search")`) and every reported score, the full
+model's included, comes from the other half (`dev_half(selection, "report")`)."""
 from __future__ import annotations
 
 import os
@@ -9,7 +14,7 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from .data import Encoded, GlueSplit, encode, load_split, subsample
+from .data import Encoded, GlueSplit, dev_halves, encode, load_split, subsample
 from .gates import Gates
 from .models import load_classifier, quiet_loading
 from .runs import display_path, missing_stage_error, temporary_sibling
@@ -17,6 +22,26 @@ from .tasks import Task, get_task
 from .training import TrainConfig, default_device, fine_tune, set_seed
 
 DATA_SEED = 0  # subsamples are the same for every run seed, so seeds differ only in init and data order
+SELECTIONS = ("dev", "split")
+DEV_HALVES = ("", "selection", "report")  # "": the whole dev set
+
+
+def dev_half(selection: str, use: str) -> str:
+    """The part of dev a stage uses: the whole set ("") with `selection="dev"`; with "split", the
+    "selection" half for the pruning searches (`use="search"`), the "report" half for reported scores."""
+    if selection not in SELECTIONS:
+        raise ValueError(f"selection must be one of {SELECTIONS}, not {selection!r}")
+    if use not in ("search", "report"):
+        raise ValueError(f"use must be 'search' or 'report', not {use!r}")
+    return "" if selection == "dev" else {"search": "selection", "report": "report"}[use]
+
+
+def check_selection(metrics: dict, selection: str, where: str) -> None:
+    """Raise if an earlier stage (its `metrics`) ran with another `selection` than this one."""
+    ran = metrics.get("selection", "dev")
+    if ran != selection:
+        raise ValueError(f"{where} ran with selection={ran!r}, this stage with {selection!r}: rerun it with the "
+                         "same selection, or use another outputs_root for each selection.")
 
 
 @dataclass
@@ -32,11 +57,16 @@ class TaskData:
 
 def load_task_data(task: str, tokenizer, glue_dir: str = "", max_train_examples: int = 0,
                    max_dev_examples: int = 0, max_seq_len: int = 128, with_train: bool = True,
-                   dev_split: str = "dev") -> TaskData:
-    """Load, subsample (seeded, 0 = all) and tokenise a task's train and dev splits."""
+                   dev_split: str = "dev", dev_half: str = "") -> TaskData:
+    """Load, subsample (seeded, 0 = all) and tokenise a task's train and dev splits; `dev_half` "selection"
+    or "report" keeps that half of the (subsampled) dev set (`data.dev_halves`, seeded with `DATA_SEED`)."""
+    if dev_half not in DEV_HALVES:
+        raise ValueError(f"dev_half must be one of {DEV_HALVES}, not {dev_half!r}")
     t = get_task(task)
     train = subsample(load_split(t, "train", glue_dir or None), max_train_examples, DATA_SEED) if with_train else None
     dev = subsample(load_split(t, dev_split, glue_dir or None), max_dev_examples, DATA_SEED)
+    if dev_half:
+        dev = dev_halves(dev, DATA_SEED)[DEV_HALVES.index(dev_half) - 1]
     return TaskData(t, train, dev, encode(train, tokenizer, max_seq_len) if train else None,
                     encode(dev, tokenizer, max_seq_len))
 

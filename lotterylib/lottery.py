@@ -1,25 +1,24 @@
-"""Lottery-ticket tests (docs/method.md sections 4 and 5): good / random / bad subnetworks, pruned and re-fine-tuned,
-the Table 2 comparison with baselines, super-survivors (Appendix E) and longer re-fine-tuning (Appendix D).
+"""Lottery-ticket tests for one (task, seed) (docs/method.md section 4; `notebooks/04_lottery_tests.ipynb`): good /
+random / bad subnetworks drawn, pruned and re-fine-tuned, the Appendix D, random-init and Appendix E extras.
 
-Per (task, seed) (`notebooks/04_lottery_tests.ipynb`) every evaluation becomes one row of a tidy table
-(`SCORE_COLUMNS`); across tasks and seeds (`notebooks/05_bad_subnetworks.ipynb`) those tables are collected
-and summarised. Scores are the paper's metric per task (`metrics["score"]`), on a 0-1 scale.
+Every evaluation becomes one row of a tidy table (`SCORE_COLUMNS`). Across tasks and seeds those tables are
+collected and summarised by `lottery_stats`, Table 2 and the appendix tables are built by `tables`, and
+Figure 2 is drawn by `plots.lottery_figure`. Scores are the paper's metric per task (`metrics["score"]`),
+on a 0-1 scale.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
-from matplotlib.figure import Figure
 
-from . import baselines, magnitude, plots, reference, runs, structured, subnetworks
+from . import magnitude, runs, stability, structured, subnetworks
 from .data import Encoded
-from .experiment import finetune_model
+from .experiment import dev_half, finetune_model, load_task_data
 from .gates import Gates
 from .tasks import Task, get_task
 from .training import TrainConfig, evaluate
@@ -32,24 +31,11 @@ PRUNED, REFINETUNED, REFINETUNED_2X = "pruned", "re-fine-tuned", "re-fine-tuned 
 S, M, SUPER, RANDOM_INIT = "s-pruning", "m-pruning", "super-survivors", "random-init"
 SUBNETWORKS = ("good", "random", "bad")
 
-# (method, subnetwork, setting) -> experiment name in the paper's `paper_numbers.csv`.
-PAPER_EXPERIMENTS: dict[tuple[str, str, str], str] = {
-    **{(S, n, s): f"head_mlp{x}{'_retrained' if s == REFINETUNED else ''}"
-       for n, x in (("good", ""), ("random", "_random"), ("bad", "_bad_1")) for s in (PRUNED, REFINETUNED)},
-    **{(M, n, s): f"global_{x}{'_retrained' if s == REFINETUNED else ''}"
-       for n, x in (("good", "magnitude"), ("random", "random"), ("bad", "bad")) for s in (PRUNED, REFINETUNED)},
-    **{(SUPER, n, s): f"head_mlp_super{x}{'_retrained' if s == REFINETUNED else ''}"
-       for n, x in (("super", ""), ("bad", "_bizzaro"), ("random", "_midling")) for s in (PRUNED, REFINETUNED)},
-}
 
-# Table 2: our rows -> (method, subnetwork, setting) in the tidy table, and the paper's experiment name.
-TABLE2_ROWS: dict[str, tuple[tuple[str, str, str], str | None]] = {
-    "bad s-pruned (re-fine-tuned)": ((S, "bad", REFINETUNED), "head_mlp_bad_1_retrained"),
-    "bad m-pruned (re-fine-tuned)": ((M, "bad", REFINETUNED), "global_bad_retrained"),
-    "random init + random s-pruning": ((RANDOM_INIT, "random", REFINETUNED), None),
-}
-MAJORITY = "majority class"
-GLUE_ROWS = tuple(baselines.GLUE_BASELINES)
+def split_rule(subnetwork: str, compat: str = "paper") -> tuple[str, str]:
+    """(base name, rule) of a subnetwork row: "bad (authors)" -> ("bad", "authors"); "bad" -> ("bad", compat)."""
+    base, _, rule = subnetwork.partition(" (")
+    return base, rule.removesuffix(")") or compat
 
 
 # --- per (task, seed): drawing, evaluating, re-fine-tuning -----------------------------------------------
@@ -67,12 +53,57 @@ def draw_subnetworks(seed: int, head_mask: np.ndarray, mlp_mask: np.ndarray, wei
                      all_head_masks: np.ndarray, all_mlp_masks: np.ndarray, compat: str = "paper",
                      weights: subnetworks.MMasks | None = None) -> dict[str, dict]:
     """`{"s": ..., "m": ..., "super": ...}` subnetworks, drawn from one `np.random.default_rng(seed)` in
-    that order (so they are a function of the seed alone). `weights`: the fine-tuned dense values, needed
-    for `compat="authors"` bad m-masks; `all_*_masks`: every seed's s-masks stacked, for super-survivors."""
+    that order (so they are a function of the seed alone). `weights`: the fine-tuned dense values
+    (`magnitude.prunable_weights`), needed for the authors' bad m-masks; given, the random s- and bad
+    m-subnetworks are also drawn under the other rule than `compat`'s, last (`"random (authors)"` in "s",
+    `"bad (authors)"` in "m", or "(paper)"). `all_*_masks`: every seed's s-masks stacked, for super-survivors."""
     rng = np.random.default_rng(seed)
-    return {"s": subnetworks.s_subnetworks(head_mask, mlp_mask, rng, compat),
-            "m": subnetworks.m_subnetworks(weight_masks, rng, compat, weights),
-            "super": subnetworks.super_subnetworks(all_head_masks, all_mlp_masks, rng)}
+    out = {"s": subnetworks.s_subnetworks(head_mask, mlp_mask, rng, compat),
+           "m": subnetworks.m_subnetworks(weight_masks, rng, compat, weights),
+           "super": subnetworks.super_subnetworks(all_head_masks, all_mlp_masks, rng)}
+    if weights is not None:
+        s_other, m_other = subnetworks.other_rule_subnetworks(out["s"]["good"], out["m"]["good"], rng, compat, weights)
+        out["s"].update(s_other)
+        out["m"].update(m_other)
+    return out
+
+
+def draw_for_seed(seed: int, net: torch.nn.Module, s_masks: subnetworks.SMasks, weight_masks: subnetworks.MMasks,
+                  all_seeds: dict[int, subnetworks.SMasks], compat: str = "paper") -> dict[str, dict]:
+    """`draw_subnetworks` for one run: the good s-masks and weight masks of `seed`, the s-masks of every seed
+    of the task (`task_s_masks`) for the super-survivors, and the fine-tuned `net`'s weights for the
+    authors' bad m-masks (so both rules are drawn)."""
+    if seed not in all_seeds:
+        raise ValueError(f"seed {seed} is not among the seeds with s-pruning masks {sorted(all_seeds)}: "
+                         "run its s_pruning stage first.")
+    weights = magnitude.prunable_weights(net, compat)
+    return draw_subnetworks(seed, *s_masks, weight_masks, *stability.stack_masks(all_seeds), compat=compat,
+                            weights=weights)
+
+
+def file_stem(subnetwork: str) -> str:
+    """A subnetwork's name as a file name: "bad (authors)" -> "bad_authors"."""
+    return "_".join(split_rule(subnetwork, "")).strip("_")
+
+
+def save_subnetworks(folder: str | Path, subnets: dict[str, dict]) -> None:
+    """`draw_subnetworks`'s sets into a run folder: `s_subnetworks.npz`, `super_subnetworks.npz` and
+    `m_subnetworks/<file_stem>.npz`."""
+    folder = Path(folder)
+    save_s_subnetworks(folder / "s_subnetworks.npz", subnets["s"])
+    save_s_subnetworks(folder / "super_subnetworks.npz", subnets["super"])
+    for name, masks in subnets["m"].items():
+        magnitude.save_weight_masks(folder / "m_subnetworks" / f"{file_stem(name)}.npz", masks)
+
+
+def subnetwork_sizes(subnets: dict[str, dict]) -> pd.DataFrame:
+    """One row per drawn subnetwork: set ("s", "super", "m"), subnetwork, heads and MLPs kept (s-masks),
+    weights kept and sparsity (m-masks)."""
+    rows = [{"set": k, "subnetwork": n, "heads kept": int(np.count_nonzero(h)), "MLPs kept": int(np.count_nonzero(p))}
+            for k in ("s", "super") for n, (h, p) in subnets[k].items()]
+    rows += [{"set": "m", "subnetwork": n, "weights kept": magnitude.kept_count(m), "sparsity": magnitude.sparsity(m)}
+             for n, m in subnets["m"].items()]
+    return pd.DataFrame(rows)
 
 
 def save_s_subnetworks(path: str | Path, subnets: dict[str, subnetworks.SMasks]) -> Path:
@@ -111,6 +142,17 @@ class LotterySetup:
         """The paper metric of `net` on dev (`key="stop_score"`: what the pruning searches compared)."""
         return evaluate(net, self.task, self.dev, self.cfg.eval_batch_size, gates=gates, compat=self.compat,
                         bf16=self.cfg.bf16, progress=self.progress, desc=desc).metrics[key]
+
+
+def search_setup(setup: LotterySetup, tokenizer, glue_dir: str, max_dev_examples: int, max_seq_len: int,
+                 selection: str) -> LotterySetup:
+    """`setup` on the dev data the pruning searches saw: itself with `selection="dev"`; with "split", a copy
+    whose dev set is the selection half (to check the good masks against the searches' scores)."""
+    if selection == "dev":
+        return setup
+    part = load_task_data(setup.task.name, tokenizer, glue_dir, 0, max_dev_examples, max_seq_len, with_train=False,
+                          dev_half=dev_half(selection, "search"))
+    return replace(setup, dev=part.dev_enc)
 
 
 def pruned_s_score(setup: LotterySetup, net: torch.nn.Module, head_mask: np.ndarray, mlp_mask: np.ndarray,
@@ -227,189 +269,3 @@ def seed_summary(scores: pd.DataFrame) -> dict[str, float]:
     if (M, "bad") in rft.index:
         out["m bad re-fine-tuned"] = float(rft[(M, "bad")])
     return out
-
-
-# --- across tasks and seeds ------------------------------------------------------------------------------
-
-def collect_scores(outputs_root: str | Path, tasks: Sequence[str], seeds: Sequence[int]) -> pd.DataFrame:
-    """Every (task, seed)'s `lottery/scores.csv`, concatenated; a clear error names any missing one."""
-    frames, missing = [], []
-    for t in tasks:
-        for s in seeds:
-            path = runs.stage_dir(outputs_root, "lottery", get_task(t).name, s) / "scores.csv"
-            if path.is_file():
-                frames.append(pd.read_csv(path))
-            else:
-                missing.append((t, s))
-    if missing:
-        raise runs.missing_stage_error(runs.stage_dir(outputs_root, "lottery", *missing[0]) / "scores.csv", "lottery",
-                                       hint=f"Every (task, seed) lacking it: {missing}.")
-    return pd.concat(frames, ignore_index=True)[SCORE_COLUMNS]
-
-
-def collect_finetune(outputs_root: str | Path, tasks: Sequence[str], seeds: Sequence[int]) -> pd.DataFrame:
-    """task, seed, full (the fine-tuned model's dev score) and majority (the majority-class baseline)."""
-    rows = []
-    for t in tasks:
-        for s in seeds:
-            m = runs.load_metrics(runs.stage_dir(outputs_root, "finetune", get_task(t).name, s))
-            rows.append({"task": get_task(t).name, "seed": s, "full": m["dev_score"],
-                         "majority": m["majority_baseline"]})
-    return pd.DataFrame(rows)
-
-
-def seed_stats(scores: pd.DataFrame) -> pd.DataFrame:
-    """Mean, std (ddof 1; NaN for one seed) and number of seeds per task, method, subnetwork and setting."""
-    keys = ["task", "method", "subnetwork", "setting"]
-    return scores.groupby(keys, sort=False)["score"].agg(mean="mean", std="std", seeds="count").reset_index()
-
-
-def reference_stats(finetune: pd.DataFrame) -> pd.DataFrame:
-    """Per task: mean and std of the full model over seeds, and the mean majority baseline."""
-    return finetune.groupby("task", sort=False).agg(full_mean=("full", "mean"), full_std=("full", "std"),
-                                                    majority=("majority", "mean"))
-
-
-def lottery_means(stats: pd.DataFrame, refs: pd.DataFrame, methods: Sequence[str] = (M, S)) -> pd.DataFrame:
-    """Per method and task: mean over seeds of good / random / bad, pruned and re-fine-tuned, next to the
-    full model and the majority baseline."""
-    part = stats[stats.method.isin(methods) & stats.subnetwork.isin(SUBNETWORKS)
-                 & stats.setting.isin((PRUNED, REFINETUNED))]
-    wide = part.pivot_table(index=["method", "task"], columns=["setting", "subnetwork"], values="mean", sort=False)
-    wide.columns = [f"{n} {s}" for s, n in wide.columns]
-    order = [f"{n} {s}" for s in (PRUNED, REFINETUNED) for n in SUBNETWORKS if f"{n} {s}" in wide.columns]
-    wide = wide[order]
-    idx = wide.index.get_level_values("task")
-    wide["full"] = refs.loc[idx, "full_mean"].to_numpy()
-    wide["majority"] = refs.loc[idx, "majority"].to_numpy()
-    return wide
-
-
-def claims(means: pd.DataFrame, good_share: float = 0.9, margin: float = 0.5) -> pd.DataFrame:
-    """The paper's claims per method and task, as booleans, from `lottery_means`:
-    good pruned >= `good_share` x full; random and bad pruned below good pruned; bad re-fine-tuned "well
-    above" the majority baseline, i.e. >= majority + `margin` x (full - majority)."""
-    g, r, b = (means[f"{n} {PRUNED}"] for n in SUBNETWORKS)
-    bad_rft, full, majority = means[f"bad {REFINETUNED}"], means["full"], means["majority"]
-    return pd.DataFrame({
-        f"good pruned >= {good_share:.0%} of full": g >= good_share * full,
-        "random pruned < good pruned": r < g,
-        "bad pruned < good pruned": b < g,
-        "bad re-fine-tuned well above majority": bad_rft >= majority + margin * (full - majority),
-    })
-
-
-def lottery_figure(scores: pd.DataFrame, refs: pd.DataFrame, save: str | Path | None = None) -> Figure:
-    """Figure 2: one panel per task (`plots.lottery_bars`): good / random / bad, pruned and re-fine-tuned,
-    both methods, mean and std over seeds, the "full model minus one std" line and the majority baseline."""
-    part = scores[scores.method.isin((M, S)) & scores.subnetwork.isin(SUBNETWORKS)
-                  & scores.setting.isin((PRUNED, REFINETUNED))]
-    tasks = list(dict.fromkeys(part.task))
-    fig, axes = plt.subplots(1, len(tasks), figsize=(5.2 * len(tasks) + 1.5, 3.6), squeeze=False)
-    for k, (ax, t) in enumerate(zip(axes[0], tasks)):
-        ref = refs.loc[t]
-        full_std = 0.0 if np.isnan(ref.full_std) else ref.full_std
-        plots.lottery_bars(part[part.task == t], ref.full_mean, full_std, ref.majority,
-                           title=t, metric=get_task(t).metric, ax=ax, legend=k == len(tasks) - 1)
-    fig.tight_layout()
-    if save is not None:
-        plots.save_figure(fig, save)
-    return fig
-
-
-def with_paper(stats: pd.DataFrame, path: str | Path | None = None) -> pd.DataFrame:
-    """`stats` with the paper's mean and std (bert-base, 5 seeds) where `paper_numbers.csv` has them."""
-    def value(row, i):
-        exp = PAPER_EXPERIMENTS.get((row.method, row.subnetwork, row.setting))
-        v = reference.paper_value(exp, row.task, path) if exp else None
-        return np.nan if v is None else v[i]
-    out = stats.copy()
-    out["paper_mean"] = [value(r, 0) for r in stats.itertuples()]
-    out["paper_std"] = [value(r, 1) for r in stats.itertuples()]
-    return out
-
-
-def load_baselines(csv: str | Path = "") -> dict[str, dict[str, float]]:
-    """The GLUE baseline rows: `baselines.GLUE_BASELINES` (the GLUE paper's dev-set table), updated from a
-    user-supplied CSV with columns model, task, score (0-1 scale). Rows without numbers are left out."""
-    rows = {name: dict(v) for name, v in baselines.GLUE_BASELINES.items()}
-    if csv:
-        df = pd.read_csv(runs.resolve(csv))
-        missing = {"model", "task", "score"} - set(df.columns)
-        if missing:
-            raise ValueError(f"{csv}: missing columns {sorted(missing)}; expected model, task, score")
-        for r in df.itertuples():
-            rows.setdefault(str(r.model), {})[get_task(r.task).name] = float(r.score)
-    return {name: v for name, v in rows.items() if v}
-
-
-def table2(stats: pd.DataFrame, refs: pd.DataFrame, baseline_rows: dict[str, dict[str, float]]) -> pd.DataFrame:
-    """Table 2: majority class, the GLUE baselines given, bad s- / m-pruned re-fine-tuned and random init +
-    random s-pruning (means over seeds), tasks as columns, plus `average` = the macro average over the
-    tasks present (NaN for a row that lacks one of them). Rows without any number are left out."""
-    tasks = list(refs.index)
-    mean = stats.set_index(["method", "subnetwork", "setting", "task"])["mean"]
-    rows = {MAJORITY: refs["majority"].to_dict(), **baseline_rows}
-    for name, (key, _) in TABLE2_ROWS.items():
-        rows[name] = {t: mean[(*key, t)] for t in tasks if (*key, t) in mean.index}
-    table = pd.DataFrame.from_dict({k: v for k, v in rows.items() if v}, orient="index").reindex(columns=tasks)
-    table["average"] = macro_average(table)
-    return table
-
-
-def macro_average(table: pd.DataFrame) -> pd.Series:
-    """Unweighted mean over the task columns of each row; NaN where a task is missing."""
-    return table.mean(axis=1, skipna=False)
-
-
-def mark_best(table: pd.DataFrame, groups: dict[str, Sequence[str]], fmt: str = ".3f") -> pd.DataFrame:
-    """`table` as strings, each group's best value per column marked with the group's symbol (a key of
-    `groups`, e.g. {"*": bad rows, "†": baseline rows}); ties are all marked."""
-    out = table.map(lambda v: "" if pd.isna(v) else f"{v:{fmt}}")
-    for symbol, names in groups.items():
-        part = table.loc[[n for n in names if n in table.index]]
-        for col in table.columns:
-            best = part[col].max()
-            if part.empty or pd.isna(best):
-                continue
-            for name in part.index[part[col] == best]:
-                out.loc[name, col] += f" {symbol}"
-    return out
-
-
-def table2_paper(tasks: Sequence[str], path: str | Path | None = None) -> pd.DataFrame:
-    """The paper's values (bert-base, mean of 5 seeds) for the Table 2 rows `paper_numbers.csv` has:
-    majority (`freq_baseline`), bad s- and m-pruned re-fine-tuned. Empty when the file is missing."""
-    names = {MAJORITY: "freq_baseline", **{k: e for k, (_, e) in TABLE2_ROWS.items() if e}}
-    rows = {}
-    for row, exp in names.items():
-        values = {t: reference.paper_value(exp, t, path) for t in tasks}
-        if any(v is not None for v in values.values()):
-            rows[f"{row} (paper)"] = {t: v[0] for t, v in values.items() if v is not None}
-    return pd.DataFrame.from_dict(rows, orient="index").reindex(columns=list(tasks))
-
-
-def appendix_d(stats: pd.DataFrame) -> pd.DataFrame:
-    """Bad s-subnetworks re-fine-tuned for the usual and for twice the epochs: mean, std and the gain."""
-    part = stats[(stats.method == S) & (stats.subnetwork == "bad")
-                 & stats.setting.isin((REFINETUNED, REFINETUNED_2X))]
-    if part.setting.nunique() < 2:
-        return pd.DataFrame()
-    wide = part.pivot_table(index="task", columns="setting", values=["mean", "std"], sort=False, dropna=False)
-    wide.columns = [f"{s} {v}" for v, s in wide.columns]
-    wide["gain"] = wide[f"{REFINETUNED_2X} mean"] - wide[f"{REFINETUNED} mean"]
-    return wide[[f"{REFINETUNED} mean", f"{REFINETUNED} std", f"{REFINETUNED_2X} mean", f"{REFINETUNED_2X} std",
-                 "gain"]]
-
-
-def appendix_e(scores: pd.DataFrame) -> pd.DataFrame:
-    """Super-survivors vs bad vs random (Appendix E): mean and std of the score pruned and re-fine-tuned,
-    and the mean heads / MLPs kept and weight share, per task and set."""
-    part = scores[scores.method == SUPER]
-    if part.empty:
-        return pd.DataFrame()
-    score = part.pivot_table(index=["task", "subnetwork"], columns="setting", values="score",
-                             aggfunc=["mean", "std"], sort=False, dropna=False)
-    score.columns = [f"{s} {a}" for a, s in score.columns]
-    size = part.groupby(["task", "subnetwork"], sort=False)[["heads_kept", "mlps_kept", "weight_share"]].mean()
-    return size.join(score[[f"{s} {a}" for s in (PRUNED, REFINETUNED) for a in ("mean", "std")]])

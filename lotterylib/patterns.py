@@ -322,8 +322,15 @@ def train_classifier(maps: Sequence[np.ndarray], labels: Sequence[int], seed: in
 
 
 def classify(model: PatternCNN, maps: Sequence[np.ndarray]) -> np.ndarray:
-    """Class indices (into CLASSES) of maps of any size, padded/cropped to the model's input size."""
-    return _predict(model, to_tensor(maps, model.input_size))
+    """Class indices (into CLASSES) of maps of any size. Like the authors' code for real maps, a map is never
+    cropped: one smaller than the model's input size is centre-zero-padded to it, a larger one is classified
+    whole (the CNN ends in global average pooling, so it takes any size). Maps are batched by size."""
+    sizes = np.array([max(np.shape(m)[0], model.input_size) for m in maps], dtype=int)
+    out = np.zeros(len(maps), dtype=np.int64)
+    for size in np.unique(sizes):
+        idx = np.flatnonzero(sizes == size)
+        out[idx] = _predict(model, to_tensor([maps[i] for i in idx], int(size)))
+    return out
 
 
 # ------------------------------------------------------------------------------------- the authors' archive

@@ -56,7 +56,7 @@ def load_preset(name_or_path: str | None = None, overrides: dict[str, Any] | Non
 
     Without `name_or_path` the overrides say which: their `preset`, else their `name` (so Snakemake's
     `--configfile params/demo.yaml` is `--config preset=demo`), else `smoke`. A config that names no preset
-    file but holds a whole grid stands alone. Results go to `outputs_root`, by default `outputs/<name>`."""
+    file but holds a whole grid stands alone. Results go to `outputs_root`, by default `outputs/<name>` (`outputs/<name>-split` with `selection: split`)."""
     overrides = dict(overrides or {})
     chosen = name_or_path or overrides.pop("preset", None)
     path = _preset_path(chosen or overrides.get("name") or DEFAULT_PRESET)
@@ -71,7 +71,8 @@ def load_preset(name_or_path: str | None = None, overrides: dict[str, Any] | Non
     preset.update({k: v for k, v in overrides.items() if k != "preset"})
     preset = validate_preset(preset, source=source)
     preset.setdefault("name", DEFAULT_PRESET)
-    preset.setdefault("outputs_root", f"outputs/{preset['name']}")
+    split = "-split" if preset.get("selection") == "split" else ""  # held-out selection: its own run folders
+    preset.setdefault("outputs_root", f"outputs/{preset['name']}{split}")
     return preset
 
 

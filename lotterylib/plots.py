@@ -14,6 +14,8 @@ import seaborn as sns
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from .tasks import get_task
+
 METHODS = ("m-pruning", "s-pruning")
 SETTINGS = ("pruned", "re-fine-tuned")
 SUBNETWORK_COLOURS = {"good": "#4c9a2a", "random": "#3a78b5", "bad": "#c8372d"}
@@ -127,6 +129,24 @@ def lottery_bars(df: pd.DataFrame, full_mean: float, full_std: float, majority: 
     if legend:
         ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1))
     return _finish(ax.figure, save)
+
+
+def lottery_figure(scores: pd.DataFrame, refs: pd.DataFrame, save: str | Path | None = None) -> Figure:
+    """Figure 2: one panel per task (`lottery_bars`): good / random / bad, pruned and re-fine-tuned, both
+    methods, mean and std over seeds, the "full model minus one std" line and the majority baseline.
+    `scores`: the tidy lottery table; `refs`: per task full_mean, full_std and majority
+    (`lottery_stats.reference_stats`)."""
+    part = scores[scores.method.isin(METHODS) & scores.subnetwork.isin(list(SUBNETWORK_COLOURS))
+                  & scores.setting.isin(SETTINGS)]
+    tasks = list(dict.fromkeys(part.task))
+    fig, axes = plt.subplots(1, len(tasks), figsize=(5.2 * len(tasks) + 1.5, 3.6), squeeze=False)
+    for k, (ax, t) in enumerate(zip(axes[0], tasks)):
+        ref = refs.loc[t]
+        full_std = 0.0 if np.isnan(ref.full_std) else ref.full_std
+        lottery_bars(part[part.task == t], ref.full_mean, full_std, ref.majority,
+                     title=t, metric=get_task(t).metric, ax=ax, legend=k == len(tasks) - 1)
+    fig.tight_layout()
+    return _finish(fig, save)
 
 
 def pattern_distribution(df: pd.DataFrame, class_order: Sequence[str] | None = None, title: str = "",

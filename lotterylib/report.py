@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as scipy_stats
 
-from . import lottery, reference, results, runs
+from . import lottery, lottery_stats, reference, results, runs, tables
 from .lottery import M, PRUNED, REFINETUNED, S
 
 HOLDS, FAILS = "holds", "does not hold"
@@ -92,7 +92,7 @@ def glue_baselines(res: pd.DataFrame) -> dict[str, dict[str, float]]:
 def table2(res: pd.DataFrame) -> pd.DataFrame:
     """Table 2 (majority, GLUE baselines, bad s/m re-fine-tuned, random init) from the results table."""
     scores = lottery_scores(res)
-    return lottery.table2(lottery.seed_stats(scores), lottery.reference_stats(finetune_scores(res)), glue_baselines(res))
+    return tables.table2(lottery_stats.seed_stats(scores), lottery_stats.reference_stats(finetune_scores(res)), glue_baselines(res))
 
 
 def stability_table(res: pd.DataFrame) -> pd.DataFrame:
@@ -115,9 +115,9 @@ def pattern_shares(res: pd.DataFrame) -> pd.DataFrame:
 
 # --- paper vs this run -------------------------------------------------------------------------------------
 
-# Rows whose published numbers come from the authors' rules, not the paper's text (docs/method.md, section 4).
-AUTHORS_RULES = {(S, "random"): "the paper's random s-masks are Bernoulli draws (compat: authors)",
-                 (M, "bad"): "the paper's bad m-masks keep the smallest weights (compat: authors)"}
+# Why a row is not like for like (`lottery_stats.like_for_like`): the published number used the authors' rule.
+AUTHORS_RULES = {(S, "random"): "the paper's random s-masks are Bernoulli draws: compare the (authors) row",
+                 (M, "bad"): "the paper's bad m-masks keep the smallest weights: compare the (authors) row"}
 
 
 REFERENCE_EXPERIMENTS = {results.FULL: "no_mask", results.MAJORITY: "freq_baseline"}
@@ -125,14 +125,15 @@ REFERENCE_EXPERIMENTS = {results.FULL: "no_mask", results.MAJORITY: "freq_baseli
 
 def paper_comparison(res: pd.DataFrame, compat: str = "paper", path: str | Path | None = None) -> pd.DataFrame:
     """Per task and row the paper has (full model, majority class, each subnetwork and setting): our mean, std
-    and seeds next to the paper's (bert-base, 5 seeds; `lottery.with_paper`), the difference in units of the
+    and seeds next to the paper's (bert-base, 5 seeds; `lottery_stats.with_paper`), the difference in units of the
     paper's std (NaN where that std is 0) and whether the row is like for like (`compat`: the rule the runs
     drew with; "authors" makes the authors'-rules rows comparable). Empty without `paper_numbers.csv`."""
     if reference.paper_numbers(path) is None:
         return pd.DataFrame()
     fine = finetune_scores(res).rename(columns={"full": results.FULL, "majority": results.MAJORITY})
     refs = fine.melt(id_vars=["task", "seed"], var_name="method", value_name="score").assign(subnetwork="", setting="")
-    side = lottery.with_paper(lottery.seed_stats(pd.concat([refs, lottery_scores(res)], ignore_index=True)), path)
+    side = lottery_stats.with_paper(lottery_stats.seed_stats(pd.concat([refs, lottery_scores(res)], ignore_index=True)),
+                                  path, compat)
     for method, experiment in REFERENCE_EXPERIMENTS.items():
         rows = side.method == method
         values = [reference.paper_value(experiment, t, path) or (np.nan, np.nan) for t in side.task[rows]]
@@ -140,8 +141,9 @@ def paper_comparison(res: pd.DataFrame, compat: str = "paper", path: str | Path 
     side = side[side.paper_mean.notna()].rename(columns={"mean": "ours mean", "std": "ours std",
                                                          "paper_mean": "paper mean", "paper_std": "paper std"})
     side["difference / paper std"] = (side["ours mean"] - side["paper mean"]) / side["paper std"].where(side["paper std"] > 0)
-    side["note"] = [AUTHORS_RULES.get((m, n), "") if compat != "authors" else "" for m, n in zip(side.method, side.subnetwork)]
-    side["like for like"] = side.note == ""
+    side["like for like"] = side.pop("like_for_like")
+    side["note"] = ["" if ok else AUTHORS_RULES[(m, lottery.split_rule(n, compat)[0])]
+                    for m, n, ok in zip(side.method, side.subnetwork, side["like for like"])]
     return _by_task(side)
 
 
@@ -296,7 +298,7 @@ def heldout_gaps(dev: pd.DataFrame, split: pd.DataFrame) -> pd.DataFrame:
     when the masks are chosen and scored on the same dev set (`dev`, the paper's way) and when they are scored
     on the half of dev the search did not see (`split`), and the share of each gap that survives."""
     def gaps(res: pd.DataFrame) -> pd.DataFrame:
-        mean = lottery.seed_stats(lottery_scores(res)).set_index(["method", "task", "subnetwork", "setting"])["mean"]
+        mean = lottery_stats.seed_stats(lottery_scores(res)).set_index(["method", "task", "subnetwork", "setting"])["mean"]
         pruned = mean.xs(PRUNED, level="setting").unstack("subnetwork")
         pruned = pruned[pruned.index.get_level_values("method").isin((S, M))]
         return pd.DataFrame({"good": pruned["good"], "good - random": pruned["good"] - pruned["random"],
@@ -337,7 +339,7 @@ def headline_table(res: pd.DataFrame) -> pd.DataFrame:
     """Per task: full model and majority (mean ± std over seeds) and the good / random / bad means of both
     methods, pruned and re-fine-tuned, as strings "good / random / bad"."""
     fine = finetune_scores(res).groupby("task", sort=False)
-    stats = lottery.seed_stats(lottery_scores(res)).set_index(["task", "method", "setting", "subnetwork"])["mean"]
+    stats = lottery_stats.seed_stats(lottery_scores(res)).set_index(["task", "method", "setting", "subnetwork"])["mean"]
     sizes = res[res.metric.isin(["train_examples", "dev_examples"])].groupby(["task", "metric"])["value"].max()
     rows = []
     for task, g in fine:

@@ -9,9 +9,11 @@ real one on `training.evaluate`, tests use a stub. Schedule with n = max(1, int(
 - `heads`: n heads per step; `mlps`: 1 MLP per step (Appendix B).
 
 A step is accepted while score >= threshold x full score. The failing step is reverted: the next phase,
-and the result, start from the last passing masks and their importance. A phase also ends when nothing of
-its kind is left (the joint phase: when either kind is exhausted). Already-pruned elements are excluded by
-the masks, never by their scores.
+and the result, start from the last passing masks. The next phase's first step ranks by the importance of
+those last passing masks (`compat="paper"`), or, as the authors' code does, by the importance computed at
+the failing configuration (`compat="authors"`; docs/method.md). A phase also ends when nothing of its kind
+is left (the joint phase: when either kind is exhausted). Already-pruned elements are excluded by the
+masks, never by their scores.
 
 Masks are float arrays, 1 = kept, saved in the authors' layout `<task>/seed_<seed>/head_mask.npy`
 (layers x heads) and `mlp_mask.npy` (layers).
@@ -26,6 +28,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from .config import check_compat
 from .data import Encoded
 from .gates import Gates
 from .runs import missing_stage_error
@@ -144,31 +147,37 @@ def _score(scorer: Scorer, phase: str, head: np.ndarray, mlp: np.ndarray, bar: f
 
 
 def structured_search(scorer: Scorer, full_score: float | None, num_layers: int, num_heads: int,
-                      mode: str = "joint", threshold: float = 0.9, progress: bool = True) -> SearchResult:
+                      mode: str = "joint", threshold: float = 0.9, progress: bool = True,
+                      compat: str = "paper") -> SearchResult:
     """Iteratively remove the least important heads and/or MLPs while score >= threshold x full_score.
 
     The first call, `scorer(all ones)`, gives the starting importance and, with `full_score=None`, the full
     model's score. Every call is recorded in `result.steps`; `result.head_mask` (L, H) and
-    `result.mlp_mask` (L,) are the last passing masks."""
+    `result.mlp_mask` (L,) are the last passing masks. `compat="authors"`: a phase that follows a failed
+    step ranks its first step by the failed step's importance (applied to the last passing masks)."""
+    check_compat(compat)
     n = max(1, int(0.1 * num_layers * num_heads))
     phases = _phases(mode, n)
     current = _score(scorer, "full", np.ones((num_layers, num_heads)), np.ones(num_layers), bar=-np.inf)
     full_score = current.score if full_score is None else full_score
     bar = threshold * full_score
-    steps = [current]
+    steps, failed = [current], None
     with tqdm(desc=f"s-pruning ({mode})", disable=not progress, unit="step") as pbar:
         for phase, heads_per_step, mlps_per_step in phases:
+            ranking = failed if compat == "authors" and failed is not None else current
+            failed = None
             while not _exhausted(current, heads_per_step, mlps_per_step):
                 step = _score(scorer, phase,
-                              _drop_lowest(current.head_mask, current.head_importance, heads_per_step),
-                              _drop_lowest(current.mlp_mask, current.mlp_importance, mlps_per_step), bar)
+                              _drop_lowest(current.head_mask, ranking.head_importance, heads_per_step),
+                              _drop_lowest(current.mlp_mask, ranking.mlp_importance, mlps_per_step), bar)
                 steps.append(step)
                 pbar.update(1)
                 pbar.set_postfix(phase=phase, heads=int(step.head_mask.sum()), mlps=int(step.mlp_mask.sum()),
                                  score=f"{step.score:.4f}", refresh=False)
                 if not step.accepted:
+                    failed = step
                     break
-                current = step
+                current = ranking = step
     return SearchResult(mode, float(full_score), threshold, current.head_mask, current.mlp_mask,
                         current.score, steps)
 

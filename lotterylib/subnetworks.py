@@ -6,7 +6,9 @@ For a "good" subnetwork (the survivors of a pruning search) of size k:
 - bad: every element the search pruned, plus a uniform sample of survivors up to k; if more than k were
   pruned, a uniform sample of k of them (`compat="authors"` for m-pruning: the k smallest-magnitude
   weights, deterministic).
-Heads and MLPs are drawn separately. s-masks are float 0/1 arrays (heads (L, H), MLPs (L,)); m-masks are
+Heads and MLPs are drawn separately. The paper's published random-s and bad-m numbers come from the authors'
+rules, so `other_rule_subnetworks` also draws those two under the rule `compat` did not pick, named
+`"random (authors)"` / `"bad (authors)"` (or `"(paper)"`), to compare like for like (`other_rule_name`). s-masks are float 0/1 arrays (heads (L, H), MLPs (L,)); m-masks are
 dicts of bool tensors (see `magnitude`), drawn over the concatenation of all their parameters.
 
 Super-survivors (Appendix E): the heads/MLPs kept in every seed of a task, against "bad" (pruned in every
@@ -22,10 +24,6 @@ from .config import check_compat
 
 SMasks = tuple[np.ndarray, np.ndarray]
 MMasks = dict[str, torch.Tensor]
-
-
-def _check_compat(compat: str) -> None:
-    check_compat(compat)
 
 
 def _sample(pool: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
@@ -73,7 +71,7 @@ def subnetwork_size(head_mask: np.ndarray, mlp_mask: np.ndarray) -> tuple[int, i
 def random_s_masks(head_mask: np.ndarray, mlp_mask: np.ndarray, rng: np.random.Generator,
                    compat: str = "paper") -> SMasks:
     """Random heads and MLPs, as many of each as the good masks keep (`authors`: Bernoulli(k / total))."""
-    _check_compat(compat)
+    check_compat(compat)
     if compat == "authors":
         return tuple((rng.random(np.shape(m)) < np.count_nonzero(m) / np.size(m)).astype(np.float64)
                      for m in (head_mask, mlp_mask))
@@ -117,7 +115,7 @@ def bad_m_masks(masks: MMasks, rng: np.random.Generator, compat: str = "paper",
                 weights: MMasks | None = None) -> MMasks:
     """The pruned weights resized to the good size; `authors`: the good-size smallest |w| of `weights`
     (the dense fine-tuned values, e.g. `magnitude.prunable_weights`), ties broken by position."""
-    _check_compat(compat)
+    check_compat(compat)
     flat = _flatten(masks)
     size = int(flat.sum())
     if compat == "paper":
@@ -136,6 +134,27 @@ def m_subnetworks(masks: MMasks, rng: np.random.Generator, compat: str = "paper"
     """`good` (the masks as bool CPU tensors), `random` and `bad` m-masks, drawn in that order."""
     good = {name: torch.as_tensor(m).bool().cpu() for name, m in masks.items()}
     return {"good": good, "random": random_m_masks(good, rng), "bad": bad_m_masks(good, rng, compat, weights)}
+
+
+# --- both rules for the two subnetworks where the paper's text and the authors' code differ ------------
+
+OTHER_RULE = {"paper": "authors", "authors": "paper"}
+
+
+def other_rule_name(subnetwork: str, compat: str) -> str:
+    """The name of `subnetwork` drawn under the rule `compat` did not pick, e.g. "random (authors)"."""
+    check_compat(compat)
+    return f"{subnetwork} ({OTHER_RULE[compat]})"
+
+
+def other_rule_subnetworks(s_good: SMasks, m_good: MMasks, rng: np.random.Generator, compat: str = "paper",
+                           weights: MMasks | None = None) -> tuple[dict[str, SMasks], dict[str, MMasks]]:
+    """The random s-subnetwork and the bad m-subnetwork under the other rule than `compat`'s, drawn in that
+    order: `({"random (<rule>)": s-masks}, {"bad (<rule>)": m-masks})`. `weights` as for `bad_m_masks`."""
+    check_compat(compat)
+    other = OTHER_RULE[compat]
+    return ({other_rule_name("random", compat): random_s_masks(*s_good, rng, other)},
+            {other_rule_name("bad", compat): bad_m_masks(m_good, rng, other, weights)})
 
 
 # --- super-survivors (Appendix E) ------------------------------------------------------------------------

@@ -6,8 +6,10 @@ import torch
 
 from conftest import tiny_encoded, tiny_model
 from lotterylib import lottery as lt
+from lotterylib import lottery_stats as ls
+from lotterylib import tables as tb
 from lotterylib import magnitude as mg
-from lotterylib import runs
+from lotterylib import baselines, plots, reference, runs
 from lotterylib import subnetworks as sn
 from lotterylib.gates import Gates
 from lotterylib.structured import save_masks
@@ -167,48 +169,48 @@ def fake_refs():
 
 
 def test_seed_stats_means_and_claims_by_hand():
-    stats = lt.seed_stats(fake_scores())
+    stats = ls.seed_stats(fake_scores())
     row = stats.set_index(["task", "method", "subnetwork", "setting"]).loc[("SST-2", lt.S, "bad", lt.PRUNED)]
     assert row["mean"] == pytest.approx(0.45) and row["std"] == pytest.approx(np.std([0.4, 0.5], ddof=1))
     assert row["seeds"] == 2
-    means = lt.lottery_means(stats, fake_refs())
+    means = ls.lottery_means(stats, fake_refs())
     assert list(means.columns) == ["good pruned", "random pruned", "bad pruned", "good re-fine-tuned",
                                    "random re-fine-tuned", "bad re-fine-tuned", "full", "majority"]
     assert means.loc[(lt.M, "STS-B"), "bad re-fine-tuned"] == pytest.approx(0.45)
     assert means.loc[(lt.M, "STS-B"), "full"] == 0.8
-    c = lt.claims(means)
+    c = ls.claims(means)
     # good pruned 0.85: >= 0.81 for SST-2 (full 0.9), >= 0.72 for STS-B
     assert c.iloc[:, 0].all() and c["random pruned < good pruned"].all() and c["bad pruned < good pruned"].all()
     # bad re-fine-tuned: SST-2 0.65 >= 0.5 + 0.5 x 0.4 = 0.7? no; STS-B 0.45 >= 0 + 0.5 x 0.8 = 0.4: yes
     assert c.loc[(lt.S, "SST-2"), "bad re-fine-tuned well above majority"] == False  # noqa: E712
     assert c.loc[(lt.S, "STS-B"), "bad re-fine-tuned well above majority"] == True  # noqa: E712
-    strict = lt.claims(means, good_share=0.95).iloc[:, 0]                 # 0.85 < 0.855 (SST-2), >= 0.76 (STS-B)
+    strict = ls.claims(means, good_share=0.95).iloc[:, 0]                 # 0.85 < 0.855 (SST-2), >= 0.76 (STS-B)
     assert strict.xs("SST-2", level="task").eq(False).all() and strict.xs("STS-B", level="task").all()
 
 
 def test_table2_without_baselines_macro_average_and_marks(tmp_path):
-    stats = lt.seed_stats(fake_scores())
+    stats = ls.seed_stats(fake_scores())
     refs = fake_refs()
-    table = lt.table2(stats, refs, {})
-    assert list(table.index) == [lt.MAJORITY, *lt.TABLE2_ROWS]
+    table = tb.table2(stats, refs, {})
+    assert list(table.index) == [tb.MAJORITY, *(r for r in tb.TABLE2_ROWS if "authors" not in r)]  # no such rows
     assert list(table.columns) == ["SST-2", "STS-B", "average"]
     assert table.loc["bad s-pruned (re-fine-tuned)", "SST-2"] == pytest.approx(0.65)
     assert table.loc["bad s-pruned (re-fine-tuned)", "average"] == pytest.approx((0.65 + 0.45) / 2)
-    assert table.loc[lt.MAJORITY, "average"] == pytest.approx(0.25)
+    assert table.loc[tb.MAJORITY, "average"] == pytest.approx(0.25)
     assert table.loc["random init + random s-pruning", "average"] == pytest.approx(0.5)
-    no_extras = lt.table2(lt.seed_stats(fake_scores(extras=False)), refs, {})
+    no_extras = tb.table2(ls.seed_stats(fake_scores(extras=False)), refs, {})
     assert "random init + random s-pruning" not in no_extras.index
 
     csv = tmp_path / "baselines.csv"
     pd.DataFrame({"model": ["CBOW", "CBOW", "BiLSTM+ELMo"], "task": ["SST-2", "STSB", "SST-2"],
                   "score": [0.8, 0.6, 0.9]}).to_csv(csv, index=False)
-    rows = {k: {t: v[t] for t in v if t in ("SST-2", "STS-B")} for k, v in lt.load_baselines(csv).items()}
+    rows = {k: {t: v[t] for t in v if t in ("SST-2", "STS-B")} for k, v in tb.load_baselines(csv).items()}
     assert rows["CBOW"] == {"SST-2": 0.8, "STS-B": 0.6}                   # the CSV overrides the shipped rows
     rows = {"CBOW": rows["CBOW"], "BiLSTM+ELMo": {"SST-2": 0.9}}
-    table = lt.table2(stats, refs, rows)
+    table = tb.table2(stats, refs, rows)
     assert table.loc["CBOW", "average"] == pytest.approx(0.7)
     assert np.isnan(table.loc["BiLSTM+ELMo", "average"])                  # lacks STS-B: no average
-    marked = lt.mark_best(table, {"*": list(lt.TABLE2_ROWS)[:2], "†": [lt.MAJORITY, "CBOW", "BiLSTM+ELMo"]})
+    marked = tb.mark_best(table, {"*": list(tb.TABLE2_ROWS)[:2], "†": [tb.MAJORITY, "CBOW", "BiLSTM+ELMo"]})
     assert marked.loc["BiLSTM+ELMo", "SST-2"] == "0.900 †" and marked.loc["CBOW", "SST-2"] == "0.800"
     assert marked.loc["CBOW", "STS-B"] == "0.600 †" and marked.loc["BiLSTM+ELMo", "STS-B"] == ""
     # bad s and bad m have the same fake scores: both marked
@@ -218,18 +220,18 @@ def test_table2_without_baselines_macro_average_and_marks(tmp_path):
     bad = tmp_path / "bad.csv"
     pd.DataFrame({"name": ["CBOW"], "task": ["SST-2"], "score": [0.5]}).to_csv(bad, index=False)
     with pytest.raises(ValueError, match="model"):
-        lt.load_baselines(bad)
+        tb.load_baselines(bad)
 
 
 def test_shipped_glue_baselines_are_the_glue_dev_table():
-    rows = lt.load_baselines("")
-    assert list(rows) == list(lt.GLUE_ROWS) == ["CBOW", "BiLSTM+GloVe", "BiLSTM+ELMo"]
+    rows = tb.load_baselines("")
+    assert list(rows) == list(tb.GLUE_ROWS) == ["CBOW", "BiLSTM+GloVe", "BiLSTM+ELMo"]
     glue9 = ["CoLA", "SST-2", "MRPC", "QQP", "STS-B", "MNLI", "QNLI", "RTE", "WNLI"]
     assert all(list(v) == glue9 for v in rows.values())
     # GLUE Table 6, single-task BiLSTM (GloVe), scaled by 1/100: CoLA MCC, MRPC accuracy (not F1), STS-B Pearson
     assert rows["BiLSTM+GloVe"]["CoLA"] == 0.176 and rows["BiLSTM+GloVe"]["MRPC"] == 0.779
     assert rows["BiLSTM+ELMo"]["STS-B"] == 0.703 and rows["CBOW"]["QNLI"] == 0.625
-    table = lt.table2(lt.seed_stats(fake_scores()), fake_refs(), rows)
+    table = tb.table2(ls.seed_stats(fake_scores()), fake_refs(), rows)
     assert table.loc["BiLSTM+GloVe", "average"] == pytest.approx((0.875 + 0.716) / 2)
     assert table.loc["CBOW", "average"] == pytest.approx((0.795 + 0.706) / 2)
 
@@ -239,7 +241,7 @@ def test_glue_baselines_wnli_is_the_dev_majority_rate(glue_dir):
     from lotterylib.data import load_split, majority_baseline
 
     majority = majority_baseline(load_split("WNLI", "dev", glue_dir))
-    for name, row in lt.load_baselines("").items():
+    for name, row in tb.load_baselines("").items():
         assert row["WNLI"] == pytest.approx(majority, abs=5e-4), name
 
 
@@ -248,27 +250,27 @@ def test_paper_numbers_side_by_side(tmp_path):
     pd.DataFrame({"experiment": ["head_mlp_bad_1_retrained", "global_magnitude", "freq_baseline"],
                   "task": ["SST-2", "SST-2", "STS-B"], "mean_over_5_seeds": [0.8, 0.9, 0.02],
                   "std_ddof1_over_5_seeds": [0.01, 0.02, 0.0]}).to_csv(path, index=False)
-    stats = lt.with_paper(lt.seed_stats(fake_scores()), path).set_index(["task", "method", "subnetwork", "setting"])
+    stats = ls.with_paper(ls.seed_stats(fake_scores()), path).set_index(["task", "method", "subnetwork", "setting"])
     assert stats.loc[("SST-2", lt.S, "bad", lt.REFINETUNED), "paper_mean"] == 0.8
     assert stats.loc[("SST-2", lt.M, "good", lt.PRUNED), "paper_std"] == 0.02
     assert np.isnan(stats.loc[("SST-2", lt.M, "good", lt.REFINETUNED), "paper_mean"])
-    paper = lt.table2_paper(["SST-2", "STS-B"], path)
+    paper = tb.table2_paper(["SST-2", "STS-B"], path)
     assert paper.loc["majority class (paper)", "STS-B"] == 0.02
     assert paper.loc["bad s-pruned (re-fine-tuned) (paper)", "SST-2"] == 0.8
-    assert lt.table2_paper(["SST-2"], tmp_path / "missing.csv").empty
+    assert tb.table2_paper(["SST-2"], tmp_path / "missing.csv").empty
 
 
 def test_appendix_tables():
-    d = lt.appendix_d(lt.seed_stats(fake_scores()))
+    d = tb.appendix_d(ls.seed_stats(fake_scores()))
     assert d.loc["SST-2", "gain"] == pytest.approx(0.8 - 0.65)
-    assert lt.appendix_d(lt.seed_stats(fake_scores(extras=False))).empty
-    e = lt.appendix_e(fake_scores())
+    assert tb.appendix_d(ls.seed_stats(fake_scores(extras=False))).empty
+    e = tb.appendix_e(fake_scores())
     assert e.loc[("STS-B", "super"), f"{lt.REFINETUNED} mean"] == pytest.approx(0.85)
     assert e.loc[("STS-B", "bad"), "weight_share"] == pytest.approx(0.3)
-    assert lt.appendix_e(fake_scores(extras=False)).empty
+    assert tb.appendix_e(fake_scores(extras=False)).empty
     one_seed = fake_scores().query("seed == 1")                            # std NaN: the columns stay
-    assert np.isnan(lt.appendix_d(lt.seed_stats(one_seed)).loc["SST-2", f"{lt.REFINETUNED} std"])
-    assert np.isnan(lt.appendix_e(one_seed).loc[("SST-2", "bad"), f"{lt.PRUNED} std"])
+    assert np.isnan(tb.appendix_d(ls.seed_stats(one_seed)).loc["SST-2", f"{lt.REFINETUNED} std"])
+    assert np.isnan(tb.appendix_e(one_seed).loc[("SST-2", "bad"), f"{lt.PRUNED} std"])
 
 
 def test_collect_scores_and_finetune(tmp_path):
@@ -279,14 +281,14 @@ def test_collect_scores_and_finetune(tmp_path):
         part.to_csv(folder / "scores.csv", index=False)
         runs.write_json_atomic(runs.stage_dir(tmp_path, "finetune", t, s) / "metrics.json",
                                {"dev_score": 0.9 - 0.1 * s, "majority_baseline": 0.5})
-    back = lt.collect_scores(tmp_path, ["SST-2", "STS-B"], [1, 2])
+    back = ls.collect_scores(tmp_path, ["SST-2", "STS-B"], [1, 2])
     assert len(back) == len(scores) and back.score.sum() == pytest.approx(scores.score.sum())
     with pytest.raises(FileNotFoundError, match="'SST-2', 3"):
-        lt.collect_scores(tmp_path, ["SST-2"], [1, 3])
-    refs = lt.reference_stats(lt.collect_finetune(tmp_path, ["SST-2", "STS-B"], [1, 2]))
+        ls.collect_scores(tmp_path, ["SST-2"], [1, 3])
+    refs = ls.reference_stats(ls.collect_finetune(tmp_path, ["SST-2", "STS-B"], [1, 2]))
     assert refs.loc["SST-2", "full_mean"] == pytest.approx(0.75)
     assert refs.loc["SST-2", "full_std"] == pytest.approx(np.std([0.8, 0.7], ddof=1))
-    fig = lt.lottery_figure(back, refs, save=tmp_path / "fig2")
+    fig = plots.lottery_figure(back, refs, save=tmp_path / "fig2")
     assert len(fig.axes) == 2 and (tmp_path / "fig2.png").is_file() and (tmp_path / "fig2.pdf").is_file()
 
 
@@ -302,3 +304,104 @@ def test_task_s_masks_and_seed_summary(tmp_path):
     one = fake_scores().query("task == 'SST-2' and seed == 2")
     assert lt.seed_summary(one) == pytest.approx({"s good re-fine-tuned": 1.0, "s random re-fine-tuned": 0.8,
                                                   "s bad re-fine-tuned": 0.7, "m bad re-fine-tuned": 0.7})
+
+
+def test_both_rules_are_drawn_last_from_the_same_generator(tmp_path):
+    head, mlp, wm = good_masks()
+    stacked = np.stack([head, np.ones_like(head)]), np.stack([mlp, np.ones_like(mlp)])
+    weights = {n: torch.randn(m.shape, generator=torch.Generator().manual_seed(1)) for n, m in wm.items()}
+    plain = lt.draw_subnetworks(5, head, mlp, wm, *stacked)
+    both = lt.draw_subnetworks(5, head, mlp, wm, *stacked, weights=weights)
+    assert list(both["s"]) == ["good", "random", "bad", "random (authors)"]
+    assert list(both["m"]) == ["good", "random", "bad", "bad (authors)"]
+    for k in ("s", "super"):                                   # the paper-rule draws do not move
+        for n in plain[k]:
+            assert all(np.array_equal(x, y) for x, y in zip(plain[k][n], both[k][n]))
+    assert all(torch.equal(plain["m"]["bad"][p], both["m"]["bad"][p]) for p in wm)
+    # by hand: the same generator, after the s, m and super draws
+    rng = np.random.default_rng(5)
+    sn.s_subnetworks(head, mlp, rng), sn.m_subnetworks(wm, rng), sn.super_subnetworks(*stacked, rng)
+    bernoulli = sn.random_s_masks(head, mlp, rng, "authors")
+    assert all(np.array_equal(x, y) for x, y in zip(both["s"]["random (authors)"], bernoulli))
+    smallest = sn.bad_m_masks(both["m"]["good"], rng, "authors", weights)
+    assert all(torch.equal(both["m"]["bad (authors)"][p], smallest[p]) for p in wm)
+    authors = lt.draw_subnetworks(5, head, mlp, wm, *stacked, compat="authors", weights=weights)
+    assert list(authors["s"])[-1] == "random (paper)" and list(authors["m"])[-1] == "bad (paper)"
+    assert all(torch.equal(authors["m"]["bad"][p], smallest[p]) for p in wm)
+    # saved into a run folder under file-safe names
+    lt.save_subnetworks(tmp_path, both)
+    assert sorted(p.name for p in (tmp_path / "m_subnetworks").iterdir()) == [
+        "bad.npz", "bad_authors.npz", "good.npz", "random.npz"]
+    back = mg.load_weight_masks(tmp_path / "m_subnetworks" / "bad_authors.npz")
+    assert all(torch.equal(back[p], both["m"]["bad (authors)"][p]) for p in wm)
+    assert list(lt.load_s_subnetworks(tmp_path / "s_subnetworks.npz"))[-1] == "random (authors)"
+    sizes = lt.subnetwork_sizes(both).set_index(["set", "subnetwork"])
+    assert sizes.loc[("m", "bad (authors)"), "weights kept"] == mg.kept_count(wm)
+    assert sizes.loc[("s", "random"), "heads kept"] == head.sum()
+
+
+@pytest.mark.parametrize("method, subnetwork, compat, expected", [
+    (lt.S, "random", "paper", False), (lt.S, "random (authors)", "paper", True), (lt.S, "random", "authors", True),
+    (lt.S, "random (paper)", "authors", False), (lt.M, "bad", "paper", False), (lt.M, "bad (authors)", "paper", True),
+    (lt.M, "bad", "authors", True), (lt.S, "bad", "paper", True), (lt.M, "random", "paper", True),
+    (lt.SUPER, "random", "paper", True)])
+def test_like_for_like(method, subnetwork, compat, expected):
+    assert ls.like_for_like(method, subnetwork, compat) is expected
+
+
+def test_with_paper_maps_both_rules_to_the_published_row(tmp_path):
+    path = tmp_path / "paper.csv"
+    pd.DataFrame({"experiment": ["global_bad_retrained"], "task": ["SST-2"], "mean_over_5_seeds": [0.6],
+                  "std_ddof1_over_5_seeds": [0.05]}).to_csv(path, index=False)
+    scores = fake_scores()
+    extra = scores[(scores.method == lt.M) & (scores.subnetwork == "bad")].assign(subnetwork="bad (authors)")
+    side = ls.with_paper(ls.seed_stats(pd.concat([scores, extra])), path)
+    side = side.set_index(["task", "method", "subnetwork", "setting"])
+    for name, fair in (("bad", False), ("bad (authors)", True)):
+        assert side.loc[("SST-2", lt.M, name, lt.REFINETUNED), "paper_mean"] == 0.6
+        assert side.loc[("SST-2", lt.M, name, lt.REFINETUNED), "like_for_like"] == fair
+    assert lt.file_stem("bad (authors)") == "bad_authors" and lt.file_stem("good") == "good"
+    t2 = tb.table2(ls.seed_stats(pd.concat([scores, extra])), fake_refs(), {})
+    assert t2.loc["bad m-pruned, authors' rule (re-fine-tuned)", "SST-2"] == pytest.approx(0.65)
+
+
+def test_table2_uses_the_corrected_cola_values_not_the_misprints():
+    printed, corrected = baselines.TABLE2_MISPRINTS[("CBOW", "CoLA")]
+    assert (printed, corrected) == (0.46, 0.046)
+    assert tb.load_baselines("")["CBOW"]["CoLA"] == corrected
+    assert set(baselines.TABLE2_MISPRINTS) <= {(r, "CoLA") for r in (*tb.GLUE_ROWS, *tb.TABLE2_ROWS)}
+
+
+def test_table2_paper_bad_m_cola_is_the_stored_result():
+    if reference.paper_numbers() is None:
+        pytest.skip("paper_numbers.csv not available")
+    printed, corrected = baselines.TABLE2_MISPRINTS[("bad m-pruned (re-fine-tuned)", "CoLA")]
+    value = tb.table2_paper(["CoLA"]).loc["bad m-pruned (re-fine-tuned) (paper)", "CoLA"]
+    assert round(value, 3) == corrected and printed == 0.24
+
+
+def test_refinetuning_starts_from_all_pretrained_weights_embeddings_included(model_dir, monkeypatch):
+    """The paper says "(except embeddings)"; the authors' code, and ours, reset everything: at the first step
+    of re-fine-tuning every parameter, embeddings included, is the pre-trained one (the classifier: the seed's)."""
+    from lotterylib import experiment
+
+    setup = setup_for(model_dir)
+    head, mlp, wm = good_masks()
+    started = []
+
+    def capture(net, *args, **kw):
+        started.append({n.removesuffix("_orig"): p.detach().clone() for n, p in net.named_parameters()})
+        return [0.0]
+
+    monkeypatch.setattr(experiment, "fine_tune", capture)
+    lt.refinetuned_s_score(setup, head, mlp)
+    lt.refinetuned_m_score(setup, wm)
+    fresh = dict(experiment.build_model(model_dir, TASK, setup.seed).named_parameters())
+    pretrained = dict(tiny_model(seed=11).named_parameters())          # what model_dir holds
+    assert len(started) == 2
+    for params in started:
+        assert params.keys() == fresh.keys() and any(n.startswith("bert.embeddings.") for n in params)
+        for name, value in params.items():
+            assert torch.equal(value, fresh[name]), name
+            if not name.startswith("classifier."):
+                assert torch.equal(value, pretrained[name]), name

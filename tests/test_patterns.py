@@ -263,3 +263,23 @@ def test_label_model_matches_its_parts():
         assert all(np.allclose(a, b) for a, b in zip(maps, expected))
         assert cnn.shape == rule.shape == (3, 3, 4)                       # examples, layers, heads
         np.testing.assert_array_equal(rule, P.label_maps(classifiers[kind], expected, tokens)[1])
+
+
+def test_classify_never_cuts_off_real_tokens():
+    """Maps longer than the CNN's input are classified whole (not cropped to the top-left corner); shorter
+    ones are centre-padded; mixed sizes come back in input order."""
+    cnn = P.PatternCNN(32, generator=torch.Generator().manual_seed(0))
+    rng = np.random.default_rng(0)
+    maps = [P.row_normalize(rng.random((n, n))) for n in (10, 50, 32, 70, 50)]
+    expected = [int(cnn(torch.from_numpy(P.pad_or_crop(m, max(len(m), 32)).astype(np.float32))[None, None])
+                    .argmax()) for m in maps]
+    np.testing.assert_array_equal(P.classify(cnn, maps), expected)
+    # the tail of a long map changes the logits: it is seen, not cropped away
+    long = maps[3].copy()
+    tail = long.copy()
+    tail[40:, :] = 0
+    tail[40:, 0] = 1.0
+    logits = [cnn(torch.from_numpy(x.astype(np.float32))[None, None]) for x in (long, tail)]
+    assert not torch.allclose(*logits)
+    cropped = [cnn(torch.from_numpy(P.pad_or_crop(x, 32).astype(np.float32))[None, None]) for x in (long, tail)]
+    assert torch.allclose(*cropped)                                     # what a fixed crop would have missed

@@ -105,6 +105,42 @@ def test_next_phase_starts_from_the_last_passing_masks_and_their_importance():
     assert not np.array_equal(failing.head_importance, passing.head_importance)
 
 
+def _first_step_removals(res, phase):
+    """(the failed step before `phase`, the last passing masks, what `phase`'s first step removed)."""
+    first = next(i for i, s in enumerate(res.steps) if s.phase == phase)
+    passing = [s for s in res.steps[:first] if s.accepted][-1]
+    step = res.steps[first]
+    return res.steps[first - 1], passing, ((passing.head_mask == 1) & (step.head_mask == 0),
+                                           (passing.mlp_mask == 1) & (step.mlp_mask == 0))
+
+
+def _lowest(mask, importance, k):
+    alive = np.flatnonzero(mask.ravel())
+    return sorted(alive[np.argsort(importance.ravel()[alive], kind="stable")[:k]])
+
+
+@pytest.mark.parametrize("compat", ["paper", "authors"])
+def test_a_phase_s_first_step_ranks_by_the_failing_importance_only_in_authors_compat(compat):
+    # stub costs: joint (4 heads + 1 MLP) .935 ok, (8 + 2) .870 fails; heads (2 per step) from (4, 1): (6, 1)
+    # .913 ok, (8, 1) .891 fails; MLPs from (6, 1): (6, 2) .892 fails
+    res = structured_search(Stub(seed=3), 1.0, 4, 10, progress=False, compat=compat)
+    assert [(s.phase, s.accepted) for s in res.steps] == [("full", True), ("joint", True), ("joint", False),
+                                                         ("heads", True), ("heads", False), ("mlps", False)]
+    differs = []
+    for phase, kind, k in (("heads", 0, 2), ("mlps", 1, 1)):
+        failing, passing, removed = _first_step_removals(res, phase)
+        assert not failing.accepted and passing.accepted
+        masks = (passing.head_mask, passing.mlp_mask)
+        imps = {"authors": (failing.head_importance, failing.mlp_importance),
+                "paper": (passing.head_importance, passing.mlp_importance)}
+        assert sorted(np.flatnonzero(removed[kind].ravel())) == _lowest(masks[kind], imps[compat][kind], k)
+        assert not removed[1 - kind].any()
+        differs.append(_lowest(masks[kind], imps["authors"][kind], k) != _lowest(masks[kind], imps["paper"][kind], k))
+    assert all(differs)                                   # the stub tells the two rules apart
+    with pytest.raises(ValueError, match="compat"):
+        structured_search(Stub(), 1.0, 4, 10, progress=False, compat="author")
+
+
 def test_heads_mode_removes_n_per_step_and_the_rest_at_the_end():
     res = structured_search(always_passes, 0.5, num_layers=3, num_heads=7, mode="heads", progress=False)
     sizes = np.diff([h for h, _ in pruned_counts(res)])

@@ -1,0 +1,117 @@
+"""Lottery-ticket results across tasks and seeds (`notebooks/05_bad_subnetworks.ipynb`): every (task, seed)'s
+tidy table collected, means and stds over seeds, the paper's claims, and the paper's numbers side by side,
+with a `like_for_like` flag (docs/method.md, "Like for like with the paper")."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import reference, runs
+from .lottery import M, PRUNED, REFINETUNED, S, SCORE_COLUMNS, SUBNETWORKS, SUPER, split_rule
+from .tasks import get_task
+
+# (method, subnetwork, setting) -> experiment name in the paper's `paper_numbers.csv`.
+PAPER_EXPERIMENTS: dict[tuple[str, str, str], str] = {
+    **{(S, n, s): f"head_mlp{x}{'_retrained' if s == REFINETUNED else ''}"
+       for n, x in (("good", ""), ("random", "_random"), ("bad", "_bad_1")) for s in (PRUNED, REFINETUNED)},
+    **{(M, n, s): f"global_{x}{'_retrained' if s == REFINETUNED else ''}"
+       for n, x in (("good", "magnitude"), ("random", "random"), ("bad", "bad")) for s in (PRUNED, REFINETUNED)},
+    **{(SUPER, n, s): f"head_mlp_super{x}{'_retrained' if s == REFINETUNED else ''}"
+       for n, x in (("super", ""), ("bad", "_bizzaro"), ("random", "_midling")) for s in (PRUNED, REFINETUNED)},
+}
+
+# The rows whose published numbers were drawn by the authors' rules, not the paper's text (docs/method.md section 4):
+# random s-subnetworks (Bernoulli) and bad m-subnetworks (smallest-magnitude survivors).
+AUTHORS_RULE_ROWS = {(S, "random"), (M, "bad")}
+
+
+def collect_scores(outputs_root: str | Path, tasks: Sequence[str], seeds: Sequence[int]) -> pd.DataFrame:
+    """Every (task, seed)'s `lottery/scores.csv`, concatenated; a clear error names any missing one."""
+    frames, missing = [], []
+    for t in tasks:
+        for s in seeds:
+            path = runs.stage_dir(outputs_root, "lottery", get_task(t).name, s) / "scores.csv"
+            if path.is_file():
+                frames.append(pd.read_csv(path))
+            else:
+                missing.append((t, s))
+    if missing:
+        raise runs.missing_stage_error(runs.stage_dir(outputs_root, "lottery", *missing[0]) / "scores.csv", "lottery",
+                                       hint=f"Every (task, seed) lacking it: {missing}.")
+    return pd.concat(frames, ignore_index=True)[SCORE_COLUMNS]
+
+
+def collect_finetune(outputs_root: str | Path, tasks: Sequence[str], seeds: Sequence[int]) -> pd.DataFrame:
+    """task, seed, full (the fine-tuned model's dev score) and majority (the majority-class baseline)."""
+    rows = []
+    for t in tasks:
+        for s in seeds:
+            m = runs.load_metrics(runs.stage_dir(outputs_root, "finetune", get_task(t).name, s))
+            rows.append({"task": get_task(t).name, "seed": s, "full": m["dev_score"],
+                         "majority": m["majority_baseline"]})
+    return pd.DataFrame(rows)
+
+
+def seed_stats(scores: pd.DataFrame) -> pd.DataFrame:
+    """Mean, std (ddof 1; NaN for one seed) and number of seeds per task, method, subnetwork and setting."""
+    keys = ["task", "method", "subnetwork", "setting"]
+    return scores.groupby(keys, sort=False)["score"].agg(mean="mean", std="std", seeds="count").reset_index()
+
+
+def reference_stats(finetune: pd.DataFrame) -> pd.DataFrame:
+    """Per task: mean and std of the full model over seeds, and the mean majority baseline."""
+    return finetune.groupby("task", sort=False).agg(full_mean=("full", "mean"), full_std=("full", "std"),
+                                                    majority=("majority", "mean"))
+
+
+def lottery_means(stats: pd.DataFrame, refs: pd.DataFrame, methods: Sequence[str] = (M, S)) -> pd.DataFrame:
+    """Per method and task: mean over seeds of good / random / bad, pruned and re-fine-tuned, next to the
+    full model and the majority baseline."""
+    part = stats[stats.method.isin(methods) & stats.subnetwork.isin(SUBNETWORKS)
+                 & stats.setting.isin((PRUNED, REFINETUNED))]
+    wide = part.pivot_table(index=["method", "task"], columns=["setting", "subnetwork"], values="mean", sort=False)
+    wide.columns = [f"{n} {s}" for s, n in wide.columns]
+    order = [f"{n} {s}" for s in (PRUNED, REFINETUNED) for n in SUBNETWORKS if f"{n} {s}" in wide.columns]
+    wide = wide[order]
+    idx = wide.index.get_level_values("task")
+    wide["full"] = refs.loc[idx, "full_mean"].to_numpy()
+    wide["majority"] = refs.loc[idx, "majority"].to_numpy()
+    return wide
+
+
+def claims(means: pd.DataFrame, good_share: float = 0.9, margin: float = 0.5) -> pd.DataFrame:
+    """The paper's claims per method and task, as booleans, from `lottery_means`:
+    good pruned >= `good_share` x full; random and bad pruned below good pruned; bad re-fine-tuned "well
+    above" the majority baseline, i.e. >= majority + `margin` x (full - majority)."""
+    g, r, b = (means[f"{n} {PRUNED}"] for n in SUBNETWORKS)
+    bad_rft, full, majority = means[f"bad {REFINETUNED}"], means["full"], means["majority"]
+    return pd.DataFrame({
+        f"good pruned >= {good_share:.0%} of full": g >= good_share * full,
+        "random pruned < good pruned": r < g,
+        "bad pruned < good pruned": b < g,
+        "bad re-fine-tuned well above majority": bad_rft >= majority + margin * (full - majority),
+    })
+
+
+def like_for_like(method: str, subnetwork: str, compat: str = "paper") -> bool:
+    """Whether a row was drawn by the rule behind the paper's number: the published random-s and bad-m
+    numbers come from the authors' rules (`AUTHORS_RULE_ROWS`), every other row from the paper's."""
+    base, rule = split_rule(subnetwork, compat)
+    return (method, base) not in AUTHORS_RULE_ROWS or rule == "authors"
+
+
+def with_paper(stats: pd.DataFrame, path: str | Path | None = None, compat: str = "paper") -> pd.DataFrame:
+    """`stats` with the paper's mean and std (bert-base, 5 seeds) where `paper_numbers.csv` has them, and
+    `like_for_like` (see `like_for_like`; `compat`: the rule the plain "random" / "bad" rows were drawn by)."""
+    def value(row, i):
+        exp = PAPER_EXPERIMENTS.get((row.method, split_rule(row.subnetwork)[0], row.setting))
+        v = reference.paper_value(exp, row.task, path) if exp else None
+        return np.nan if v is None else v[i]
+    out = stats.copy()
+    out["paper_mean"] = [value(r, 0) for r in stats.itertuples()]
+    out["paper_std"] = [value(r, 1) for r in stats.itertuples()]
+    out["like_for_like"] = [like_for_like(r.method, r.subnetwork, compat) for r in stats.itertuples()]
+    return out

@@ -1,0 +1,108 @@
+"""Table 2 (bad subnetworks vs baselines; docs/method.md section 5) and the appendix tables (D: longer
+re-fine-tuning, E: super-survivors), from the statistics of `lottery_stats`."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from . import baselines, reference, runs
+from .lottery import M, PRUNED, RANDOM_INIT, REFINETUNED, REFINETUNED_2X, S, SUPER
+from .tasks import get_task
+
+# Table 2: our rows -> (method, subnetwork, setting) in the tidy table, and the paper's experiment name.
+TABLE2_ROWS: dict[str, tuple[tuple[str, str, str], str | None]] = {
+    "bad s-pruned (re-fine-tuned)": ((S, "bad", REFINETUNED), "head_mlp_bad_1_retrained"),
+    "bad m-pruned (re-fine-tuned)": ((M, "bad", REFINETUNED), "global_bad_retrained"),
+    "bad m-pruned, authors' rule (re-fine-tuned)": ((M, "bad (authors)", REFINETUNED), None),
+    "random init + random s-pruning": ((RANDOM_INIT, "random", REFINETUNED), None),
+}
+MAJORITY = "majority class"
+GLUE_ROWS = tuple(baselines.GLUE_BASELINES)
+
+
+def load_baselines(csv: str | Path = "") -> dict[str, dict[str, float]]:
+    """The GLUE baseline rows: `baselines.GLUE_BASELINES` (the GLUE paper's dev-set table), updated from a
+    user-supplied CSV with columns model, task, score (0-1 scale). Rows without numbers are left out."""
+    rows = {name: dict(v) for name, v in baselines.GLUE_BASELINES.items()}
+    if csv:
+        df = pd.read_csv(runs.resolve(csv))
+        missing = {"model", "task", "score"} - set(df.columns)
+        if missing:
+            raise ValueError(f"{csv}: missing columns {sorted(missing)}; expected model, task, score")
+        for r in df.itertuples():
+            rows.setdefault(str(r.model), {})[get_task(r.task).name] = float(r.score)
+    return {name: v for name, v in rows.items() if v}
+
+
+def table2(stats: pd.DataFrame, refs: pd.DataFrame, baseline_rows: dict[str, dict[str, float]]) -> pd.DataFrame:
+    """Table 2: majority class, the GLUE baselines given, bad s- / m-pruned re-fine-tuned and random init +
+    random s-pruning (means over seeds), tasks as columns, plus `average` = the macro average over the
+    tasks present (NaN for a row that lacks one of them). Rows without any number are left out."""
+    tasks = list(refs.index)
+    mean = stats.set_index(["method", "subnetwork", "setting", "task"])["mean"]
+    rows = {MAJORITY: refs["majority"].to_dict(), **baseline_rows}
+    for name, (key, _) in TABLE2_ROWS.items():
+        rows[name] = {t: mean[(*key, t)] for t in tasks if (*key, t) in mean.index}
+    table = pd.DataFrame.from_dict({k: v for k, v in rows.items() if v}, orient="index").reindex(columns=tasks)
+    table["average"] = macro_average(table)
+    return table
+
+
+def macro_average(table: pd.DataFrame) -> pd.Series:
+    """Unweighted mean over the task columns of each row; NaN where a task is missing."""
+    return table.mean(axis=1, skipna=False)
+
+
+def mark_best(table: pd.DataFrame, groups: dict[str, Sequence[str]], fmt: str = ".3f") -> pd.DataFrame:
+    """`table` as strings, each group's best value per column marked with the group's symbol (a key of
+    `groups`, e.g. {"*": bad rows, "†": baseline rows}); ties are all marked."""
+    out = table.map(lambda v: "" if pd.isna(v) else f"{v:{fmt}}")
+    for symbol, names in groups.items():
+        part = table.loc[[n for n in names if n in table.index]]
+        for col in table.columns:
+            best = part[col].max()
+            if part.empty or pd.isna(best):
+                continue
+            for name in part.index[part[col] == best]:
+                out.loc[name, col] += f" {symbol}"
+    return out
+
+
+def table2_paper(tasks: Sequence[str], path: str | Path | None = None) -> pd.DataFrame:
+    """The paper's values (bert-base, mean of 5 seeds) for the Table 2 rows `paper_numbers.csv` has:
+    majority (`freq_baseline`), bad s- and m-pruned re-fine-tuned. Empty when the file is missing."""
+    names = {MAJORITY: "freq_baseline", **{k: e for k, (_, e) in TABLE2_ROWS.items() if e}}
+    rows = {}
+    for row, exp in names.items():
+        values = {t: reference.paper_value(exp, t, path) for t in tasks}
+        if any(v is not None for v in values.values()):
+            rows[f"{row} (paper)"] = {t: v[0] for t, v in values.items() if v is not None}
+    return pd.DataFrame.from_dict(rows, orient="index").reindex(columns=list(tasks))
+
+
+def appendix_d(stats: pd.DataFrame) -> pd.DataFrame:
+    """Bad s-subnetworks re-fine-tuned for the usual and for twice the epochs: mean, std and the gain."""
+    part = stats[(stats.method == S) & (stats.subnetwork == "bad")
+                 & stats.setting.isin((REFINETUNED, REFINETUNED_2X))]
+    if part.setting.nunique() < 2:
+        return pd.DataFrame()
+    wide = part.pivot_table(index="task", columns="setting", values=["mean", "std"], sort=False, dropna=False)
+    wide.columns = [f"{s} {v}" for v, s in wide.columns]
+    wide["gain"] = wide[f"{REFINETUNED_2X} mean"] - wide[f"{REFINETUNED} mean"]
+    return wide[[f"{REFINETUNED} mean", f"{REFINETUNED} std", f"{REFINETUNED_2X} mean", f"{REFINETUNED_2X} std",
+                 "gain"]]
+
+
+def appendix_e(scores: pd.DataFrame) -> pd.DataFrame:
+    """Super-survivors vs bad vs random (Appendix E): mean and std of the score pruned and re-fine-tuned,
+    and the mean heads / MLPs kept and weight share, per task and set."""
+    part = scores[scores.method == SUPER]
+    if part.empty:
+        return pd.DataFrame()
+    score = part.pivot_table(index=["task", "subnetwork"], columns="setting", values="score",
+                             aggfunc=["mean", "std"], sort=False, dropna=False)
+    score.columns = [f"{s} {a}" for a, s in score.columns]
+    size = part.groupby(["task", "subnetwork"], sort=False)[["heads_kept", "mlps_kept", "weight_share"]].mean()
+    return size.join(score[[f"{s} {a}" for s in (PRUNED, REFINETUNED) for a in ("mean", "std")]])

@@ -1,0 +1,44 @@
+"""Figure 4's inputs: every seed's fine-tuned model and the pre-trained one, labelled head by head."""
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from transformers import BertConfig, BertForSequenceClassification
+
+from lotterylib import head_patterns as hp
+from lotterylib import models, patterns, runs
+from lotterylib.structured import save_masks
+
+
+def test_every_seed_is_classified_and_the_pre_trained_model_once(glue_dir, tmp_path):
+    tok = models.load_tokenizer("minilm-l6")
+    config = BertConfig(vocab_size=tok.vocab_size, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=20, max_position_embeddings=64)
+    torch.manual_seed(0)
+    pretrained = tmp_path / "pretrained"
+    BertForSequenceClassification(config).save_pretrained(pretrained)
+    for seed in (1, 2):                                  # different fine-tuned weights per seed
+        torch.manual_seed(seed)
+        folder = runs.stage_dir(tmp_path, "finetune", "SST-2", seed) / "checkpoint"
+        BertForSequenceClassification(config).save_pretrained(folder)
+        tok.save_pretrained(folder)
+        save_masks(runs.stage_dir(tmp_path, "s_pruning", "SST-2", seed), np.array([[1.0, 0.0], [1.0, seed - 1.0]]),
+                   np.ones(2))
+    trained = patterns.TrainedClassifier(patterns.PatternCNN(32, generator=torch.Generator().manual_seed(0)), 1.0,
+                                         np.eye(5), 1)
+    classifiers = {"raw": patterns.MapClassifier(trained, "test", False),
+                   "normed": patterns.MapClassifier(trained, "test", True)}
+    out = hp.classify_heads(str(tmp_path), ["SST-2"], [1, 2], str(pretrained), tok, classifiers, str(glue_dir),
+                            examples_per_task=3, max_seq_len=40)
+    runs_seen = [(None if pd.isna(s) else int(s), m, k) for s, m, k in out.agreement[["seed", "model", "map"]].values]
+    assert runs_seen == [(1, "fine-tuned", "raw"), (1, "fine-tuned", "normed"), (2, "fine-tuned", "raw"),
+                         (2, "fine-tuned", "normed"), (None, "pre-trained", "raw"), (None, "pre-trained", "normed")]
+    assert (out.agreement["maps"] == 3 * 2 * 2).all()
+    per_run = out.counts.groupby(["seed", "model", "map"], dropna=False)["count"].sum()
+    assert (per_run == 12).all() and len(per_run) == 6
+    sup = out.counts[out.counts.super_survivor][["layer", "head"]].drop_duplicates().values.tolist()
+    assert sup == [[0, 0], [1, 0]]                       # kept in both seeds
+    assert out.rule_vs_cnn.sum() == 6 * 12
+    expected = np.mean([a for a in out.agreement["CNN = rule"]])
+    assert out.rule_agreement == pytest.approx(expected)
+    assert set(out.gallery) == {"raw", "normed"} and all(len(m) == len(t) for m, t in out.gallery.values())
