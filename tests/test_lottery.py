@@ -15,7 +15,7 @@ from lotterylib.tasks import get_task
 from lotterylib.training import TrainConfig, evaluate
 
 TASK = get_task("RTE")
-CFG = TrainConfig(learning_rate=1e-3, batch_size=8, epochs=1)
+CFG = TrainConfig(learning_rate=1e-3, batch_size=8, epochs=1, bf16=False)  # exact comparisons: fp32
 
 
 @pytest.fixture(scope="module")
