@@ -6,8 +6,10 @@ Same model, data, batch size, epochs, learning rate and thread count, side by si
 - Trainer, dynamic: `DataCollatorWithPadding` and `train_sampling_strategy="group_by_length"`.
 
 Prints examples/s per task, lotterylib's speed-up over each, and the share of this machine's fp32 matmul
-peak (measured on the same threads) that each reaches, counting 6 x (non-embedding parameters) FLOPs per
-real (not padding) token. fp32 throughout (`--bf16` for bfloat16 autocast in all three).
+peak (one thread) that each reaches, counting 6 x (non-embedding parameters) FLOPs per real (not padding)
+token. fp32 throughout (`--bf16` for bfloat16 autocast in all three). Times are process CPU time: with one
+thread that is the wall time of an unloaded core, and a busy shared machine does not distort the table
+(with `--threads N` divide by N for the wall time of an idle machine).
 
     python benchmarks/finetune_throughput.py                     # 256 examples per task, 1 thread: minutes
     python benchmarks/finetune_throughput.py --examples 2000 --threads 2 --tasks SST-2 MRPC
@@ -67,9 +69,9 @@ def run_lotterylib(args, task, enc: Encoded) -> float:
     net = build_model(args.model, task, args.seed, device=torch.device("cpu"))
     cfg = TrainConfig(learning_rate=args.learning_rate, batch_size=args.batch_size, epochs=args.epochs,
                       bf16=args.bf16)
-    start = time.perf_counter()
+    start = time.process_time()
     fine_tune(net, task, enc, cfg, args.seed, progress=False)
-    return time.perf_counter() - start
+    return time.process_time() - start
 
 
 def run_trainer(args, task, enc: Encoded, tokenizer, dynamic: bool) -> float:
@@ -87,9 +89,9 @@ def run_trainer(args, task, enc: Encoded, tokenizer, dynamic: bool) -> float:
         trainer = Trainer(model=net, args=targs, train_dataset=TokenDataset(enc, None if dynamic else args.max_seq_len),
                           data_collator=DataCollatorWithPadding(tokenizer) if dynamic else default_data_collator)
         trainer.remove_callback(PrinterCallback)   # it prints the final metrics dict
-        start = time.perf_counter()
+        start = time.process_time()
         trainer.train()
-        return time.perf_counter() - start
+        return time.process_time() - start
 
 
 def flops_per_token(model: str) -> float:

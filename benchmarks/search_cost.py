@@ -3,8 +3,8 @@
 Fine-tunes `--model` on a seeded subsample of a task (peak resident memory sampled every 10 ms), then runs
 the s-pruning search (gated importance passes over dev: forward and backward to the gates) and the
 m-pruning search (forward passes over dev) from that model, and prints the dev passes, seconds and seconds
-per pass of each. `--checkpoint` starts the searches from a fine-tuned checkpoint instead (its training
-memory is then not measured).
+per pass of each (process CPU time: on one thread, the wall time of an unloaded core). `--checkpoint`
+starts the searches from a fine-tuned checkpoint instead (its training memory is then not measured).
 
     python benchmarks/search_cost.py                                  # SST-2, 512 train / 256 dev: minutes
     python benchmarks/search_cost.py --checkpoint outputs/demo/SST-2/seed_1337/finetune/checkpoint --dev-examples 0
@@ -66,9 +66,9 @@ class PeakRSS:
 
 
 def timed(fn):
-    start = time.perf_counter()
+    start = time.process_time()
     out = fn()
-    return out, time.perf_counter() - start
+    return out, time.process_time() - start
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -59,19 +59,21 @@ class Calibration:
 
 
 def matmul_gflops(n: int = 1024, repeats: int = 5) -> float:
-    """fp32 matrix multiplication GFLOP/s on the current torch thread count (best of `repeats`)."""
+    """fp32 matrix multiplication GFLOP/s on one thread (best of `repeats`, in CPU time: other processes on a
+    shared machine do not lower it)."""
     a, b = torch.randn(n, n), torch.randn(n, n)
     a @ b
     best = math.inf
     for _ in range(repeats):
-        start = time.perf_counter()
+        start = time.process_time()
         a @ b
-        best = min(best, time.perf_counter() - start)
+        best = min(best, time.process_time() - start)
     return 2 * n**3 / best / 1e9
 
 
 def train_step_seconds(model: str, batch_size: int, seq_len: int, bf16: bool, steps: int = 5) -> float:
-    """Median seconds of an AdamW step of `model`'s classifier on random tokens (after one warm-up step)."""
+    """Median CPU seconds of an AdamW step of `model`'s classifier on random tokens (after one warm-up step);
+    on one thread, the wall time of an unloaded core."""
     from .models import load_classifier
     from .training import _forward
 
@@ -83,17 +85,18 @@ def train_step_seconds(model: str, batch_size: int, seq_len: int, bf16: bool, st
     labels = torch.zeros(batch_size, dtype=torch.long)
     times = []
     for _ in range(steps + 1):
-        start = time.perf_counter()
+        start = time.process_time()
         loss = torch.nn.functional.cross_entropy(_forward(net, batch, bf16).float(), labels)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        times.append(time.perf_counter() - start)
+        times.append(time.process_time() - start)
     return statistics.median(times[1:])
 
 
 def calibrate(model: str, batch_size: int, seq_len: int, bf16: bool, steps: int = 5) -> Calibration:
-    """Matmul GFLOP/s and training-step time, on one thread (a grid job's share)."""
+    """Matmul GFLOP/s and training-step time, on one thread (a grid job's share). CPU time: the calibration
+    measures the machine, not how busy it is now."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
