@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from . import pipeline
+from .patterns import CLASSES
 
 # Work of one job in units of "a pass of training over the task's train set" (fine) and "a pass over dev
 # with a backward" (dev): fitted to jobs measured on the AVX2-limited EPYC (README, "Presets").
@@ -38,7 +39,7 @@ JOB_WORK = {  # stage: (train-set passes x epochs, dev passes in training-step e
 }
 LOTTERY_EXTRAS = 4 * 0.5       # bad s for twice the epochs, random init + random s, super-survivors
 PRESET_STAGE_SECONDS = {"bad_subnetworks": 30.0, "stability": 30.0}  # tables and plots only
-ATTENTION_SECONDS_PER_MAP = 0.02   # attention patterns: CNN training per generated map and epoch (fp32)
+ATTENTION_SECONDS_PER_MAP = 0.0025  # attention patterns: CNN training per generated map and epoch (fp32)
 JOB_OVERHEAD_S = 20.0          # papermill kernel start, imports, model and data loading
 REFERENCE_GFLOPS = 34.5        # fp32 matmul per core of issue 13's AVX2 EPYC (2 cores, no AVX-512, no AMX)
 
@@ -149,7 +150,8 @@ def job_seconds(preset: dict, stage: str, size: TaskSize, cal: Calibration) -> f
 
 def preset_stage_seconds(preset: dict, stage: str) -> float:
     if stage == "attention_patterns":
-        return JOB_OVERHEAD_S + ATTENTION_SECONDS_PER_MAP * preset["n_maps_per_class"] * preset["cnn_epochs"] * 8
+        maps = preset["n_maps_per_class"] * len(CLASSES)
+        return JOB_OVERHEAD_S + ATTENTION_SECONDS_PER_MAP * maps * preset["cnn_epochs"]
     return PRESET_STAGE_SECONDS[stage]
 
 
