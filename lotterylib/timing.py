@@ -24,14 +24,14 @@ import torch
 from . import pipeline
 from .patterns import CLASSES
 
-# Work of one job in units of "a pass of training over the task's train set" (fine) and "a pass over dev
-# with a backward" (dev): fitted to jobs measured on the AVX2-limited EPYC (README, "Presets").
-# s-pruning: ~12 importance passes (forward + backward to the gates, ~2/3 of a training step) per search;
-# m-pruning: ~10 forward passes (1/3); lottery: the good/random/bad m re-fine-tunings at full size, the three
-# s ones physically pruned (~half the FLOPs), a dozen dev evaluations; extras add three s re-fine-tunings
-# (one of them twice as long).
+# The work of one job: (passes of training over the task's train set, per epoch; passes over dev, in units
+# of training the same tokens). s-pruning: ~12 importance passes (forward + backward to the gates, ~2/3 of a
+# training step); m-pruning: ~10 forward passes (1/3 each); lottery: the good/random/bad m re-fine-tunings
+# at full size, the three s ones physically pruned (~half the FLOPs), a dozen dev evaluations; extras add
+# four s re-fine-tunings' worth (one of them twice as long). Checked against the demo's SST-2 jobs measured
+# on the AVX2-limited EPYC: every stage within 20% (README, "Presets and their time").
 DEV_FORWARD = 1 / 3
-JOB_WORK = {  # stage: (train-set passes x epochs, dev passes in training-step equivalents)
+JOB_WORK = {
     "finetune": (1.0, DEV_FORWARD),
     "s_pruning": (0.0, 12 * 2 / 3),
     "m_pruning": (0.0, 10 * DEV_FORWARD),
