@@ -50,9 +50,11 @@ demo:
 	$(MAKE) grid PRESET=demo
 
 grid:
+	$(BIN)/python -m lotterylib.timing estimate --preset $(PRESET) --cores $(CORES)
 	$(BIN)/snakemake --snakefile workflow/Snakefile --cores $(CORES) --config preset=$(PRESET) \
 	    --rerun-incomplete --keep-going --printshellcmds
 	$(BIN)/python -m lotterylib.summary outputs/$(PRESET)
+	$(BIN)/python -m lotterylib.timing jobs outputs/$(PRESET)
 
 # The README's results section, generated from every committed preset's outputs/<preset>/results.csv.
 readme-results:

@@ -1,4 +1,4 @@
-"""Gated vs physically pruned BERT: parameter count and dev-set inference time.
+"""Gated vs physically pruned BERT: parameter count, dev-set inference time and training-step time.
 
 Default (offline, under a minute on CPU): minilm-l6 with a random s-pruning mask keeping ~50% of the heads
 and 4 of 6 MLPs, timed on synthetic random token batches.
@@ -8,11 +8,14 @@ and 4 of 6 MLPs, timed on synthetic random token batches.
         --masks outputs/demo/SST-2/seed_1337/s_pruning --task SST-2
 
 `--masks` is a folder of the authors' layout (head_mask.npy: layers x heads, mlp_mask.npy: layers, 1 = kept).
-Timing: one warm-up pass, then the median of `--repeats` passes over all batches, under torch.inference_mode.
+Timing: one warm-up pass, then the median of `--repeats` passes over all batches, under torch.inference_mode;
+training: the median of `--repeats` AdamW steps (forward, backward, update) on the first batch, what
+`finetune_model(physical=True)` saves when the lottery stage re-fine-tunes an s-subnetwork.
 """
 from __future__ import annotations
 
 import argparse
+import copy
 import statistics
 import time
 
@@ -93,6 +96,26 @@ def median_time(model: torch.nn.Module, batches: list[Batch], device: torch.devi
     return statistics.median(times)
 
 
+def median_train_step(model: torch.nn.Module, batch: Batch, device: torch.device, repeats: int) -> float:
+    """Median seconds of one AdamW training step (after one warm-up step); restores nothing: use a copy."""
+    model.train()
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
+    inputs = {k: v.to(device) for k, v in batch.items()}
+    labels = torch.zeros(len(inputs["input_ids"]), dtype=torch.long, device=device)
+    times = []
+    for _ in range(repeats + 1):
+        start = time.perf_counter()
+        loss = torch.nn.functional.cross_entropy(model(**inputs).logits, labels)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        times.append(time.perf_counter() - start)
+    model.eval()
+    return statistics.median(times[1:])
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     hf_logging.set_verbosity_error()  # the re-initialised classifier's load report is expected here
@@ -119,14 +142,18 @@ def main(argv: list[str] | None = None) -> None:
         gated_out = run_pass(model, batches, device)
     pruned_time = median_time(pruned, batches, device, args.repeats)
     diff = max((a - b).abs().max().item() for a, b in zip(gated_out, run_pass(pruned, batches, device)))
+    with Gates(model, head, mlp):
+        gated_step = median_train_step(copy.deepcopy(model), batches[0], device, args.repeats)
+    pruned_step = median_train_step(pruned, batches[0], device, args.repeats)
 
     full, small = count_parameters(model), count_parameters(pruned)
     print(f"model: {args.checkpoint or args.model}; device: {device}; data: {data}")
     print(f"masks: {int(head.sum())}/{head.size} heads, {int(mlp.sum())}/{mlp.size} MLPs kept "
           f"({'from ' + args.masks if args.masks else 'random'}); max |logit difference| {diff:.2e}")
-    print(f"{'':8} {'parameters':>12} {'ratio':>6} {'time (s)':>9} {'ratio':>6}")
-    print(f"{'gated':8} {full:>12,} {1:>6.3f} {gated_time:>9.4f} {1:>6.3f}")
-    print(f"{'pruned':8} {small:>12,} {small / full:>6.3f} {pruned_time:>9.4f} {pruned_time / gated_time:>6.3f}")
+    print(f"{'':8} {'parameters':>12} {'ratio':>6} {'eval (s)':>9} {'ratio':>6} {'train step (s)':>15} {'ratio':>6}")
+    print(f"{'gated':8} {full:>12,} {1:>6.3f} {gated_time:>9.4f} {1:>6.3f} {gated_step:>15.4f} {1:>6.3f}")
+    print(f"{'pruned':8} {small:>12,} {small / full:>6.3f} {pruned_time:>9.4f} {pruned_time / gated_time:>6.3f} "
+          f"{pruned_step:>15.4f} {pruned_step / gated_step:>6.3f}")
 
 
 if __name__ == "__main__":

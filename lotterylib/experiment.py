@@ -17,6 +17,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from .data import Encoded, GlueSplit, dev_halves, encode, load_split, subsample
 from .gates import Gates
 from .models import load_classifier, quiet_loading
+from .physical import prune_physically
 from .runs import display_path, missing_stage_error, temporary_sibling
 from .tasks import Task, get_task
 from .training import TrainConfig, default_device, fine_tune, set_seed
@@ -80,14 +81,25 @@ def build_model(model: str, task: Task, seed: int, random_init: bool = False,
 
 def finetune_model(model: str, task: Task, train: Encoded, cfg: TrainConfig, seed: int,
                    head_mask=None, mlp_mask=None, weight_masks: dict | None = None, compat: str = "paper",
-                   random_init: bool = False, progress: bool = True,
-                   desc: str = "fine-tune") -> tuple[torch.nn.Module, Gates, list[float]]:
+                   random_init: bool = False, progress: bool = True, desc: str = "fine-tune",
+                   physical: bool = False) -> tuple[torch.nn.Module, Gates | None, list[float]]:
     """Fine-tune from the pre-trained weights (or random ones) with masks held fixed during training.
 
     Head/MLP masks act through `Gates` (gated elements get no gradient); weight masks through
     `torch.nn.utils.prune` (masked weights stay exactly zero). Returns the model, its gates and the losses.
+
+    `physical=True` trains the physically pruned model instead (`physical.prune_physically`, 0/1 masks, no
+    weight masks; the gates returned are None): gated heads and MLPs get no gradient and AdamW leaves a
+    parameter with zero gradients unchanged, so it computes the gated run's result with fewer FLOPs. Exactly
+    so without dropout (tests/test_physical.py); with dropout the fewer heads draw other dropout masks, so the
+    two runs agree in distribution, as two dropout seeds do.
     """
     net = build_model(model, task, seed, random_init=random_init)
+    if physical:
+        if weight_masks is not None:
+            raise ValueError("finetune_model: physical=True removes heads and MLPs; weight masks need physical=False.")
+        net = prune_physically(net, head_mask, mlp_mask)
+        return net, None, fine_tune(net, task, train, cfg, seed, progress=progress, desc=desc)
     gates = Gates(net, head_mask, mlp_mask)
     if weight_masks is not None:
         from .magnitude import apply_weight_masks

@@ -174,15 +174,17 @@ def pruned_m_score(setup: LotterySetup, net: torch.nn.Module, masks: subnetworks
 
 def refinetuned_s_score(setup: LotterySetup, head_mask: np.ndarray, mlp_mask: np.ndarray,
                         epochs_factor: float = 1.0, random_init: bool = False, desc: str = "re-fine-tune") -> float:
-    """Fine-tune from the pre-trained (or random) weights with the s-masks held, then score with them on."""
+    """Fine-tune from the pre-trained (or random) weights with the s-masks held, then score with them on.
+
+    The s-subnetwork is trained physically pruned (`finetune_model(physical=True)`): what the gated model
+    computes, with fewer FLOPs."""
     key = ((np.asarray(head_mask) != 0).tobytes(), (np.asarray(mlp_mask) != 0).tobytes(), epochs_factor, random_init)
     if key not in setup.cache:
         cfg = replace(setup.cfg, epochs=setup.cfg.epochs * epochs_factor)
-        net, gates, _ = finetune_model(setup.model, setup.task, setup.train, cfg, setup.seed, head_mask=head_mask,
-                                       mlp_mask=mlp_mask, compat=setup.compat, random_init=random_init,
-                                       progress=setup.progress, desc=desc)
-        setup.cache[key] = setup.score(net, gates)
-        gates.remove()
+        net, _, _ = finetune_model(setup.model, setup.task, setup.train, cfg, setup.seed, head_mask=head_mask,
+                                   mlp_mask=mlp_mask, compat=setup.compat, random_init=random_init,
+                                   progress=setup.progress, desc=desc, physical=True)
+        setup.cache[key] = setup.score(net)
         del net
     return setup.cache[key]
 

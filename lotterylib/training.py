@@ -17,6 +17,7 @@ from tqdm import tqdm  # plain text bars: the same in a terminal, a notebook and
 
 from .data import Encoded, batch_indices, collate
 from .gates import Gates
+from .hardware import bf16_enabled
 from .metrics import compute_metrics
 from .tasks import Task
 
@@ -31,7 +32,7 @@ class TrainConfig:
     adam_eps: float = 1e-8
     weight_decay: float = 0.0
     max_grad_norm: float = 1.0
-    bf16: bool = False           # autocast to bfloat16 (a GPU speed option; off in the paper)
+    bf16: bool | str = "auto"    # bfloat16 autocast: "auto" = where native and faster (`hardware`), true, false
     group_by_length: bool = True  # length-grouped random batches: less padding, same distribution
     eval_batch_size: int = 128
 
@@ -73,6 +74,7 @@ def fine_tune(model: torch.nn.Module, task: Task, train: Encoded, cfg: TrainConf
     """Train in place; returns the loss of every step. The model after the last step is the result."""
     set_seed(seed)
     device = _device_of(model)
+    bf16 = bf16_enabled(cfg.bf16, device)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.learning_rate, eps=cfg.adam_eps, weight_decay=cfg.weight_decay)
     steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
@@ -88,7 +90,7 @@ def fine_tune(model: torch.nn.Module, task: Task, train: Encoded, cfg: TrainConf
             if len(losses) == total:
                 break
             batch = collate(train, idx)
-            loss = task_loss(task, _forward(model, batch, cfg.bf16), batch["labels"].to(device))
+            loss = task_loss(task, _forward(model, batch, bf16), batch["labels"].to(device))
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"Fine-tuning diverged: the loss is {loss.item()} at step {len(losses) + 1} "
                                          f"of {total} (learning rate {sched.get_last_lr()[0]:.3g}). Fix: lower "
@@ -119,7 +121,7 @@ class EvalResult:
 
 def evaluate(model: torch.nn.Module, task: Task, data: Encoded, batch_size: int = 128,
              gates: Gates | None = None, importance: str | None = None, compat: str = "paper",
-             bf16: bool = False, progress: bool = True, desc: str = "evaluate") -> EvalResult:
+             bf16: bool | str = False, progress: bool = True, desc: str = "evaluate") -> EvalResult:
     """Predict a split and score it.
 
     `importance="paper"` also returns I = sum_t |dL_t/dxi| for every head and MLP gate, from the same
@@ -132,6 +134,7 @@ def evaluate(model: torch.nn.Module, task: Task, data: Encoded, batch_size: int 
         raise ValueError("importance scores need the model's Gates")
     model.eval()
     device = _device_of(model)
+    bf16 = bf16_enabled(bf16, device)
     outputs, order = [], []
     if importance:
         head_imp, mlp_imp = torch.zeros_like(gates.head), torch.zeros_like(gates.mlp)

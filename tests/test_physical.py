@@ -3,9 +3,13 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import padded_batch, tiny_model as zero_bias_model
+from conftest import padded_batch, tiny_encoded, tiny_model as zero_bias_model
+from lotterylib.data import collate
+from lotterylib.experiment import finetune_model
 from lotterylib.gates import Gates
 from lotterylib.physical import NoHeads, SkipMLP, count_parameters, expected_parameter_count, prune_physically
+from lotterylib.tasks import get_task
+from lotterylib.training import TrainConfig
 
 
 def tiny_model(num_labels=2, seed=0):
@@ -120,3 +124,31 @@ def test_gate_values_other_than_0_and_1_are_refused():
         prune_physically(tiny_model(), np.full((3, 4), 0.5), np.ones(3))
     with pytest.raises(ValueError, match="layers"):
         prune_physically(tiny_model(), np.ones((4, 3)), np.ones(3))
+
+
+def test_physically_pruned_finetuning_equals_gated_finetuning(tmp_path):
+    """Re-fine-tuning the physically pruned model gives the gated run's losses and logits (no dropout: the
+    fewer heads would draw other dropout masks). Layer 1 loses every head and its MLP is removed too."""
+    source = tiny_model(seed=5)
+    source.config.hidden_dropout_prob = source.config.attention_probs_dropout_prob = 0.0
+    source.save_pretrained(tmp_path)
+    head = np.array([[1, 0, 1, 0], [0, 0, 0, 0], [1, 1, 1, 0]])
+    mlp = np.array([1, 0, 1])
+    task, train, dev = get_task("RTE"), tiny_encoded(20, seed=1), tiny_encoded(12, seed=2)
+    cfg = TrainConfig(learning_rate=1e-3, batch_size=4, epochs=1.0, bf16=False)
+    kw = dict(head_mask=head, mlp_mask=mlp, progress=False)
+    gated, gates, gated_losses = finetune_model(str(tmp_path), task, train, cfg, seed=7, **kw)
+    pruned, no_gates, pruned_losses = finetune_model(str(tmp_path), task, train, cfg, seed=7, physical=True, **kw)
+    full, _, full_losses = finetune_model(str(tmp_path), task, train, cfg, seed=7, progress=False)
+    assert no_gates is None and len(gated_losses) == 5
+    np.testing.assert_allclose(pruned_losses, gated_losses, atol=1e-4)
+    assert abs(full_losses[-1] - gated_losses[-1]) > 1e-3          # the masks matter: not a vacuous match
+    batch = collate(dev, np.arange(len(dev)))
+    inputs = {k: v for k, v in batch.items() if k != "labels"}
+    with torch.no_grad():
+        gated_logits, pruned_logits = gated(**inputs).logits, pruned(**inputs).logits
+    torch.testing.assert_close(pruned_logits, gated_logits, atol=1e-4, rtol=0)
+    assert isinstance(pruned.bert.encoder.layer[1].attention.self, NoHeads)
+    assert count_parameters(pruned) < count_parameters(full)
+    with pytest.raises(ValueError, match="weight masks need physical=False"):
+        finetune_model(str(tmp_path), task, train, cfg, seed=7, physical=True, weight_masks={})

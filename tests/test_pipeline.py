@@ -129,7 +129,7 @@ def test_notebook_defaults_are_the_smoke_preset(stage):
 
 
 def test_job_priority_runs_prerequisites_then_the_longest_lottery_jobs_first():
-    demo = pipeline.load_preset("demo")                                     # SST-2: 2000, MRPC: 3000 examples
+    demo = pipeline.load_preset("demo2")                                    # SST-2: 2000, MRPC: 3000 examples
     prio = {(stage, t): pipeline.job_priority(demo, stage, t) for stage in pipeline.STAGES for t in demo["tasks"]}
     assert prio[("lottery", "MRPC")] > prio[("lottery", "SST-2")]
     assert min(prio[(s, t)] for s in ("finetune", "s_pruning", "m_pruning") for t in demo["tasks"]) \

@@ -1,0 +1,277 @@
+"""Time you can see: a grid's estimated time before it runs, its measured job times after.
+
+    python -m lotterylib.timing estimate --preset demo [--cores 2]
+    python -m lotterylib.timing jobs outputs/demo
+
+`estimate` calibrates on this machine (fp32 matmul GFLOP/s on one thread, and a few training steps of the
+preset's model at its batch size and its tasks' mean token length, in the precision `bf16` resolves to),
+counts the grid's jobs and prices each from the tokens it processes (`JOB_WORK`). `jobs` reads the
+Snakemake `benchmark:` files (`<outputs>/benchmarks/<stage>/....tsv`) and prints every job's time.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import pipeline
+from .patterns import CLASSES
+
+# The work of one job: (passes of training over the task's train set, per epoch; passes over dev, in units
+# of training the same tokens). s-pruning: ~12 importance passes (forward + backward to the gates, ~2/3 of a
+# training step); m-pruning: ~10 forward passes (1/3 each); lottery: the good/random/bad m re-fine-tunings
+# at full size, the three s ones physically pruned (~half the FLOPs), a dozen dev evaluations; extras add
+# four s re-fine-tunings' worth (one of them twice as long). Checked against the demo's SST-2 jobs measured
+# on the AVX2-limited EPYC: every stage within 20% (README, "Presets and their time").
+DEV_FORWARD = 1 / 3
+JOB_WORK = {
+    "finetune": (1.0, DEV_FORWARD),
+    "s_pruning": (0.0, 12 * 2 / 3),
+    "m_pruning": (0.0, 10 * DEV_FORWARD),
+    "lottery": (3 + 3 * 0.5, 12 * DEV_FORWARD),
+}
+LOTTERY_EXTRAS = 4 * 0.5       # bad s for twice the epochs, random init + random s, super-survivors
+PRESET_STAGE_SECONDS = {"bad_subnetworks": 30.0, "stability": 30.0}  # tables and plots only
+ATTENTION_SECONDS_PER_MAP = 0.0025  # attention patterns: CNN training per generated map and epoch (fp32)
+JOB_OVERHEAD_S = 20.0          # papermill kernel start, imports, model and data loading
+REFERENCE_GFLOPS = 34.5        # fp32 matmul per core of issue 13's AVX2 EPYC (2 cores, no AVX-512, no AMX)
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """What one core of this machine does: fp32 matmul GFLOP/s and seconds per training step."""
+
+    gflops: float
+    step_seconds: float
+    batch_size: int
+    seq_len: int
+    bf16: bool
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.batch_size * self.seq_len / self.step_seconds
+
+
+def matmul_gflops(n: int = 1024, repeats: int = 5) -> float:
+    """fp32 matrix multiplication GFLOP/s on one thread (best of `repeats`, in CPU time: other processes on a
+    shared machine do not lower it)."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    best = math.inf
+    for _ in range(repeats):
+        start = time.process_time()
+        a @ b
+        best = min(best, time.process_time() - start)
+    return 2 * n**3 / best / 1e9
+
+
+def train_step_seconds(model: str, batch_size: int, seq_len: int, bf16: bool, steps: int = 5) -> float:
+    """Median CPU seconds of an AdamW step of `model`'s classifier on random tokens (after one warm-up step);
+    on one thread, the wall time of an unloaded core."""
+    from .models import load_classifier
+    from .training import _forward
+
+    torch.manual_seed(0)
+    net = load_classifier(model, "SST-2").train()
+    opt = torch.optim.AdamW(net.parameters(), lr=1e-5)
+    batch = {"input_ids": torch.randint(1000, net.config.vocab_size, (batch_size, seq_len)),
+             "attention_mask": torch.ones(batch_size, seq_len, dtype=torch.long)}
+    labels = torch.zeros(batch_size, dtype=torch.long)
+    times = []
+    for _ in range(steps + 1):
+        start = time.process_time()
+        loss = torch.nn.functional.cross_entropy(_forward(net, batch, bf16).float(), labels)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        times.append(time.process_time() - start)
+    return statistics.median(times[1:])
+
+
+def calibrate(model: str, batch_size: int, seq_len: int, bf16: bool, steps: int = 5) -> Calibration:
+    """Matmul GFLOP/s and training-step time, on one thread (a grid job's share). CPU time: the calibration
+    measures the machine, not how busy it is now."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return Calibration(matmul_gflops(), train_step_seconds(model, batch_size, seq_len, bf16, steps),
+                           batch_size, seq_len, bf16)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def mean_tokens(preset: dict, task: str, split: str, tokenizer, sample: int = 1000) -> float:
+    """Mean tokenised length of a seeded sample of a task's split, truncated at `max_seq_len`: with
+    length-grouped (training) and length-sorted (evaluation) batches, about the padded length."""
+    from .data import encode, load_split, subsample
+
+    rows = subsample(load_split(task, split, preset.get("glue_dir") or None), sample, 0)
+    return float(np.mean([len(x) for x in encode(rows, tokenizer, preset["max_seq_len"]).input_ids]))
+
+
+@dataclass(frozen=True)
+class TaskSize:
+    """Tokens a task's jobs process: one pass over the (subsampled) train set and over dev."""
+
+    task: str
+    train_tokens: float
+    dev_tokens: float
+
+
+def task_sizes(preset: dict) -> list[TaskSize]:
+    from .models import load_tokenizer
+    from .tasks import get_task
+
+    tokenizer = load_tokenizer(preset["model"])
+    sizes = []
+    for task in preset["tasks"]:
+        n_dev = get_task(task).official_rows["dev"]
+        n_dev = min(preset["max_dev_examples"], n_dev) if preset["max_dev_examples"] else n_dev
+        sizes.append(TaskSize(task, pipeline.train_examples(preset, task) * mean_tokens(preset, task, "train", tokenizer),
+                              n_dev * mean_tokens(preset, task, "dev", tokenizer)))
+    return sizes
+
+
+def job_seconds(preset: dict, stage: str, size: TaskSize, cal: Calibration) -> float:
+    """Estimated seconds of one per-seed job of `stage` on one core."""
+    fine, dev = JOB_WORK[stage]
+    if stage == "lottery" and preset.get("extras"):
+        fine += LOTTERY_EXTRAS
+    tokens = fine * preset["epochs"] * size.train_tokens + dev * size.dev_tokens
+    return JOB_OVERHEAD_S + tokens / cal.tokens_per_second
+
+
+def preset_stage_seconds(preset: dict, stage: str) -> float:
+    if stage == "attention_patterns":
+        maps = preset["n_maps_per_class"] * len(CLASSES)
+        return JOB_OVERHEAD_S + ATTENTION_SECONDS_PER_MAP * maps * preset["cnn_epochs"]
+    return PRESET_STAGE_SECONDS[stage]
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """Estimated core-seconds per stage, job counts, and the longest chain of dependent jobs."""
+
+    stage_seconds: dict[str, float]
+    jobs: dict[str, int]
+    cores: int
+    calibration: Calibration
+    chain_seconds: float
+
+    @property
+    def core_seconds(self) -> float:
+        return sum(self.stage_seconds.values())
+
+    @property
+    def wall_seconds(self) -> float:
+        """Core-seconds spread over the cores, but never less than one seed's chain of jobs (the
+        dependencies: fine-tuning, then the pruning searches, then the lottery, then the preset stages)."""
+        return max(self.core_seconds / self.cores, self.chain_seconds)
+
+
+def estimate(preset: dict, cores: int, cal: Calibration | None = None) -> Estimate:
+    """Price every job of the preset's grid from a calibration (run here when not given)."""
+    if cal is None:
+        from .hardware import bf16_enabled
+
+        sizes = task_sizes(preset)
+        seq_len = min(preset["max_seq_len"], round(np.mean([s.train_tokens / pipeline.train_examples(preset, s.task)
+                                                             for s in sizes])))
+        cal = calibrate(preset["model"], preset["batch_size"], max(8, seq_len), bf16_enabled(preset["bf16"], "cpu"))
+    else:
+        sizes = task_sizes(preset)
+    seconds, jobs, chain = {}, {}, {s.task: 0.0 for s in sizes}
+    for stage in preset["stages"]:
+        if pipeline.STAGES[stage].level == "seed":
+            per_job = {s.task: job_seconds(preset, stage, s, cal) for s in sizes}
+            jobs[stage], seconds[stage] = len(sizes) * len(preset["seeds"]), len(preset["seeds"]) * sum(per_job.values())
+            if stage != "m_pruning":   # m-pruning runs beside s-pruning
+                chain = {t: chain[t] + per_job[t] for t in chain}
+        else:
+            jobs[stage], seconds[stage] = 1, preset_stage_seconds(preset, stage)
+    preset_level = sum(v for k, v in seconds.items() if pipeline.STAGES[k].level != "seed")
+    return Estimate(seconds, jobs, cores, cal, max(chain.values(), default=0.0) + preset_level)
+
+
+def _hms(seconds: float) -> str:
+    minutes = round(seconds / 60)
+    return f"{minutes // 60}h{minutes % 60:02d}" if minutes >= 60 else f"{minutes} min"
+
+
+def format_estimate(name: str, est: Estimate) -> str:
+    cal = est.calibration
+    lines = [f"Estimated time of the {name} grid on this machine: {sum(est.jobs.values())} jobs, about "
+             f"{_hms(est.wall_seconds)} on {est.cores} cores ({_hms(est.core_seconds)} of one core).",
+             f"  calibration (1 thread): fp32 matmul {cal.gflops:.1f} GFLOP/s; a training step (batch "
+             f"{cal.batch_size} x {cal.seq_len} tokens, {'bf16' if cal.bf16 else 'fp32'}) {cal.step_seconds:.2f} s",
+             (f"  scaled by fp32 matmul speed to issue 13's AVX2 EPYC ({REFERENCE_GFLOPS} GFLOP/s per core): about "
+              f"{_hms(est.wall_seconds * cal.gflops / REFERENCE_GFLOPS)}" if not cal.bf16 else
+              "  (bf16 is on here; `--bf16 false` calibrates fp32 and scales the estimate to an AVX2 machine)")]
+    lines += [f"  {stage:<20} {est.jobs[stage]:>3} jobs  {_hms(sec):>8} of one core" for stage, sec in est.stage_seconds.items()]
+    return "\n".join(lines)
+
+
+def read_benchmarks(outputs: str | Path) -> list[dict]:
+    """One row per Snakemake benchmark file under `<outputs>/benchmarks`: stage, job, seconds, max RSS (MB),
+    CPU seconds."""
+    root = Path(outputs) / "benchmarks"
+    rows = []
+    for path in sorted(root.rglob("*.tsv")):
+        with open(path) as f:
+            records = list(csv.DictReader(f, delimiter="\t"))
+        if not records:
+            continue
+        last = records[-1]   # a job benchmarked with repeats: the last run
+        rel = path.relative_to(root).with_suffix("")
+        rows.append({"stage": rel.parts[0], "job": "/".join(rel.parts[1:]) or "-", "seconds": float(last["s"]),
+                     "max_rss_mb": _number(last.get("max_rss")), "cpu_seconds": _number(last.get("cpu_time"))})
+    return rows
+
+
+def _number(value: str | None) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return float("nan")   # Snakemake writes "-" where it could not measure
+
+
+def format_jobs(rows: list[dict]) -> str:
+    if not rows:
+        return "No benchmark files yet (Snakemake writes them under <outputs>/benchmarks/ as jobs finish)."
+    lines = [f"{'stage':<20} {'job':<28} {'time':>9} {'max RSS (MB)':>13} {'CPU (s)':>9}"]
+    lines += [f"{r['stage']:<20} {r['job']:<28} {r['seconds']:>8.0f}s {r['max_rss_mb']:>13.0f} {r['cpu_seconds']:>9.0f}"
+              for r in rows]
+    total = sum(r["seconds"] for r in rows)
+    lines.append(f"{len(rows)} jobs, {_hms(total)} of job time in all (wall time is less with several cores).")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    est = sub.add_parser("estimate", help="calibrate here and estimate a preset's grid time")
+    est.add_argument("--preset", default="demo")
+    est.add_argument("--cores", type=int, default=2)
+    est.add_argument("--bf16", help="override the preset's bf16 (auto, true, false)")
+    jobs = sub.add_parser("jobs", help="measured job times from the Snakemake benchmark files")
+    jobs.add_argument("outputs", help="a preset's outputs folder, e.g. outputs/demo")
+    args = parser.parse_args(argv)
+    if args.command == "estimate":
+        preset = pipeline.load_preset(args.preset, {"bf16": args.bf16} if args.bf16 else None)
+        try:
+            print(format_estimate(args.preset, estimate(preset, args.cores)), flush=True)
+        except (OSError, RuntimeError) as err:  # no data or model here yet: the grid itself will say more
+            print(f"No time estimate for the {args.preset} grid: {err}")
+    else:
+        print(format_jobs(read_benchmarks(pipeline.resolve(args.outputs))))
+
+
+if __name__ == "__main__":
+    main()

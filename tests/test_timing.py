@@ -1,0 +1,44 @@
+"""Grid time estimates from a calibration, and job times from Snakemake benchmark files."""
+from __future__ import annotations
+
+import pytest
+
+from lotterylib import pipeline, timing
+from lotterylib.timing import Calibration, TaskSize
+
+CAL = Calibration(gflops=34.5, step_seconds=1.0, batch_size=10, seq_len=10, bf16=False)   # 100 tokens/s
+
+
+def test_estimate_prices_each_job_from_its_tokens(monkeypatch):
+    preset = pipeline.load_preset("smoke", {"tasks": ["SST-2"], "seeds": [1, 2], "epochs": 2, "extras": False,
+                                            "stages": ["finetune", "s_pruning", "m_pruning", "lottery"]})
+    monkeypatch.setattr(timing, "task_sizes", lambda p: [TaskSize("SST-2", train_tokens=1000, dev_tokens=300)])
+    est = timing.estimate(preset, cores=2, cal=CAL)
+    over = timing.JOB_OVERHEAD_S
+    by_hand = {"finetune": over + (2 * 1000 + 300 / 3) / 100,          # 2 epochs + one forward pass over dev
+               "s_pruning": over + 12 * 2 / 3 * 300 / 100,            # 12 importance passes
+               "m_pruning": over + 10 / 3 * 300 / 100,                # 10 forward passes
+               "lottery": over + (4.5 * 2 * 1000 + 4 * 300) / 100}    # 3 + 3 x 0.5 re-fine-tunings, 12 evals
+    assert est.jobs == {s: 2 for s in by_hand}
+    assert est.stage_seconds == pytest.approx({s: 2 * v for s, v in by_hand.items()})
+    chain = by_hand["finetune"] + by_hand["s_pruning"] + by_hand["lottery"]
+    assert est.chain_seconds == pytest.approx(chain)
+    assert est.wall_seconds == pytest.approx(max(sum(by_hand.values()), chain))   # 2 seeds' work on 2 cores
+    with_extras = timing.estimate({**preset, "extras": True}, cores=2, cal=CAL)
+    assert with_extras.stage_seconds["lottery"] - est.stage_seconds["lottery"] == pytest.approx(2 * 2 * 2 * 1000 / 100)
+    text = timing.format_estimate("smoke", est)
+    assert "8 jobs" in text and "34.5 GFLOP/s" in text
+
+
+def test_jobs_table_reads_snakemake_benchmark_files(tmp_path):
+    folder = tmp_path / "benchmarks" / "finetune"
+    folder.mkdir(parents=True)
+    header = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
+    (folder / "SST-2_seed_1.tsv").write_text(header + "125.5\t0:02:05\t812.4\t2000\t700\t710\t1\t2\t95.1\t119.3\n")
+    (folder / "SST-2_seed_2.tsv").write_text(header + "60.0\t0:01:00\t-\t-\t-\t-\t-\t-\t-\t-\n")
+    rows = timing.read_benchmarks(tmp_path)
+    assert [(r["job"], r["seconds"]) for r in rows] == [("SST-2_seed_1", 125.5), ("SST-2_seed_2", 60.0)]
+    assert rows[0]["max_rss_mb"] == 812.4 and rows[0]["cpu_seconds"] == 119.3
+    text = timing.format_jobs(rows)
+    assert "2 jobs, 3 min" in text and "finetune" in text
+    assert "No benchmark files" in timing.format_jobs(timing.read_benchmarks(tmp_path / "nothing"))
