@@ -141,7 +141,7 @@ def test_snakemake_config_errors_and_configfile():
     assert typo.returncode != 0
     assert "Unknown parameter `learning_rat` (did you mean `learning_rate`?)" in typo.stdout + typo.stderr
     demo = _snakemake("--configfile", "params/demo.yaml")
-    assert demo.returncode == 0 and "outputs/demo/MRPC/seed_1337/finetune/metrics.json" in demo.stdout
+    assert demo.returncode == 0 and "outputs/demo/SST-2/seed_1337/finetune/metrics.json" in demo.stdout
     assert "outputs/smoke" not in demo.stdout
 
 

@@ -400,8 +400,10 @@ def test_refinetuning_starts_from_all_pretrained_weights_embeddings_included(mod
     pretrained = dict(tiny_model(seed=11).named_parameters())          # what model_dir holds
     assert len(started) == 2
     for params in started:
-        assert params.keys() == fresh.keys() and any(n.startswith("bert.embeddings.") for n in params)
+        assert params.keys() <= fresh.keys() and any(n.startswith("bert.embeddings.") for n in params)
         for name, value in params.items():
+            if value.shape != fresh[name].shape:  # s: physically pruned, heads sliced out (tests/test_physical.py)
+                continue
             assert torch.equal(value, fresh[name]), name
             if not name.startswith("classifier."):
                 assert torch.equal(value, pretrained[name]), name
