@@ -209,6 +209,6 @@ def validate_preset(preset: Mapping[str, Any], source: str = "the preset") -> di
     for key, value in out.items():
         lacking = [t for t in out["tasks"] if isinstance(value, dict) and t not in value]
         if lacking:
-            raise ParameterError(f"{source}: `{key}` is per task but has no value for {', '.join(lacking)}; "
-                                 "add them to its mapping.")
+            raise ParameterError(f"{source}: `{key}` is per task but has no value for {', '.join(lacking)}. "
+                                 "Fix: add them to its mapping.")
     return out

@@ -7,6 +7,7 @@ no quoting (MRPC, QNLI and STS-B hold unbalanced quotes), a UTF-8 BOM on MRPC, n
 from __future__ import annotations
 
 import csv
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,7 +43,14 @@ class GlueSplit:
 
 def _label_id(task: Task, raw: str, where: str) -> float | int:
     if task.is_regression:
-        return float(raw)
+        try:
+            score = float(raw)
+        except ValueError:
+            score = math.nan
+        if not math.isfinite(score):
+            raise GlueDataError(f"{where}: {task.name} score {raw!r} is not a finite number. "
+                                "Fix: re-download the file.")
+        return score
     try:
         return task.labels.index(raw)
     except ValueError:

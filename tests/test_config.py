@@ -1,10 +1,8 @@
 """The parameter schema and its validation: one clear error before anything is written, and equal settings
 normalised to equal values, for the notebooks, the presets and Snakemake's --config alike."""
-import json
 import subprocess
 import sys
 
-import nbformat
 import pytest
 import yaml
 
@@ -143,50 +141,3 @@ def test_snakemake_config_errors_and_configfile():
     demo = _snakemake("--configfile", "params/demo.yaml")
     assert demo.returncode == 0 and "outputs/demo/SST-2/seed_1337/finetune/metrics.json" in demo.stdout
     assert "outputs/smoke" not in demo.stdout
-
-
-def _first_cells(stage: str) -> tuple[str, str]:
-    """A notebook's parameters cell and the code cell after it (where the run folder is made)."""
-    cells = nbformat.read(NOTEBOOKS[stage], 4).cells
-    index = next(i for i, c in enumerate(cells) if "parameters" in c.metadata.get("tags", []))
-    return cells[index].source, next(c.source for c in cells[index + 1:] if c.cell_type == "code")
-
-
-def _open_run(stage: str, values: dict):
-    """As papermill runs a notebook: the parameters cell, the injected values, then the first code cell
-    (which opens the run folder). Returns the run."""
-    parameters, first = _first_cells(stage)
-    namespace: dict = {}
-    exec(parameters, namespace)
-    namespace.update(values)
-    exec(first, namespace)
-    return namespace["run"]
-
-
-BAD_NOTEBOOK_INPUTS = [
-    ("finetune", {"seed": -1}), ("finetune", {"seed": 1.5}), ("finetune", {"epochs": "abc"}),
-    ("finetune", {"batch_size": 0}), ("finetune", {"max_train_examples": -5}), ("finetune", {"max_seq_len": 1}),
-    ("finetune", {"task": "FOO"}), ("finetune", {"learning_rate": 1e10}), ("finetune", {"bf16": "maybe"}),
-    ("s_pruning", {"threshold": 0}), ("s_pruning", {"prune_mode": "both"}), ("m_pruning", {"max_steps": -1}),
-    ("lottery", {"compat": "authorz"}), ("bad_subnetworks", {"seeds": [1, -2]}), ("stability", {"alpha": 2}),
-    ("stability", {"masks_dir": "masks"}),   # someone else's masks without an out_dir
-    ("attention_patterns", {"tasks": ["SST-2", "nope"]}), ("attention_patterns", {"cnn_epochs": 0}),
-]
-
-
-@pytest.mark.parametrize("stage, bad", BAD_NOTEBOOK_INPUTS, ids=lambda x: json.dumps(x) if isinstance(x, dict) else x)
-def test_a_notebook_checks_its_parameters_before_writing_anything(tmp_path, stage, bad):
-    with pytest.raises(ParameterError, match=f"{next(iter(bad))} = .*Fix: set"):
-        _open_run(stage, {**bad, "outputs_root": str(tmp_path / "outputs")})
-    assert not (tmp_path / "outputs").exists()
-
-
-def test_a_hand_run_with_the_grids_values_is_the_grids_run(tmp_path):
-    """The grid passes the preset's YAML values (epochs 1, an int); a hand run types them its own way."""
-    smoke = pipeline.load_preset("smoke", {"outputs_root": str(tmp_path)})
-    grid = _open_run("finetune", {**pipeline.stage_params(smoke, "finetune", "SST-2", 1), "epochs": 1})
-    hand = _open_run("finetune", {"task": "sst2", "seed": 1.0, "epochs": 1.0, "bf16": "false",
-                                  "outputs_root": str(tmp_path), "progress": True})
-    assert hand.dir == grid.dir == tmp_path / "SST-2" / "seed_1" / "finetune" and hand.hash == grid.hash
-    params = runs.read_json(hand.path("params.json"))["params"]
-    assert params["task"] == "SST-2" and params["epochs"] == 1.0 and params["bf16"] is False

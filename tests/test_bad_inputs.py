@@ -1,0 +1,295 @@
+"""Bad inputs and faults as a new user meets them (issue 11): notebook parameters, presets and Snakemake's
+--config, broken GLUE files, incomplete checkpoints, someone else's masks, diverging training.
+
+Each case asserts two things: one clear error naming the parameter (or file), the bad value and the fix,
+and no artifact marked done (no run folder for an invalid parameter, no `metrics.json` after a failure).
+The notebooks run in this process as papermill runs them (parameters cell, injected values, code cells);
+the few tests through papermill's and Snakemake's command lines are slow."""
+import itertools
+import subprocess
+import sys
+from pathlib import Path
+
+import matplotlib
+import nbformat
+import numpy as np
+import pytest
+import yaml
+
+from conftest import tiny_config, tiny_model
+from lotterylib import pipeline, runs, training
+from lotterylib.config import ParameterError
+from lotterylib.data import GlueDataError
+from lotterylib.gates import Gates
+from lotterylib.structured import save_masks
+from lotterylib.tasks import get_task
+
+matplotlib.use("Agg")
+ROOT = runs.PROJECT_ROOT
+
+
+def run_notebook(stage: str, values: dict, cells: int | None = None) -> dict:
+    """A stage's notebook as papermill runs it, in this process (no kernel start): the parameters cell, the
+    injected `values`, then the code cells in order (all, or the first `cells`). Returns its globals."""
+    import matplotlib.pyplot as plt
+
+    nb = nbformat.read(ROOT / pipeline.STAGES[stage].notebook, 4)
+    index = next(i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", []))
+    namespace: dict = {"display": lambda *args, **kwargs: None}
+    exec(nb.cells[index].source, namespace)
+    namespace.update(values)
+    try:
+        for source in [c.source for c in nb.cells[index + 1:] if c.cell_type == "code"][:cells]:
+            exec(source, namespace)
+    finally:
+        plt.close("all")
+    return namespace
+
+
+def nothing_done(root: Path) -> bool:
+    """No metrics.json (the done-marker) anywhere under `root`."""
+    return not list(root.rglob("metrics.json"))
+
+
+# --- notebook parameters: checked before anything is written -------------------------------------------
+
+BAD_PARAMETERS = [  # (stage, parameter, value, what the message shows, what it allows)
+    ("finetune", "seed", -1, "seed = -1", "an integer >= 0"),
+    ("finetune", "seed", 1.5, "seed = 1.5", "an integer >= 0"),
+    ("finetune", "epochs", "abc", "epochs = 'abc'", "a number > 0"),
+    ("finetune", "batch_size", 0, "batch_size = 0", "an integer >= 1"),
+    ("finetune", "max_train_examples", -5, "max_train_examples = -5", "an integer >= 0"),
+    ("finetune", "max_seq_len", 0, "max_seq_len = 0", "an integer >= 8 and <= 512"),
+    ("finetune", "max_seq_len", 1, "max_seq_len = 1", "an integer >= 8 and <= 512"),
+    ("finetune", "task", "FOO", "task = 'FOO': unknown GLUE task", "one of CoLA, SST-2, MRPC, STS-B"),
+    ("finetune", "learning_rate", 1e10, "learning_rate = 10000000000.0", "a number > 0 and <= 1"),
+    ("finetune", "bf16", "maybe", "bf16 = 'maybe'", "one of auto, true, false"),
+    ("s_pruning", "selection", "x", "selection = 'x'", "one of dev, split"),
+    ("s_pruning", "threshold", 0, "threshold = 0.0", "a number > 0 and <= 1"),
+    ("s_pruning", "prune_mode", "both", "prune_mode = 'both'", "one of joint, heads, mlps"),
+    ("m_pruning", "max_steps", -1, "max_steps = -1", "an integer >= 0"),
+    ("lottery", "compat", "bogus", "compat = 'bogus'", "one of paper, authors"),
+    ("bad_subnetworks", "seeds", [1, -2], "seeds = [1, -2]: its item -2 is not allowed",
+     "a non-empty list of integers >= 0"),
+    ("stability", "alpha", 2, "alpha = 2.0", "a number > 0 and < 1"),
+    ("attention_patterns", "tasks", ["SST-2", "nope"], "tasks = ['SST-2', 'nope']", "a non-empty list of CoLA, SST-2"),
+    ("attention_patterns", "cnn_epochs", 0, "cnn_epochs = 0", "an integer >= 1"),
+    ("report", "close_share", 0, "close_share = 0.0", "a number > 0 and <= 1"),
+]
+
+
+@pytest.mark.parametrize("stage, key, value, shows, allows", BAD_PARAMETERS,
+                         ids=[f"{s}-{k}={v}" for s, k, v, *_ in BAD_PARAMETERS])
+def test_a_bad_notebook_parameter_is_named_with_its_fix_and_no_run_folder_is_made(tmp_path, stage, key, value,
+                                                                                  shows, allows):
+    with pytest.raises(ParameterError) as err:
+        run_notebook(stage, {key: value, "outputs_root": str(tmp_path / "outputs")})
+    message = str(err.value)
+    assert f"Invalid parameter {shows}" in message and f"Allowed: {allows}" in message
+    assert f"Fix: set `{key}` to an allowed value (papermill `-p {key} VALUE`" in message
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_a_hand_run_with_the_grids_values_and_another_task_spelling_is_the_grids_run(tmp_path):
+    """`-p task sst-2` and `-p epochs 1.0` (the grid passes the preset's `epochs: 1`) open the grid's run folder
+    `SST-2/` with the grid's hash, so its finished result is recognised and later stages read it."""
+    smoke = pipeline.load_preset("smoke", {"outputs_root": str(tmp_path)})
+    grid_values = {**pipeline.stage_params(smoke, "finetune", "SST-2", 1), "epochs": 1}
+    grid = run_notebook("finetune", grid_values, cells=1)["run"]
+    hand = run_notebook("finetune", {"task": "sst-2", "seed": 1.0, "epochs": 1.0, "bf16": "false",
+                                     "outputs_root": str(tmp_path), "progress": True}, cells=1)["run"]
+    assert hand.dir == grid.dir == tmp_path / "SST-2" / "seed_1" / "finetune" and hand.hash == grid.hash
+    assert [p.name for p in tmp_path.iterdir()] == ["SST-2"]
+    params = runs.read_json(hand.path("params.json"))["params"]
+    assert params["task"] == "SST-2" and params["epochs"] == 1.0 and params["bf16"] is False
+
+
+# --- data -----------------------------------------------------------------------------------------------
+
+GLUE_FILES = {  # task -> (header, a good row)
+    "SST-2": ("sentence\tlabel", "a fine film\t1"),
+    "STS-B": ("sentence1\tsentence2\tscore", "a man plays\ta man is playing\t4.5"),
+}
+BROKEN_GLUE = [  # (task, file, its content, what the error says)
+    ("SST-2", "dev.tsv", "{header}\n", "dev.tsv holds no examples (only a header). Fix: re-download it, or point "
+                                       "`glue_dir` at a complete copy"),
+    ("SST-2", "train.tsv", "{header}\n{row}\na film\t1\textra\n", "train.tsv, line 3: 3 tab-separated fields, "
+                                                                  "expected 2. The file is malformed"),
+    ("SST-2", "train.tsv", "{header}\n{row}\na film\tmaybe\n", "train.tsv, line 3: unknown SST-2 label 'maybe'"),
+    ("STS-B", "train.tsv", "{header}\n{row}\na\tb\tnan\n", "train.tsv, line 3: STS-B score 'nan' is not a finite "
+                                                           "number. Fix: re-download the file"),
+    ("STS-B", "train.tsv", "{header}\n{row}\na\tb\tfour\n", "train.tsv, line 3: STS-B score 'four' is not a finite "
+                                                            "number. Fix: re-download the file"),
+]
+
+
+@pytest.mark.parametrize("task, name, content, says", BROKEN_GLUE,
+                         ids=["header_only", "malformed_row", "unknown_label", "nan_score", "word_score"])
+def test_a_broken_glue_file_is_named_with_its_line_and_nothing_is_marked_done(tmp_path, task, name, content, says):
+    header, row = GLUE_FILES[task]
+    folder = tmp_path / "glue" / task
+    folder.mkdir(parents=True)
+    for split in ("train.tsv", "dev.tsv"):
+        (folder / split).write_text(f"{header}\n{row}\n{row}\n")
+    (folder / name).write_text(content.format(header=header, row=row))
+    with pytest.raises(GlueDataError) as err:
+        run_notebook("finetune", {"task": task, "glue_dir": str(tmp_path / "glue"),
+                                  "outputs_root": str(tmp_path / "out"), "progress": False})
+    assert f"{folder / name}" in str(err.value) and says in str(err.value)
+    assert nothing_done(tmp_path / "out")
+
+
+def test_a_missing_glue_folder_names_glue_dir_and_the_variable(tmp_path):
+    with pytest.raises(GlueDataError) as err:
+        run_notebook("finetune", {"glue_dir": str(tmp_path / "no_glue"), "outputs_root": str(tmp_path / "out")})
+    message = str(err.value)
+    assert f"local file {tmp_path / 'no_glue' / 'SST-2' / 'train.tsv'} (missing)" in message
+    assert "Fix: point the `glue_dir` parameter or $LOTTERY_GLUE_DIR at a folder with SST-2/train.tsv" in message
+    assert nothing_done(tmp_path / "out")
+
+
+# --- faults while running -------------------------------------------------------------------------------
+
+def test_a_rerun_that_diverges_is_not_done_and_keeps_the_last_whole_checkpoint(tmp_path, glue_dir, monkeypatch):
+    """The smoke fine-tune finished once; its rerun's loss turns NaN at step 2 (as a too high learning rate makes
+    it). The rerun removed the done-marker first and stops there, naming the step, the loss and the learning
+    rate; the old checkpoint is untouched (never half overwritten) and nothing is marked done."""
+    values = {"glue_dir": str(glue_dir), "outputs_root": str(tmp_path), "progress": False}
+    folder = runs.stage_dir(tmp_path, "finetune", "SST-2", 1)
+    run_notebook("finetune", values)
+    assert runs.is_done(folder)
+    weights = (folder / "checkpoint" / "model.safetensors").read_bytes()
+    real_loss, step = training.task_loss, itertools.count(1)
+    monkeypatch.setattr(training, "task_loss",
+                        lambda *args: real_loss(*args) * (float("nan") if next(step) == 2 else 1))
+    with pytest.raises(FloatingPointError, match=r"Fine-tuning diverged: the loss is nan at step 2 of 3 \(learning "
+                                                 r"rate [0-9.e-]+\)\. Fix: lower learning_rate; the run is not "
+                                                 r"marked done"):
+        run_notebook("finetune", values)
+    assert nothing_done(tmp_path) and (folder / "checkpoint" / "model.safetensors").read_bytes() == weights
+
+
+def test_a_checkpoint_without_weights_says_to_rerun_fine_tuning_and_pruning_is_not_done(tmp_path):
+    """Disk full while saving left `checkpoint/config.json` without weights: s-pruning says what to rerun."""
+    checkpoint = runs.stage_dir(tmp_path, "finetune", "SST-2", 1) / "checkpoint"
+    tiny_config().save_pretrained(checkpoint)
+    with pytest.raises(FileNotFoundError) as err:
+        run_notebook("s_pruning", {"outputs_root": str(tmp_path)})
+    assert str(err.value).startswith(f"{checkpoint / 'model.safetensors'} does not exist: run the finetune stage "
+                                     "(notebooks/01_finetune.ipynb) for SST-2, seed 1 first")
+    assert nothing_done(tmp_path)
+
+
+# --- stability on someone else's masks ------------------------------------------------------------------
+
+def _masks(root: Path, shapes: dict[tuple[str, int], int]) -> Path:
+    """Masks in the authors' layout: {(task, seed): layers}, 3 heads each."""
+    rng = np.random.default_rng(0)
+    for (task, seed), layers in shapes.items():
+        save_masks(root / task / f"seed_{seed}", rng.integers(0, 2, (layers, 3)), rng.integers(0, 2, layers))
+    return root
+
+
+STABILITY_FAULTS = [  # (masks: {(task, seed): layers}, out_dir given, error, what it says)
+    ({("RTE", 1): 2, ("RTE", 2): 4}, True, ValueError,
+     "heads (2, 3) and MLPs (2,): RTE seed 1; heads (4, 3) and MLPs (4,): RTE seed 2). Stability compares masks of "
+     "one model: keep only masks of the same model"),
+    ({("RTE", 1): 2, ("RTE", 2): 2, ("MRPC", 1): 2}, True, FileNotFoundError,
+     "MRPC has no masks for seeds [2]: it would be analysed with seeds [1] only, which changes its kappa and Q. "
+     "Fix: add the missing masks, or set allow_missing_seeds: true"),
+    ({("RTE", 1): 2, ("RTE", 2): 2}, False, ParameterError,
+     "needs an out_dir: the analysis of other masks is written only there, never into a preset's run folders. "
+     "Fix: set out_dir"),
+]
+
+
+@pytest.mark.parametrize("shapes, with_out_dir, error, says", STABILITY_FAULTS,
+                         ids=["shapes", "missing_seed", "no_out_dir"])
+def test_bad_masks_for_stability_name_tasks_and_seeds_and_write_nothing_done(tmp_path, shapes, with_out_dir, error,
+                                                                             says):
+    masks = _masks(tmp_path / "masks", shapes)
+    with pytest.raises(error) as err:
+        run_notebook("stability", {"masks_dir": str(masks), "out_dir": str(tmp_path / "mine") if with_out_dir else "",
+                                   "outputs_root": str(tmp_path / "outputs")})
+    assert says in str(err.value)
+    assert not (tmp_path / "outputs").exists() and nothing_done(tmp_path)
+
+
+def test_stability_with_allow_missing_seeds_warns_which_seeds_and_writes_only_to_out_dir(tmp_path):
+    masks = _masks(tmp_path / "masks", {("RTE", 1): 2, ("RTE", 2): 2, ("MRPC", 1): 2})
+    with pytest.warns(UserWarning, match=r"MRPC has no masks for seeds \[2\]: it would be analysed with seeds \[1\] "
+                                         r"only \(allow_missing_seeds is true\)"):
+        run_notebook("stability", {"masks_dir": str(masks), "out_dir": str(tmp_path / "mine"),
+                                   "outputs_root": str(tmp_path / "outputs"), "allow_missing_seeds": True})
+    assert runs.read_json(tmp_path / "mine" / "metrics.json")["seeds"] == {"MRPC": [1], "RTE": [1, 2]}
+    assert not (tmp_path / "outputs").exists()
+
+
+# --- presets and Snakemake's --config -------------------------------------------------------------------
+
+def test_a_per_task_value_missing_a_task_names_the_parameter_and_the_task(tmp_path):
+    preset = {**yaml.safe_load((ROOT / "params" / "smoke.yaml").read_text()), "max_train_examples": {"SST-2": 10},
+              "outputs_root": str(tmp_path / "outputs")}
+    (tmp_path / "mine.yaml").write_text(yaml.safe_dump(preset))
+    with pytest.raises(ParameterError, match=r"mine.yaml: `max_train_examples` is per task but has no value for "
+                                             r"STS-B\. Fix: add them to its mapping"):
+        pipeline.load_preset(str(tmp_path / "mine.yaml"))
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_an_unknown_stage_names_the_stage_and_every_allowed_one(tmp_path):
+    with pytest.raises(ParameterError, match=r"params/smoke.yaml: Invalid parameter stages = \['finetune', 'pruning'\]: "
+                                             r"its item 'pruning' is not allowed\. Allowed: a non-empty list of "
+                                             r"finetune, s_pruning, m_pruning, .*Fix: set `stages`"):
+        pipeline.load_preset(overrides={"preset": "smoke", "stages": "[finetune, pruning]",
+                                        "outputs_root": str(tmp_path / "outputs")})
+    assert not (tmp_path / "outputs").exists()
+
+
+@pytest.mark.slow
+def test_snakemake_with_a_misspelt_parameter_stops_before_any_job(tmp_path):
+    """A real (not dry) run: the typo stops it before any job, so nothing is written."""
+    out = subprocess.run([sys.executable, "-m", "snakemake", "-s", "workflow/Snakefile", "--cores", "1", "--config",
+                          "preset=smoke", f"outputs_root={tmp_path / 'outputs'}", "learning_rat=2e-5"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode != 0
+    assert "Unknown parameter `learning_rat` (did you mean `learning_rate`?)" in out.stdout + out.stderr
+    assert not (tmp_path / "outputs").exists()
+
+
+@pytest.mark.slow
+def test_papermill_with_a_bad_seed_fails_naming_it_and_leaves_no_run_folder(tmp_path):
+    """The command line a user types: papermill parses `-1` to an int, the notebook rejects it before writing."""
+    out = subprocess.run([sys.executable, "-m", "papermill", "notebooks/01_finetune.ipynb", str(tmp_path / "out.ipynb"),
+                          "-k", "python3", "--cwd", str(ROOT), "-p", "seed", "-1",
+                          "-p", "outputs_root", str(tmp_path / "outputs")],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode != 0
+    assert "ParameterError: Invalid parameter seed = -1" in out.stderr and "Fix: set `seed`" in out.stderr
+    assert not (tmp_path / "outputs").exists()
+
+
+# --- library calls with masks or task names that do not fit -----------------------------------------------
+
+def test_gates_of_the_wrong_shape_name_the_expected_one_and_leave_the_model_unhooked():
+    model = tiny_model()
+    with pytest.raises(ValueError, match=r"head mask has shape \(12, 12\), but the model has 3 layers x 4 heads: "
+                                         r"pass a \(3, 4\) array"):
+        Gates(model, head_mask=np.ones((12, 12)))
+    assert not any(m._forward_hooks or m._forward_pre_hooks for m in model.modules())
+
+
+def test_save_masks_of_the_wrong_shape_names_the_expected_one_and_writes_nothing(tmp_path):
+    with pytest.raises(ValueError, match=r"save_masks: MLP mask has shape \(4,\); expected \(3,\) to match the head "
+                                         r"mask's 3 layers"):
+        save_masks(tmp_path / "masks", np.ones((3, 4)), np.ones(4))
+    assert not (tmp_path / "masks").exists()
+
+
+def test_an_unknown_task_names_every_known_one(tmp_path):
+    with pytest.raises(ValueError, match=r"Unknown GLUE task 'FOO'\. Choose one of: CoLA, SST-2, MRPC, STS-B, QQP, "
+                                         r"MNLI, QNLI, RTE, WNLI"):
+        get_task("FOO")
+    with pytest.raises(ParameterError, match="task = 'FOO': unknown GLUE task"):
+        runs.Run(runs.stage_dir(tmp_path, "finetune", "FOO", 1), {"task": "FOO"})
+    assert not list(tmp_path.iterdir())
