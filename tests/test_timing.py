@@ -18,7 +18,7 @@ def test_estimate_prices_each_job_from_its_tokens(monkeypatch):
     by_hand = {"finetune": over + (2 * 1000 + 300 / 3) / 100,          # 2 epochs + one forward pass over dev
                "s_pruning": over + 12 * 2 / 3 * 300 / 100,            # 12 importance passes
                "m_pruning": over + 10 / 3 * 300 / 100,                # 10 forward passes
-               "lottery": over + (4.5 * 2 * 1000 + 4 * 300) / 100}    # 3 + 3 x 0.5 re-fine-tunings, 12 evals
+               "lottery": over + (6 * 2 * 1000 + 14 / 3 * 300) / 100}  # 4 + 4 x 0.5 re-fine-tunings, 14 evals
     assert est.jobs == {s: 2 for s in by_hand}
     assert est.stage_seconds == pytest.approx({s: 2 * v for s, v in by_hand.items()})
     chain = by_hand["finetune"] + by_hand["s_pruning"] + by_hand["lottery"]
