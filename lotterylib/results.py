@@ -63,7 +63,7 @@ def _lottery(folder: Path, task: str, seed: int | None) -> Iterator[dict]:
 
 def _bad_subnetworks(folder: Path, task: str, seed: int | None) -> Iterator[dict]:
     """The GLUE baseline rows of Table 2 (the other rows are means of the lottery stage's numbers)."""
-    from .lottery import MAJORITY as T2_MAJORITY, TABLE2_ROWS
+    from .tables import MAJORITY as T2_MAJORITY, TABLE2_ROWS
 
     table = pd.read_csv(folder / "table2.csv", index_col=0)
     for name, row in table.drop(index=[T2_MAJORITY, *TABLE2_ROWS], errors="ignore").iterrows():

@@ -94,3 +94,16 @@ def test_summary_cli(tmp_path, capsys):
     assert summary.main([str(tmp_path), "--format", "md"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == "| task | seed | stage | result | folder |" and len(lines) == 2 + 2 * 3 + 2
+
+
+def test_table2_contributes_only_the_glue_baseline_rows(tmp_path):
+    """Our Table 2 rows are means of the lottery numbers (already in the table): only the baselines are new."""
+    folder = runs.stage_dir(tmp_path, "bad_subnetworks")
+    folder.mkdir(parents=True)
+    pd.DataFrame({"SST-2": [0.51, 0.795, 0.78, 0.6], "average": [0.51, 0.795, 0.78, 0.6]},
+                 index=["majority class", "CBOW", "bad s-pruned (re-fine-tuned)",
+                        "bad m-pruned, authors' rule (re-fine-tuned)"]).to_csv(folder / "table2.csv")
+    runs.write_json_atomic(folder / "metrics.json", {})
+    res = results.collect(tmp_path)
+    assert res[["task", "stage", "method", "subnetwork", "value"]].values.tolist() == \
+        [["SST-2", "bad_subnetworks", results.GLUE_BASELINE, "CBOW", 0.795]]
