@@ -309,6 +309,20 @@ def heldout_gaps(dev: pd.DataFrame, split: pd.DataFrame) -> pd.DataFrame:
     return both
 
 
+def heldout_note(outputs_root: str | Path, heldout_root: str | Path) -> str | None:
+    """Why the report shows no held-out comparison, or None when `heldout_root` holds a finished split run.
+    A preset names its split twin (`heldout_root`); in the twin's own report the two roots are the same."""
+    if not heldout_root:
+        return "heldout_root is empty: no held-out comparison in this report."
+    if runs.resolve(heldout_root) == runs.resolve(outputs_root):
+        return ("This is the held-out run (selection: split) itself: the comparison is in the report of the same "
+                "preset with selection: dev.")
+    if not (runs.resolve(heldout_root) / results.CSV_NAME).is_file():
+        return (f"No held-out run at {heldout_root} yet: run the same preset with `--config selection=split` "
+                "(its results go there), then this report again.")
+    return None
+
+
 # --- run settings and the README section -------------------------------------------------------------------
 
 def run_settings(outputs_root: str | Path, stage: str = "lottery") -> dict:

@@ -199,7 +199,7 @@ def test_paper_numbers_ship_with_the_package(monkeypatch, tmp_path):
 @pytest.mark.slow
 def test_the_workflow_writes_results_then_runs_the_report_last(tmp_path):
     """Dry run of the smoke grid: one results job whose inputs are every other stage's metrics.json, then the
-    report, which needs results.csv."""
+    report, which needs results.csv and reads every other stage (its signature follows theirs)."""
     import subprocess
     import sys
 
@@ -215,7 +215,8 @@ def test_the_workflow_writes_results_then_runs_the_report_last(tmp_path):
     preset = pipeline.load_preset("smoke", {"outputs_root": str(root)})
     stages = [t for t in pipeline.targets(preset) if "/report/" not in t]
     assert set(jobs["results"].split("input: ")[1].split("\n")[0].split(", ")) == set(stages)
-    assert f"input: notebooks/00_report.ipynb, {root}/results.csv" in jobs["report"]
+    report_inputs = set(jobs["report"].split("input: ")[1].split("\n")[0].split(", "))
+    assert report_inputs == {"notebooks/00_report.ipynb", f"{root}/results.csv", *stages}
     assert f"output: {root}/all_tasks/report/metrics.json" in jobs["report"]
 
 
@@ -230,3 +231,13 @@ def test_png_preview_scales_down_wide_figures_only(tmp_path):
     wide = Image.open(io.BytesIO(report.png_preview(tmp_path / "wide.png")))
     assert wide.size == (800, 320)
     assert Image.open(io.BytesIO(report.png_preview(tmp_path / "small.png"))).size == (500, 200)
+
+
+def test_heldout_note_says_why_there_is_no_comparison(tmp_path):
+    dev, split = tmp_path / "demo", tmp_path / "demo-split"
+    assert "empty" in report.heldout_note(dev, "")
+    assert "itself" in report.heldout_note(split, split)
+    assert "selection=split" in report.heldout_note(dev, split)            # not run yet
+    split.mkdir()
+    (split / "results.csv").write_text("task\n")
+    assert report.heldout_note(dev, split) is None
