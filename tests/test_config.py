@@ -138,6 +138,6 @@ def test_snakemake_config_errors_and_configfile():
     typo = _snakemake("--config", "learning_rat=2e-5")
     assert typo.returncode != 0
     assert "Unknown parameter `learning_rat` (did you mean `learning_rate`?)" in typo.stdout + typo.stderr
-    demo = _snakemake("--configfile", "params/demo.yaml")
+    demo = _snakemake("--configfile", "params/demo.yaml", "--forceall")  # its committed results would be done
     assert demo.returncode == 0 and "outputs/demo/SST-2/seed_1337/finetune/metrics.json" in demo.stdout
     assert "outputs/smoke" not in demo.stdout
