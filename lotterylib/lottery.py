@@ -51,17 +51,18 @@ def task_s_masks(outputs_root: str | Path, task: str) -> dict[int, subnetworks.S
 
 def draw_subnetworks(seed: int, head_mask: np.ndarray, mlp_mask: np.ndarray, weight_masks: subnetworks.MMasks,
                      all_head_masks: np.ndarray, all_mlp_masks: np.ndarray, compat: str = "paper",
-                     weights: subnetworks.MMasks | None = None) -> dict[str, dict]:
+                     weights: subnetworks.MMasks | None = None, both_rules: bool = True) -> dict[str, dict]:
     """`{"s": ..., "m": ..., "super": ...}` subnetworks, drawn from one `np.random.default_rng(seed)` in
     that order (so they are a function of the seed alone). `weights`: the fine-tuned dense values
-    (`magnitude.prunable_weights`), needed for the authors' bad m-masks; given, the random s- and bad
-    m-subnetworks are also drawn under the other rule than `compat`'s, last (`"random (authors)"` in "s",
-    `"bad (authors)"` in "m", or "(paper)"). `all_*_masks`: every seed's s-masks stacked, for super-survivors."""
+    (`magnitude.prunable_weights`), needed for the authors' bad m-masks. With `both_rules` and `weights`,
+    the random s- and bad m-subnetworks are also drawn under the other rule than `compat`'s, last (so the
+    draws before do not change; `"random (authors)"` in "s", `"bad (authors)"` in "m", or "(paper)").
+    `all_*_masks`: every seed's s-masks stacked, for super-survivors."""
     rng = np.random.default_rng(seed)
     out = {"s": subnetworks.s_subnetworks(head_mask, mlp_mask, rng, compat),
            "m": subnetworks.m_subnetworks(weight_masks, rng, compat, weights),
            "super": subnetworks.super_subnetworks(all_head_masks, all_mlp_masks, rng)}
-    if weights is not None:
+    if both_rules and weights is not None:
         s_other, m_other = subnetworks.other_rule_subnetworks(out["s"]["good"], out["m"]["good"], rng, compat, weights)
         out["s"].update(s_other)
         out["m"].update(m_other)
@@ -69,16 +70,17 @@ def draw_subnetworks(seed: int, head_mask: np.ndarray, mlp_mask: np.ndarray, wei
 
 
 def draw_for_seed(seed: int, net: torch.nn.Module, s_masks: subnetworks.SMasks, weight_masks: subnetworks.MMasks,
-                  all_seeds: dict[int, subnetworks.SMasks], compat: str = "paper") -> dict[str, dict]:
+                  all_seeds: dict[int, subnetworks.SMasks], compat: str = "paper",
+                  both_rules: bool = True) -> dict[str, dict]:
     """`draw_subnetworks` for one run: the good s-masks and weight masks of `seed`, the s-masks of every seed
     of the task (`task_s_masks`) for the super-survivors, and the fine-tuned `net`'s weights for the
-    authors' bad m-masks (so both rules are drawn)."""
+    authors' bad m-masks (both rules are drawn with `both_rules`)."""
     if seed not in all_seeds:
         raise ValueError(f"seed {seed} is not among the seeds with s-pruning masks {sorted(all_seeds)}: "
                          "run its s_pruning stage first.")
     weights = magnitude.prunable_weights(net, compat)
     return draw_subnetworks(seed, *s_masks, weight_masks, *stability.stack_masks(all_seeds), compat=compat,
-                            weights=weights)
+                            weights=weights, both_rules=both_rules)
 
 
 def file_stem(subnetwork: str) -> str:

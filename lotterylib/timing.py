@@ -27,17 +27,18 @@ from .patterns import CLASSES
 # The work of one job: (passes of training over the task's train set, per epoch; passes over dev, in units
 # of training the same tokens). s-pruning: ~12 importance passes (forward + backward to the gates, ~2/3 of a
 # training step); m-pruning: ~10 forward passes (1/3 each); lottery: the good/random/bad m re-fine-tunings
-# and the bad m under the authors' rule at full size, the three s ones and the random s under the authors'
-# rule physically pruned (~half the FLOPs), a dozen dev evaluations; extras add
-# four s re-fine-tunings' worth (one of them twice as long). Checked against the demo's SST-2 jobs measured
-# on the AVX2-limited EPYC: every stage within 20% (README, "Presets and their time").
+# at full size, the three s ones physically pruned (~half the FLOPs), a dozen dev evaluations; `both_rules`
+# adds the bad m and the random s under the other rule, extras four s re-fine-tunings' worth (one of them
+# twice as long). Checked against the demo's SST-2 jobs measured on the AVX2-limited EPYC: every stage
+# within 20% (README, "Presets and their time").
 DEV_FORWARD = 1 / 3
 JOB_WORK = {
     "finetune": (1.0, DEV_FORWARD),
     "s_pruning": (0.0, 12 * 2 / 3),
     "m_pruning": (0.0, 10 * DEV_FORWARD),
-    "lottery": (4 + 4 * 0.5, 14 * DEV_FORWARD),
+    "lottery": (3 + 3 * 0.5, 12 * DEV_FORWARD),
 }
+LOTTERY_BOTH_RULES = (1 + 0.5, 2 * DEV_FORWARD)   # bad m at full size, random s pruned, and their evaluations
 LOTTERY_EXTRAS = 4 * 0.5       # bad s for twice the epochs, random init + random s, super-survivors
 PRESET_STAGE_SECONDS = {"bad_subnetworks": 30.0, "stability": 30.0, "report": 20.0}  # tables and plots only
 ATTENTION_SECONDS_PER_MAP = 0.0025  # attention patterns: CNN training per generated map and epoch (fp32)
@@ -143,6 +144,8 @@ def task_sizes(preset: dict) -> list[TaskSize]:
 def job_seconds(preset: dict, stage: str, size: TaskSize, cal: Calibration) -> float:
     """Estimated seconds of one per-seed job of `stage` on one core."""
     fine, dev = JOB_WORK[stage]
+    if stage == "lottery" and preset.get("both_rules", True):
+        fine, dev = fine + LOTTERY_BOTH_RULES[0], dev + LOTTERY_BOTH_RULES[1]
     if stage == "lottery" and preset.get("extras"):
         fine += LOTTERY_EXTRAS
     tokens = fine * preset["epochs"] * size.train_tokens + dev * size.dev_tokens
@@ -158,13 +161,15 @@ def preset_stage_seconds(preset: dict, stage: str) -> float:
 
 @dataclass(frozen=True)
 class Estimate:
-    """Estimated core-seconds per stage, job counts, and the longest chain of dependent jobs."""
+    """Estimated core-seconds per stage, job counts, the longest chain of dependent jobs, and the core time
+    left idle in the last round of the longest per-seed stage."""
 
     stage_seconds: dict[str, float]
     jobs: dict[str, int]
     cores: int
     calibration: Calibration
     chain_seconds: float
+    idle_seconds: float = 0.0
 
     @property
     def core_seconds(self) -> float:
@@ -172,9 +177,18 @@ class Estimate:
 
     @property
     def wall_seconds(self) -> float:
-        """Core-seconds spread over the cores, but never less than one seed's chain of jobs (the
-        dependencies: fine-tuning, then the pruning searches, then the lottery, then the preset stages)."""
-        return max(self.core_seconds / self.cores, self.chain_seconds)
+        """Core-seconds (and the idle cores of the last round) spread over the cores, but never less than one
+        seed's chain of jobs (the dependencies: fine-tuning, then the pruning searches, then the lottery,
+        then the preset stages)."""
+        return max((self.core_seconds + self.idle_seconds) / self.cores, self.chain_seconds)
+
+
+def idle_core_seconds(job_seconds: float, n_jobs: int, cores: int) -> float:
+    """Core time left idle when `n_jobs` equal jobs that nothing else can run beside (the grid's last
+    per-seed stage) run on `cores`: the empty slots of the last round, each as long as a job. 3 lottery jobs
+    on 2 cores: one core idles for one job's time (the demo measured 31 minutes where the core time alone
+    gives 26)."""
+    return (-n_jobs % cores) * job_seconds
 
 
 def estimate(preset: dict, cores: int, cal: Calibration | None = None) -> Estimate:
@@ -188,17 +202,18 @@ def estimate(preset: dict, cores: int, cal: Calibration | None = None) -> Estima
         cal = calibrate(preset["model"], preset["batch_size"], max(8, seq_len), bf16_enabled(preset["bf16"], "cpu"))
     else:
         sizes = task_sizes(preset)
-    seconds, jobs, chain = {}, {}, {s.task: 0.0 for s in sizes}
+    seconds, jobs, chain, idle = {}, {}, {s.task: 0.0 for s in sizes}, 0.0
     for stage in preset["stages"]:
         if pipeline.STAGES[stage].level == "seed":
             per_job = {s.task: job_seconds(preset, stage, s, cal) for s in sizes}
             jobs[stage], seconds[stage] = len(sizes) * len(preset["seeds"]), len(preset["seeds"]) * sum(per_job.values())
+            idle = idle_core_seconds(seconds[stage] / jobs[stage], jobs[stage], cores)   # the last one counts
             if stage != "m_pruning":   # m-pruning runs beside s-pruning
                 chain = {t: chain[t] + per_job[t] for t in chain}
         else:
             jobs[stage], seconds[stage] = 1, preset_stage_seconds(preset, stage)
     preset_level = sum(v for k, v in seconds.items() if pipeline.STAGES[k].level != "seed")
-    return Estimate(seconds, jobs, cores, cal, max(chain.values(), default=0.0) + preset_level)
+    return Estimate(seconds, jobs, cores, cal, max(chain.values(), default=0.0) + preset_level, idle)
 
 
 def _hms(seconds: float) -> str:

@@ -328,6 +328,11 @@ def test_both_rules_are_drawn_last_from_the_same_generator(tmp_path):
     authors = lt.draw_subnetworks(5, head, mlp, wm, *stacked, compat="authors", weights=weights)
     assert list(authors["s"])[-1] == "random (paper)" and list(authors["m"])[-1] == "bad (paper)"
     assert all(torch.equal(authors["m"]["bad"][p], smallest[p]) for p in wm)
+    # both_rules=False: the compat rule alone, the same draws (the authors' bad m still needs the weights)
+    one = lt.draw_subnetworks(5, head, mlp, wm, *stacked, compat="authors", weights=weights, both_rules=False)
+    assert list(one["s"]) == list(one["m"]) == ["good", "random", "bad"]
+    assert all(torch.equal(one["m"]["bad"][p], smallest[p]) for p in wm)
+    assert all(np.array_equal(x, y) for x, y in zip(one["s"]["random"], authors["s"]["random"]))
     # saved into a run folder under file-safe names
     lt.save_subnetworks(tmp_path, both)
     assert sorted(p.name for p in (tmp_path / "m_subnetworks").iterdir()) == [

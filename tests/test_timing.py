@@ -19,6 +19,7 @@ def test_estimate_prices_each_job_from_its_tokens(monkeypatch):
                "s_pruning": over + 12 * 2 / 3 * 300 / 100,            # 12 importance passes
                "m_pruning": over + 10 / 3 * 300 / 100,                # 10 forward passes
                "lottery": over + (6 * 2 * 1000 + 14 / 3 * 300) / 100}  # 4 + 4 x 0.5 re-fine-tunings, 14 evals
+    assert preset["both_rules"]                                         # (both rules: 1 + 0.5 and 2 of those)
     assert est.jobs == {s: 2 for s in by_hand}
     assert est.stage_seconds == pytest.approx({s: 2 * v for s, v in by_hand.items()})
     chain = by_hand["finetune"] + by_hand["s_pruning"] + by_hand["lottery"]
@@ -26,6 +27,8 @@ def test_estimate_prices_each_job_from_its_tokens(monkeypatch):
     assert est.wall_seconds == pytest.approx(max(sum(by_hand.values()), chain))   # 2 seeds' work on 2 cores
     with_extras = timing.estimate({**preset, "extras": True}, cores=2, cal=CAL)
     assert with_extras.stage_seconds["lottery"] - est.stage_seconds["lottery"] == pytest.approx(2 * 2 * 2 * 1000 / 100)
+    one_rule = timing.estimate({**preset, "both_rules": False}, cores=2, cal=CAL)
+    assert est.stage_seconds["lottery"] - one_rule.stage_seconds["lottery"] == pytest.approx(2 * (1.5 * 2 * 1000 + 2 / 3 * 300) / 100)
     text = timing.format_estimate("smoke", est)
     assert "8 jobs" in text and "34.5 GFLOP/s" in text
 
@@ -42,3 +45,11 @@ def test_jobs_table_reads_snakemake_benchmark_files(tmp_path):
     text = timing.format_jobs(rows)
     assert "2 jobs, 3 min" in text and "finetune" in text
     assert "No benchmark files" in timing.format_jobs(timing.read_benchmarks(tmp_path / "nothing"))
+
+
+def test_idle_cores_of_the_last_round():
+    assert timing.idle_core_seconds(600, n_jobs=3, cores=2) == 600   # the demo: the third lottery job runs alone
+    assert timing.idle_core_seconds(600, n_jobs=4, cores=2) == 0
+    assert timing.idle_core_seconds(600, n_jobs=4, cores=3) == 1200  # two of three cores idle in round two
+    est = timing.Estimate({"lottery": 1800.0}, {"lottery": 3}, 2, CAL, chain_seconds=0.0, idle_seconds=600.0)
+    assert est.wall_seconds == 1200    # (1800 + 600) / 2: two rounds of 600 s
