@@ -54,7 +54,7 @@ grid:
 	$(BIN)/snakemake --snakefile workflow/Snakefile --cores $(CORES) --config preset=$(PRESET) \
 	    --rerun-incomplete --keep-going --printshellcmds
 	$(BIN)/python -m lotterylib.summary outputs/$(PRESET)
-	$(BIN)/python -m lotterylib.timing jobs outputs/$(PRESET)
+	$(BIN)/python -m lotterylib.timing jobs outputs/$(PRESET) --keep-log "$$(ls -t .snakemake/log/*.log | head -1)"
 
 # The README's results section, generated from every committed preset's outputs/<preset>/results.csv.
 readme-results:

@@ -13,9 +13,12 @@ from __future__ import annotations
 import argparse
 import csv
 import math
+import re
+import shutil
 import statistics
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -258,6 +261,20 @@ def _number(value: str | None) -> float:
         return float("nan")   # Snakemake writes "-" where it could not measure
 
 
+SNAKEMAKE_LOG = "logs/snakemake.log"   # the last grid's Snakemake log, kept by `make grid`
+
+
+def grid_wall_seconds(log: str | Path) -> float | None:
+    """Seconds from the first to the last timestamp of a Snakemake log (`[Sun Nov 29 20:57:42 2026]` lines:
+    the first job's start, the last job's end); None without two of them."""
+    stamps = [datetime.strptime(line.strip()[1:-1], "%a %b %d %H:%M:%S %Y")
+              for line in Path(log).read_text().splitlines() if _STAMP.fullmatch(line.strip())]
+    return (stamps[-1] - stamps[0]).total_seconds() if len(stamps) > 1 else None
+
+
+_STAMP = re.compile(r"\[\w{3} \w{3} +\d{1,2} \d\d:\d\d:\d\d \d{4}\]")
+
+
 def format_jobs(rows: list[dict]) -> str:
     if not rows:
         return "No benchmark files yet (Snakemake writes them under <outputs>/benchmarks/ as jobs finish)."
@@ -278,6 +295,8 @@ def main(argv: list[str] | None = None) -> None:
     est.add_argument("--bf16", help="override the preset's bf16 (auto, true, false)")
     jobs = sub.add_parser("jobs", help="measured job times from the Snakemake benchmark files")
     jobs.add_argument("outputs", help="a preset's outputs folder, e.g. outputs/demo")
+    jobs.add_argument("--keep-log", metavar="LOG", help="a Snakemake log (.snakemake/log/...): kept as "
+                      f"<outputs>/{SNAKEMAKE_LOG} when it ran jobs, for the grid's wall time")
     args = parser.parse_args(argv)
     if args.command == "estimate":
         preset = pipeline.load_preset(args.preset, {"bf16": args.bf16} if args.bf16 else None)
@@ -286,7 +305,16 @@ def main(argv: list[str] | None = None) -> None:
         except (OSError, RuntimeError) as err:  # no data or model here yet: the grid itself will say more
             print(f"No time estimate for the {args.preset} grid: {err}")
     else:
-        print(format_jobs(read_benchmarks(pipeline.resolve(args.outputs))))
+        outputs = pipeline.resolve(args.outputs)
+        print(format_jobs(read_benchmarks(outputs)))
+        log = outputs / SNAKEMAKE_LOG
+        if args.keep_log and Path(args.keep_log).is_file() and grid_wall_seconds(args.keep_log) is not None:
+            log.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(args.keep_log, log)   # a run that did nothing keeps the last one that did
+        wall = grid_wall_seconds(log) if log.is_file() else None
+        if wall is not None:
+            print(f"The grid's last run: {_hms(wall)} ({wall:.0f} s) from its first job's start to its last job's "
+                  f"end ({pipeline.display_path(log)}).")
 
 
 if __name__ == "__main__":

@@ -53,3 +53,18 @@ def test_idle_cores_of_the_last_round():
     assert timing.idle_core_seconds(600, n_jobs=4, cores=3) == 1200  # two of three cores idle in round two
     est = timing.Estimate({"lottery": 1800.0}, {"lottery": 3}, 2, CAL, chain_seconds=0.0, idle_seconds=600.0)
     assert est.wall_seconds == 1200    # (1800 + 600) / 2: two rounds of 600 s
+
+
+def test_grid_wall_time_from_the_snakemake_log(tmp_path):
+    log = tmp_path / "snakemake.log"
+    log.write_text("Assuming unrestricted shared filesystem usage.\n[Sun Nov 29 20:57:42 2026]\nlocalrule finetune:\n"
+                   "    wildcards: task=SST-2, seed=1\n[Sun Nov 29 21:28:49 2026]\nFinished jobid: 1\n"
+                   "[Mon Nov 30 00:01:02 2026]\nComplete log(s): x\n")
+    assert timing.grid_wall_seconds(log) == 3 * 3600 + 3 * 60 + 20       # 20:57:42 to 00:01:02 the next day
+    timing.main(["jobs", str(tmp_path / "out"), "--keep-log", str(log)])          # kept: it ran jobs
+    kept = tmp_path / "out" / timing.SNAKEMAKE_LOG
+    assert kept.read_text() == log.read_text()
+    log.write_text("[Sun Nov 29 20:57:42 2026]\nNothing to be done.\n")
+    assert timing.grid_wall_seconds(log) is None
+    timing.main(["jobs", str(tmp_path / "out"), "--keep-log", str(log)])          # a rerun that did nothing
+    assert "00:01:02" in kept.read_text()
