@@ -369,20 +369,41 @@ def headline_table(res: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows).replace("nan", "")
 
 
+def heldout_line(outputs_root: str | Path, res: pd.DataFrame) -> str | None:
+    """One README line: how much of each pruned gap survives when the masks are scored on the half of dev they
+    were not chosen on (`heldout_gaps` against the report's `heldout_root`); None when there is no such run."""
+    params = runs.stage_dir(outputs_root, "report") / "params.json"
+    heldout = runs.read_json(params)["params"].get("heldout_root", "") if params.is_file() else ""
+    if not heldout or heldout_note(outputs_root, heldout) is not None:
+        return None
+    gaps = heldout_gaps(res, results.read(runs.resolve(heldout)))
+    parts = [f"{task}, {method[0]}: good − random {row['good - random kept']:.0%}, good − bad {row['good - bad kept']:.0%}"
+             for (method, task), row in gaps.iterrows()]
+    return (f"Held-out selection (against [`{runs.resolve(heldout).name}`]({runs.display_path(runs.resolve(heldout))}), "
+            "masks chosen on one half of dev, scored on the other): the share of each pruned gap that survives; "
+            + "; ".join(parts) + ".")
+
+
 def readme_section(outputs_root: str | Path) -> str:
-    """The README's markdown for one preset: headline table and claims tally, from its results.csv."""
+    """The README's markdown for one preset: headline table, precision, the held-out comparison where its
+    split twin has run, and the claims tally, from its results.csv and run folders."""
     root = runs.resolve(outputs_root)
     res = results.read(root)
     name = root.name
     settings = run_settings(root)
+    precision = run_settings(root, "finetune").get("bf16")
+    heldout = heldout_line(root, res)
     checklist = claims(res)
     tally = checklist.verdict.str.replace(r"cannot tell.*", "cannot tell", regex=True).value_counts()
     report = root / "all_tasks" / "report" / "00_report.ipynb"
     lines = [f"### `{name}`", "",
              f"Means ± std over seeds, dev sets, {settings.get('model', '?')}"
-             f" (compat `{settings.get('compat', '?')}`). Every number: [`results.csv`]({runs.display_path(root)}/"
+             f" (compat `{settings.get('compat', '?')}`"
+             + ("" if precision is None else f", {'bf16' if precision else 'fp32'}")
+             + f"). Every number: [`results.csv`]({runs.display_path(root)}/"
              f"{results.CSV_NAME}); the report: [`00_report.ipynb`]({runs.display_path(report)}).", "",
              results.markdown(headline_table(res)),
+             *([heldout, ""] if heldout else []),
              *([f"![Figure 2, {name}]({runs.display_path(report.parent / 'figure2.png')})", ""]
                if (report.parent / "figure2.png").is_file() else []),
              "Claims checklist: " + ", ".join(f"{k} {v}" for k, v in tally.items()) + f" (of {len(checklist)}).", ""]

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from lotterylib import reference, report, results
+from lotterylib import reference, report, results, runs
 from lotterylib.lottery import M, PRUNED, REFINETUNED, S
 
 # Per seed: full, majority, then (method, subnetwork, setting) -> score; sparsity of the good subnetworks.
@@ -175,6 +175,14 @@ def test_readme_section_is_generated_between_the_markers(tmp_path):
     text = report.update_readme(readme, [root])
     assert "old numbers" not in text and text.endswith(f"{report.README_END}\ntail\n")
     assert "### `demo`" in text and "| SST-2 | 2000/872 | 3 | 0.910 ± 0.010 |" in text and "holds 6 (of 6)" in text
+    assert "Held-out" not in text                                                    # no split twin
+    split = tmp_path / "outputs" / "demo-split"                                      # its split twin has run:
+    split.mkdir()
+    table({(S, "good", PRUNED): [0.75, 0.76, 0.74]}).to_csv(split / results.CSV_NAME, index=False)
+    runs.write_json_atomic(runs.stage_dir(root, "report") / "params.json", {"params": {"heldout_root": str(split)}})
+    line = report.heldout_line(root, results.read(root))
+    assert "[`demo-split`]" in line and "SST-2, s: good − random 50%" in line and "SST-2, m: good − random 100%" in line
+    assert line in report.readme_section(root)
     assert report.NO_RUNS in report.update_readme(readme, [])
     readme.write_text("no markers")
     with pytest.raises(ValueError, match="markers"):
