@@ -9,8 +9,10 @@ from .tasks import Task, get_task
 
 
 def _safe_corr(fn, a: np.ndarray, b: np.ndarray) -> float:
-    """A correlation that is 0.0 (not NaN) when one side is constant, e.g. a collapsed model."""
-    if np.std(a) == 0 or np.std(b) == 0:
+    """A correlation that is 0.0 (not NaN) when one side is constant, e.g. a collapsed model or the STS-B
+    mean-score baseline. Constant means all values equal (`ptp`): the float32 std of a constant array of a
+    few thousand values need not be 0."""
+    if np.ptp(a) == 0 or np.ptp(b) == 0:
         return 0.0
     return float(fn(a, b)[0])
 

@@ -42,3 +42,13 @@ def test_degenerate_predictions_score_zero_not_nan():
     assert compute_metrics("CoLA", np.ones(4, int), labels)["mcc"] == 0.0
     assert compute_metrics("STS-B", np.full(4, 2.0), labels.astype(float))["pearson"] == 0.0
     assert compute_metrics("MNLI", np.array([0, 1, 2, 2]), np.array([0, 1, 1, 2]))["score"] == 0.75
+
+
+def test_stsb_mean_score_baseline_is_zero_on_a_full_dev_set():
+    """The STS-B majority baseline predicts the dev mean for every example: a constant, whose float32 std is
+    not exactly 0 for 1500 values (the demo_more run failed on it with a NaN before)."""
+    labels = np.random.default_rng(0).uniform(0, 5, 1500).astype(np.float32)
+    preds = np.full(1500, 2.3639076, dtype=np.float32)         # the STS-B dev mean
+    assert np.std(preds) != 0                                    # the trap: a constant with a nonzero std
+    out = compute_metrics("STS-B", preds, labels)
+    assert out["pearson"] == out["spearman"] == out["score"] == 0.0
