@@ -370,18 +370,19 @@ def headline_table(res: pd.DataFrame) -> pd.DataFrame:
 
 
 def heldout_line(outputs_root: str | Path, res: pd.DataFrame) -> str | None:
-    """One README line: how much of each pruned gap survives when the masks are scored on the half of dev they
-    were not chosen on (`heldout_gaps` against the report's `heldout_root`); None when there is no such run."""
+    """One README line: each pruned gap (mean over seeds) when the masks are scored on the dev data they were
+    chosen on, and on the half of dev they were not chosen on (`heldout_gaps` against the report's
+    `heldout_root`); None when there is no such run."""
     params = runs.stage_dir(outputs_root, "report") / "params.json"
     heldout = runs.read_json(params)["params"].get("heldout_root", "") if params.is_file() else ""
     if not heldout or heldout_note(outputs_root, heldout) is not None:
         return None
     gaps = heldout_gaps(res, results.read(runs.resolve(heldout)))
-    parts = [f"{task}, {method[0]}: good − random {row['good - random kept']:.0%}, good − bad {row['good - bad kept']:.0%}"
-             for (method, task), row in gaps.iterrows()]
+    parts = [f"{task}, {method[0]}: good − random {row['good - random (dev)']:.3f} → {row['good - random (split)']:.3f}, "
+             f"good − bad {row['good - bad (dev)']:.3f} → {row['good - bad (split)']:.3f}" for (method, task), row in gaps.iterrows()]
     return (f"Held-out selection (against [`{runs.resolve(heldout).name}`]({runs.display_path(runs.resolve(heldout))}), "
-            "masks chosen on one half of dev, scored on the other): the share of each pruned gap that survives; "
-            + "; ".join(parts) + ".")
+            "masks chosen on one half of dev, scored on the other): each pruned gap, scored on the dev data the "
+            "masks were chosen on → on data they were not chosen on; " + "; ".join(parts) + ".")
 
 
 def readme_section(outputs_root: str | Path) -> str:
