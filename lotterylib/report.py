@@ -377,10 +377,11 @@ def heldout_line(outputs_root: str | Path, res: pd.DataFrame) -> str | None:
     heldout = runs.read_json(params)["params"].get("heldout_root", "") if params.is_file() else ""
     if not heldout or heldout_note(outputs_root, heldout) is not None:
         return None
-    gaps = heldout_gaps(res, results.read(runs.resolve(heldout)))
+    split = runs.resolve(heldout)
+    gaps = heldout_gaps(res, results.read(split))
     parts = [f"{task}, {method[0]}: good − random {row['good - random (dev)']:.3f} → {row['good - random (split)']:.3f}, "
              f"good − bad {row['good - bad (dev)']:.3f} → {row['good - bad (split)']:.3f}" for (method, task), row in gaps.iterrows()]
-    return (f"Held-out selection (against [`{runs.resolve(heldout).name}`]({runs.display_path(runs.resolve(heldout))}), "
+    return (f"Held-out selection (against [`{split.name}`]({runs.display_path(split)}), "
             "masks chosen on one half of dev, scored on the other): each pruned gap, scored on the dev data the "
             "masks were chosen on → on data they were not chosen on; " + "; ".join(parts) + ".")
 

@@ -262,6 +262,7 @@ def _number(value: str | None) -> float:
 
 
 SNAKEMAKE_LOG = "logs/snakemake.log"   # the last grid's Snakemake log, kept by `make grid`
+_STAMP = re.compile(r"\[\w{3} \w{3} +\d{1,2} \d\d:\d\d:\d\d \d{4}\]")
 
 
 def grid_wall_seconds(log: str | Path) -> float | None:
@@ -270,9 +271,6 @@ def grid_wall_seconds(log: str | Path) -> float | None:
     stamps = [datetime.strptime(line.strip()[1:-1], "%a %b %d %H:%M:%S %Y")
               for line in Path(log).read_text().splitlines() if _STAMP.fullmatch(line.strip())]
     return (stamps[-1] - stamps[0]).total_seconds() if len(stamps) > 1 else None
-
-
-_STAMP = re.compile(r"\[\w{3} \w{3} +\d{1,2} \d\d:\d\d:\d\d \d{4}\]")
 
 
 def format_jobs(rows: list[dict]) -> str:
