@@ -1,4 +1,5 @@
-"""Per-head attention maps of a BERT classifier (docs/method.md section 7), captured with forward hooks.
+"""Per-head attention maps of a classifier of any supported encoder family (docs/method.md section 7), captured
+with forward hooks on the family's attention module (`lotterylib.families`; the names below are BERT's).
 
 Two kinds of map, both of shape (seq, seq) per head, row i = the attending token, column j = the attended one:
 - raw: the attention probabilities alpha_ij;
@@ -23,7 +24,7 @@ import torch
 
 from .config import check_compat
 from .data import Encoded, collate
-from .models import encoder_layers
+from .families import Family, family_of, submodule
 
 MODEL_INPUTS = ("input_ids", "token_type_ids", "attention_mask")
 
@@ -45,14 +46,17 @@ def _eager_eval(model: torch.nn.Module):
 
 @contextmanager
 def _capture(model: torch.nn.Module):
-    """Record (layer input x, attention probabilities) of every self-attention module during a forward pass."""
+    """Record (layer input x, attention probabilities) of every self-attention module during a forward pass
+    (run it with `output_attentions=True`: DeBERTa's attention returns its probabilities only when asked)."""
     records: list[tuple[torch.Tensor, torch.Tensor]] = []
 
     def hook(module, args, kwargs, output):
         x = args[0] if args else kwargs["hidden_states"]
         records.append((x.detach(), output[1].detach()))
 
-    handles = [layer.attention.self.register_forward_hook(hook, with_kwargs=True) for layer in encoder_layers(model)]
+    family = family_of(model)
+    handles = [submodule(layer, family.attention).register_forward_hook(hook, with_kwargs=True)
+               for layer in family.encoder_layers(model)]
     try:
         yield records
     finally:
@@ -60,12 +64,13 @@ def _capture(model: torch.nn.Module):
             h.remove()
 
 
-def value_output_norms(layer: torch.nn.Module, x: torch.Tensor, compat: str = "paper") -> torch.Tensor:
-    """||f(x_j)|| per head and token, shape (batch, heads, seq), for one encoder layer and its input x."""
-    attn = layer.attention.self
-    heads, d = attn.num_attention_heads, attn.attention_head_size
-    v = attn.value(x).unflatten(-1, (heads, d))                       # (b, n, H, d), includes b_V
-    weight = layer.attention.output.dense.weight                       # (out, in) = (hidden, H*d)
+def value_output_norms(layer: torch.nn.Module, x: torch.Tensor, family: Family, heads: int,
+                       compat: str = "paper") -> torch.Tensor:
+    """||f(x_j)|| per head and token, shape (batch, heads, seq), for one encoder layer of `family` (with
+    `heads` heads) and its input x."""
+    v = submodule(layer, family.value)(x).unflatten(-1, (heads, -1))   # (b, n, H, d), includes b_V
+    d = v.shape[-1]
+    weight = submodule(layer, family.attn_out).weight                 # (out, in) = (hidden, H*d)
     if compat == "paper":
         f = torch.einsum("bnhd,ohd->bhno", v, weight.unflatten(1, (heads, d)))   # input columns of head h
     else:
@@ -85,11 +90,11 @@ def attention_maps(model: torch.nn.Module, batch: dict[str, torch.Tensor], norme
     device = next(model.parameters()).device
     inputs = {k: batch[k].to(device) for k in MODEL_INPUTS if k in batch}
     with _eager_eval(model), _capture(model) as records, torch.no_grad():
-        model(**inputs)
+        model(**inputs, output_attentions=True)
         if normed:
-            layers = encoder_layers(model)
-            maps = [probs * value_output_norms(layer, x, compat)[:, :, None, :]
-                    for layer, (x, probs) in zip(layers, records)]
+            family = family_of(model)
+            maps = [probs * value_output_norms(layer, x, family, probs.shape[1], compat)[:, :, None, :]
+                    for layer, (x, probs) in zip(family.encoder_layers(model), records)]
         else:
             maps = [probs for _, probs in records]
     stacked = torch.stack(maps, dim=1).float().cpu().numpy()          # (b, L, H, n, n)

@@ -187,8 +187,13 @@ def validate_params(params: Mapping[str, Any], *, per_task: bool = False, unknow
 
 def validate_globals(namespace: MutableMapping[str, Any]) -> dict[str, Any]:
     """A notebook's parameters (the names of `namespace`, its `globals()`, that the schema declares),
-    validated and normalised in place. Call it first thing, before anything is written."""
+    validated and normalised in place. Call it first thing, before anything is written. A `model` must be of
+    a supported encoder family (`lotterylib.families`): its config is read to check that."""
     values = validate_params({k: namespace[k] for k in parameter_names() if k in namespace})
+    if "model" in values:
+        from .models import check_model   # transformers is imported only where a notebook runs
+
+        check_model(values["model"])
     namespace.update(values)
     return values
 

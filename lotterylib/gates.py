@@ -4,6 +4,8 @@ transformers 5.x removed `head_mask`; these hooks work with any attention kernel
 - head gate xi_{h,l}: scales head h's slice of the context vector before the output projection W_O;
 - MLP gate xi_l: `xi_l * MLP(z) + z`, i.e. scales the MLP's second dense output (bias included) before
   the residual add and LayerNorm.
+The modules hooked are the family's `attn_out` and `mlp_out` (`lotterylib.families`): BERT's
+`attention.output.dense` and `output.dense`, DistilBERT's `attention.out_lin` and `ffn.lin2`.
 Gates are plain tensors; call `requires_grad_()` on them (or use `track_grad`) to get dL/dxi.
 """
 from __future__ import annotations
@@ -13,7 +15,8 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 
-from .models import encoder_layers, shape_of
+from .families import family_of, submodule
+from .models import shape_of
 
 
 def check_masks(head_mask, mlp_mask, num_layers: int, num_heads: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -30,16 +33,18 @@ def check_masks(head_mask, mlp_mask, num_layers: int, num_heads: int) -> tuple[t
 
 
 class Gates:
-    """Gates on every head and every MLP of a BERT encoder. Use as a context manager or call `remove()`."""
+    """Gates on every head and every MLP of an encoder (any supported family). Use as a context manager or
+    call `remove()`."""
 
     def __init__(self, model: torch.nn.Module, head_mask=None, mlp_mask=None):
         self.num_layers, self.num_heads = shape_of(model)
         device = next(model.parameters()).device
         self.head, self.mlp = (t.to(device) for t in check_masks(head_mask, mlp_mask, self.num_layers, self.num_heads))
         self._hooks = []
-        for l, layer in enumerate(encoder_layers(model)):
-            self._hooks.append(layer.attention.output.dense.register_forward_pre_hook(self._head_hook(l)))
-            self._hooks.append(layer.output.dense.register_forward_hook(self._mlp_hook(l)))
+        family = family_of(model)
+        for l, layer in enumerate(family.encoder_layers(model)):
+            self._hooks.append(submodule(layer, family.attn_out).register_forward_pre_hook(self._head_hook(l)))
+            self._hooks.append(submodule(layer, family.mlp_out).register_forward_hook(self._mlp_hook(l)))
 
     def _head_hook(self, l: int):
         def hook(module, args):

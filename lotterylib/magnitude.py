@@ -7,7 +7,10 @@ pre-hook computes `param = orig * mask`, so masked weights are exactly zero and 
 
 Prunable set, `compat="paper"`: the weight matrices of every encoder layer's Q, K, V, attention-output,
 intermediate and output dense layers (84,934,656 parameters in bert-base). `compat="authors"`: the same
-plus the biases of Q, K, V, attention-output and intermediate (85,008,384).
+plus the biases of Q, K, V, attention-output and intermediate (85,008,384). Other encoder families prune
+the same six roles under their own names (`lotterylib.families`: DistilBERT's `attention.q_lin` ...
+`ffn.lin2`, DeBERTa's `attention.self.query_proj` ...); DeBERTa's separate positional projections are not
+in the set.
 
 The search removes 10% of the remaining weights per step by global |w| ranking (cumulative sparsity
 1 - 0.9^k) while the dev score stays >= threshold x full score; the failing step is reverted.
@@ -29,24 +32,30 @@ from tqdm import tqdm
 
 from .config import check_compat
 from .data import Encoded
-from .models import encoder_layers
+from .families import FAMILIES, family_of, submodule
 from .tasks import Task
 from .training import evaluate
 
 STEP_AMOUNT = 0.1
 AUTHORS_MAX_STEPS = 10
 
-# Sub-module paths inside an encoder layer -> the parameters pruned there, per compat.
+# Roles of an encoder layer's dense layers (`families.ROLES`) -> the parameters pruned there, per compat.
 _PRUNED = {
-    "attention.self.query": {"paper": ("weight",), "authors": ("weight", "bias")},
-    "attention.self.key": {"paper": ("weight",), "authors": ("weight", "bias")},
-    "attention.self.value": {"paper": ("weight",), "authors": ("weight", "bias")},
-    "attention.output.dense": {"paper": ("weight",), "authors": ("weight", "bias")},
-    "intermediate.dense": {"paper": ("weight",), "authors": ("weight", "bias")},
-    "output.dense": {"paper": ("weight",), "authors": ("weight",)},
+    "query": {"paper": ("weight",), "authors": ("weight", "bias")},
+    "key": {"paper": ("weight",), "authors": ("weight", "bias")},
+    "value": {"paper": ("weight",), "authors": ("weight", "bias")},
+    "attn_out": {"paper": ("weight",), "authors": ("weight", "bias")},
+    "mlp_in": {"paper": ("weight",), "authors": ("weight", "bias")},
+    "mlp_out": {"paper": ("weight",), "authors": ("weight",)},
 }
-_NAME = re.compile(r"layer\.(\d+)\.(.+)\.(weight|bias)$")
 
+
+def _role_of(path: str) -> str | None:
+    """The role of a sub-module path inside a layer, in any registered family (a path has one role in all)."""
+    return next((role for family in FAMILIES.values() for role, p in family.paths().items() if p == path), None)
+
+
+_NAME = re.compile(r"layer\.(\d+)\.(.+)\.(weight|bias)$")
 Masks = dict[str, torch.Tensor]
 
 
@@ -54,21 +63,16 @@ def _check_compat(compat: str) -> None:
     check_compat(compat)
 
 
-def _submodule(module: nn.Module, path: str) -> nn.Module:
-    for part in path.split("."):
-        module = getattr(module, part)
-    return module
-
-
 def prunable_parameters(model: nn.Module, compat: str = "paper") -> list[tuple[str, nn.Module, str]]:
     """(qualified name, module, parameter name) of every prunable parameter, layer by layer."""
     _check_compat(compat)
     names = {module: name for name, module in model.named_modules()}
+    family = family_of(model)
     out = []
-    for layer in encoder_layers(model):
-        for path, params in _PRUNED.items():
-            module = _submodule(layer, path)
-            out.extend((f"{names[module]}.{p}", module, p) for p in params[compat])
+    for layer in family.encoder_layers(model):
+        for role, path in family.paths().items():
+            module = submodule(layer, path)
+            out.extend((f"{names[module]}.{p}", module, p) for p in _PRUNED[role][compat])
     return out
 
 
@@ -250,9 +254,9 @@ def make_scorer(model: nn.Module, task: Task, dev_encoded: Encoded, compat: str 
 
 def _per_head(role: str, kind: str, mask: torch.Tensor, num_heads: int) -> torch.Tensor | None:
     """(H, n) view of a mask's entries grouped by head, or None if the parameter belongs to no head."""
-    if role.startswith("attention.self."):          # Q/K/V: head h owns output rows (and bias entries)
+    if role in ("query", "key", "value"):          # Q/K/V: head h owns output rows (and bias entries)
         return mask.reshape(num_heads, -1)
-    if role == "attention.output.dense" and kind == "weight":  # W_O: head h owns input columns
+    if role == "attn_out" and kind == "weight":    # W_O: head h owns input columns
         return mask.reshape(mask.shape[0], num_heads, -1).transpose(0, 1).reshape(num_heads, -1)
     return None
 
@@ -270,11 +274,12 @@ def survival_fractions(model_or_masks: nn.Module | Masks, num_layers: int,
     mlp_kept, mlp_total = np.zeros(num_layers), np.zeros(num_layers)
     for name, mask in masks.items():
         match = _NAME.search(name)
-        if match is None or match[2] not in _PRUNED:
+        role = None if match is None else _role_of(match[2])
+        if role is None:
             raise ValueError(f"{name!r} is not an encoder-layer parameter of the prunable set")
-        layer, role, kind = int(match[1]), match[2], match[3]
+        layer, kind = int(match[1]), match[3]
         mask = torch.as_tensor(mask).bool().cpu()
-        if role in ("intermediate.dense", "output.dense"):
+        if role in ("mlp_in", "mlp_out"):
             mlp_kept[layer] += int(mask.sum())
             mlp_total[layer] += mask.numel()
         elif (grouped := _per_head(role, kind, mask, num_heads)) is not None:

@@ -13,6 +13,7 @@ import torch
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
 from transformers.utils import logging as hf_logging
 
+from .families import UnsupportedModelError, dims, family_for, family_of
 from .tasks import Task, get_task
 
 
@@ -68,16 +69,29 @@ def quiet_loading() -> Iterator[None]:
         hf_logging.enable_progress_bar()
 
 
+def check_model(name: str) -> str:
+    """The model type of `name` (read from its config alone), if an encoder family supports it; otherwise
+    `families.UnsupportedModelError` naming the type, the supported families and how to add one."""
+    model_type = _load(AutoConfig.from_pretrained, name).model_type
+    try:
+        family_for(model_type)
+    except UnsupportedModelError as err:
+        raise UnsupportedModelError(f"model = {name!r}: {err}") from None
+    return model_type
+
+
 def load_classifier(name: str, task: Task | str, random_init: bool = False) -> PreTrainedModel:
-    """A BERT sequence classifier for `task` (one output for STS-B regression).
+    """A sequence classifier for `task` (one output for STS-B regression) on an encoder of a supported family
+    (`lotterylib.families`; any other is refused before its weights are read).
 
     Seed before calling: the classifier head's initialisation draws from torch's global generator.
     `random_init=True` keeps the architecture but draws every weight afresh (Table 2's random-init BERT).
     """
     task = get_task(task) if isinstance(task, str) else task
     kwargs = {"num_labels": task.num_labels}
+    config = _load(AutoConfig.from_pretrained, name, **kwargs)
+    family_for(config.model_type)
     if random_init:
-        config = _load(AutoConfig.from_pretrained, name, **kwargs)
         return AutoModelForSequenceClassification.from_config(config)
     # A checkpoint fine-tuned on another task has a classifier of another size: it is re-initialised.
     with quiet_loading():
@@ -85,11 +99,10 @@ def load_classifier(name: str, task: Task | str, random_init: bool = False) -> P
 
 
 def encoder_layers(model: torch.nn.Module) -> torch.nn.ModuleList:
-    """The list of transformer layers of a BERT-like model (`model.bert.encoder.layer`)."""
-    base = getattr(model, "base_model", model)
-    return base.encoder.layer
+    """The list of transformer layers of a model of a supported family (BERT: `model.bert.encoder.layer`)."""
+    return family_of(model).encoder_layers(model)
 
 
 def shape_of(model: torch.nn.Module) -> tuple[int, int]:
     """(number of layers, heads per layer) of the unpruned architecture."""
-    return model.config.num_hidden_layers, model.config.num_attention_heads
+    return dims(model.config)[:2]

@@ -1,13 +1,16 @@
-"""Physically remove masked heads and MLPs from a BERT classifier (docs/method.md section 2).
+"""Physically remove masked heads and MLPs from a classifier (docs/method.md section 2), in any supported
+encoder family (`lotterylib.families`; the names below are BERT's).
 
 The pruned model computes exactly what the gated model (`Gates` with 0/1 values) computes:
-- a removed head: its rows of W_Q, W_K, W_V and its input columns of W_O are sliced away. transformers'
-  `BertSelfAttention` reshapes with `view(..., -1, head_size)`, so fewer heads need no other change;
+- a removed head: its rows of W_Q, W_K, W_V (and of DeBERTa's separate positional projections, where the
+  model has them) and its input columns of W_O are sliced away. Every supported attention reshapes with
+  `view(..., -1, head_size)`, so fewer heads need no other change (the module's head count is updated);
 - a layer with no head left: the self-attention becomes `NoHeads` (a zero-width output) and W_O a
   Linear(0, d) that still adds its bias, as gating does. The authors' code dropped that bias (their
   `prune_heads` set W_O to None, giving LayerNorm(x)), a small mismatch with their gated model;
 - a removed MLP: the intermediate layer becomes the identity and the output `SkipMLP`, which returns
-  `LayerNorm(z)`: the MLP contributes nothing, its output bias included (as with xi = 0).
+  `LayerNorm(z)`: the MLP contributes nothing, its output bias included (as with xi = 0). In DistilBERT the
+  `ffn` block becomes `NoMLP` (zero), so its output LayerNorm sees z alone.
 
 The gated modules are rebuilt from their effective weights, so the copy carries no gate hooks (and no
 `torch.nn.utils.prune` reparametrisation on them). The config keeps the unpruned sizes: a pruned model is
@@ -25,14 +28,29 @@ import torch
 from torch import nn
 
 from .gates import check_masks
-from .models import encoder_layers, shape_of
+from .families import Family, dims, family_of, parent_and_name, submodule
 
 
 class NoHeads(nn.Module):
-    """Self-attention of a layer whose heads were all removed: a zero-width context, no attention weights."""
+    """Self-attention of a layer whose heads were all removed: a zero-width context, no attention weights.
+
+    In a family whose attention module also applies W_O (DistilBERT), `output` is that W_O with no input
+    column left, so the module returns W_O's bias, as gating every head to 0 does."""
+
+    def __init__(self, output: nn.Module | None = None):
+        super().__init__()
+        self.output = output
 
     def forward(self, hidden_states: torch.Tensor, *args, **kwargs) -> tuple[torch.Tensor, None]:
-        return hidden_states[..., :0], None
+        context = hidden_states[..., :0]
+        return (context if self.output is None else self.output(context)), None
+
+
+class NoMLP(nn.Module):
+    """A removed MLP in a family whose MLP block returns MLP(z) alone (DistilBERT's `ffn`): zero."""
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return torch.zeros_like(hidden_states)
 
 
 class SkipMLP(nn.Module):
@@ -72,40 +90,56 @@ def _head_index(kept: np.ndarray, head_size: int, device: torch.device) -> torch
             + torch.arange(head_size, device=device)).flatten()
 
 
-def _prune_heads(layer: nn.Module, kept: np.ndarray, head_size: int) -> None:
-    att = layer.attention
-    idx = _head_index(kept, head_size, att.output.dense.weight.device)
-    att.output.dense = _linear(att.output.dense, cols=idx)   # the bias stays, even with no head left
+def _prune_heads(layer: nn.Module, family: Family, kept: np.ndarray, head_size: int) -> None:
+    out_parent, out_name = parent_and_name(layer, family.attn_out)
+    out = submodule(layer, family.attn_out)
+    idx = _head_index(kept, head_size, out.weight.device)
+    setattr(out_parent, out_name, _linear(out, cols=idx))   # the bias stays, even with no head left
     if len(kept) == 0:
-        att.self = NoHeads()
+        parent, name = parent_and_name(layer, family.attention)
+        inside = family.attn_out.startswith(family.attention + ".")   # W_O belongs to the attention module
+        setattr(parent, name, NoHeads(submodule(layer, family.attn_out) if inside else None))
         return
-    for name in ("query", "key", "value"):
-        setattr(att.self, name, _linear(getattr(att.self, name), rows=idx))
-    att.self.num_attention_heads = len(kept)
-    att.self.all_head_size = len(kept) * head_size
+    attention = submodule(layer, family.attention)
+    for path in (family.query, family.key, family.value, *family.head_extra):
+        parent, name = parent_and_name(layer, path)
+        if hasattr(parent, name):   # DeBERTa's positional projections exist only without share_att_key
+            setattr(parent, name, _linear(getattr(parent, name), rows=idx))
+    setattr(attention, family.heads_attr, len(kept))
+    if hasattr(attention, "all_head_size"):
+        attention.all_head_size = len(kept) * head_size
 
 
-def _remove_mlp(layer: nn.Module) -> None:
-    layer.intermediate = nn.Identity()
-    layer.output = SkipMLP(layer.output.LayerNorm)
+def _remove_mlp(layer: nn.Module, family: Family) -> None:
+    if family.mlp_block is not None:
+        parent, name = parent_and_name(layer, family.mlp_block)
+        setattr(parent, name, NoMLP())
+        return
+    # BERT layout: the block around mlp_in (intermediate) and the one around mlp_out (output: dense, residual, LayerNorm)
+    inner, outer = (path.rpartition(".")[0] for path in (family.mlp_in, family.mlp_out))
+    parent, name = parent_and_name(layer, inner)
+    setattr(parent, name, nn.Identity())
+    parent, name = parent_and_name(layer, outer)
+    setattr(parent, name, SkipMLP(getattr(parent, name).LayerNorm))
 
 
 def prune_physically(model: nn.Module, head_mask, mlp_mask) -> nn.Module:
-    """A deep copy of a BERT classifier without the heads and MLPs whose mask is 0 (1 = kept).
+    """A deep copy of a classifier (any supported family) without the heads and MLPs whose mask is 0 (1 = kept).
 
     Masks must hold only 0 and 1: only then does the result equal the gated model."""
-    num_layers, num_heads = shape_of(model)
+    family = family_of(model)
+    num_layers, num_heads, _, head_size, _ = dims(model.config)
     head, mlp = (m.numpy() for m in check_masks(head_mask, mlp_mask, num_layers, num_heads))
     if not (np.isin(head, (0, 1)).all() and np.isin(mlp, (0, 1)).all()):
         raise ValueError("physical pruning needs 0/1 masks (1 = kept); other gate values only exist as gates.")
     pruned = copy.deepcopy(model)
-    head_size = model.config.hidden_size // num_heads
-    for l, layer in enumerate(encoder_layers(pruned)):
-        _prune_heads(layer, np.flatnonzero(head[l]), head_size)
+    for l, layer in enumerate(family.encoder_layers(pruned)):
+        _prune_heads(layer, family, np.flatnonzero(head[l]), head_size)
         if mlp[l]:
-            layer.output.dense = _linear(layer.output.dense)  # rebuilt: drops a gate hook copied along
+            parent, name = parent_and_name(layer, family.mlp_out)
+            setattr(parent, name, _linear(getattr(parent, name)))  # rebuilt: drops a gate hook copied along
         else:
-            _remove_mlp(layer)
+            _remove_mlp(layer, family)
     return pruned
 
 
@@ -115,7 +149,7 @@ def count_parameters(model: nn.Module) -> int:
 
 
 def expected_parameter_count(config, head_mask, mlp_mask, num_labels: int) -> int:
-    """Parameters of a pruned BertForSequenceClassification, from the arithmetic.
+    """Parameters of a pruned BertForSequenceClassification (the BERT family only), from the arithmetic.
 
     Embeddings (word, position, token type, LayerNorm); per layer, with k kept heads of size d_h:
     Q, K, V: 3 (D k d_h + k d_h), W_O: k d_h D + D (its bias is always kept), LayerNorm 2D; a kept MLP:

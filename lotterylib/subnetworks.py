@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from .config import check_compat
+from .families import dims
 
 
 SMasks = tuple[np.ndarray, np.ndarray]
@@ -181,8 +182,9 @@ def super_subnetworks(head_masks: np.ndarray, mlp_masks: np.ndarray,
 
 def weight_share(head_mask: np.ndarray, mlp_mask: np.ndarray, config) -> float:
     """Share of the encoder layers' weight matrices (Q, K, V, W_O, intermediate, output) that the kept heads
-    (their Q/K/V rows and W_O columns) and MLPs hold; biases and LayerNorms are left out."""
-    d, heads, inter = config.hidden_size, config.num_attention_heads, config.intermediate_size
-    per_head, per_mlp = 4 * d * (d // heads), 2 * d * inter
-    total = config.num_hidden_layers * (heads * per_head + per_mlp)
+    (their Q/K/V rows and W_O columns) and MLPs hold; biases, LayerNorms (and DeBERTa's separate positional
+    projections) are left out."""
+    layers, heads, d, head_size, inter = dims(config)
+    per_head, per_mlp = 4 * d * head_size, 2 * d * inter
+    total = layers * (heads * per_head + per_mlp)
     return float((np.count_nonzero(head_mask) * per_head + np.count_nonzero(mlp_mask) * per_mlp) / total)
