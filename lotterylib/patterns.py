@@ -37,7 +37,9 @@ from .training import default_device
 
 CLASSES = ("vertical", "diagonal", "vertical+diagonal", "block", "heterogeneous")
 MAP_KINDS = ("raw", "normed")
-SPECIAL_TOKENS = ("[CLS]", "[SEP]")
+SPECIAL_TOKENS = ("[CLS]", "[SEP]", "<s>", "</s>")   # WordPiece / SentencePiece-DeBERTa, and RoBERTa / XLM-R
+SEP_TOKENS = ("[SEP]", "</s>")
+WORD_START = ("\u0120", "\u2581")   # the word-start marks of byte-level BPE (RoBERTa) and SentencePiece
 
 # Rule-labeller thresholds, on chance-corrected scores (observed mass - uniform-row mass) / (1 - uniform-row mass),
 # averaged over rows: 0 = no more than a uniform map, 1 = all mass there (see `pattern_scores`).
@@ -75,14 +77,19 @@ class Layout:
 
 
 def is_punctuation(token: str) -> bool:
+    """A token of punctuation or symbols alone (a BPE or SentencePiece word-start mark ignored)."""
+    token = token[1:] if token[:1] in WORD_START else token
     return bool(token) and all(unicodedata.category(c)[0] in "PS" for c in token)
 
 
 def layout(tokens: Sequence[str]) -> Layout:
-    """The layout of a WordPiece token list (`tokenizer.convert_ids_to_tokens(ids)`)."""
+    """The layout of a token list (`tokenizer.convert_ids_to_tokens(ids)`) of WordPiece ([CLS] ... [SEP]), byte-level
+    BPE or SentencePiece (<s> ... </s>, RoBERTa's pairs joined by </s></s>) tokenizers."""
     cls_sep = np.array([i for i, t in enumerate(tokens) if t in SPECIAL_TOKENS], dtype=int)
     punct = np.array([i for i, t in enumerate(tokens) if t not in SPECIAL_TOKENS and is_punctuation(t)], dtype=int)
-    is_sep = np.array([t == "[SEP]" for t in tokens], dtype=int)
+    # a separator closes its sentence; RoBERTa's second </s> of a pair opens the next one
+    is_sep = np.array([t in SEP_TOKENS and not (i and tokens[i - 1] in SEP_TOKENS) for i, t in enumerate(tokens)],
+                      dtype=int)
     segments = np.concatenate([[0], np.cumsum(is_sep)[:-1]]) if len(tokens) else np.zeros(0, dtype=int)
     return Layout(cls_sep, punct, segments)
 
