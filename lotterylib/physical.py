@@ -92,19 +92,21 @@ def _head_index(kept: np.ndarray, head_size: int, device: torch.device) -> torch
 
 def _prune_heads(layer: nn.Module, family: Family, kept: np.ndarray, head_size: int) -> None:
     out_parent, out_name = parent_and_name(layer, family.attn_out)
-    out = submodule(layer, family.attn_out)
-    idx = _head_index(kept, head_size, out.weight.device)
-    setattr(out_parent, out_name, _linear(out, cols=idx))   # the bias stays, even with no head left
+    w_o = getattr(out_parent, out_name)
+    idx = _head_index(kept, head_size, w_o.weight.device)
+    w_o = _linear(w_o, cols=idx)   # the bias stays, even with no head left
+    setattr(out_parent, out_name, w_o)
     if len(kept) == 0:
         parent, name = parent_and_name(layer, family.attention)
         inside = family.attn_out.startswith(family.attention + ".")   # W_O belongs to the attention module
-        setattr(parent, name, NoHeads(submodule(layer, family.attn_out) if inside else None))
+        setattr(parent, name, NoHeads(w_o if inside else None))
         return
     attention = submodule(layer, family.attention)
-    for path in (family.query, family.key, family.value, *family.head_extra):
+    # head_extra: DeBERTa's positional projections, which exist only without share_att_key
+    extra = [path for path in family.head_extra if hasattr(*parent_and_name(layer, path))]
+    for path in (family.query, family.key, family.value, *extra):
         parent, name = parent_and_name(layer, path)
-        if hasattr(parent, name):   # DeBERTa's positional projections exist only without share_att_key
-            setattr(parent, name, _linear(getattr(parent, name), rows=idx))
+        setattr(parent, name, _linear(getattr(parent, name), rows=idx))
     setattr(attention, family.heads_attr, len(kept))
     if hasattr(attention, "all_head_size"):
         attention.all_head_size = len(kept) * head_size
