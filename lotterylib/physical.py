@@ -117,7 +117,7 @@ def _remove_mlp(layer: nn.Module, family: Family) -> None:
         parent, name = parent_and_name(layer, family.mlp_block)
         setattr(parent, name, NoMLP())
         return
-    # BERT layout: the block around mlp_in (intermediate) and the one around mlp_out (output: dense, residual, LayerNorm)
+    # BERT layout: the blocks around mlp_in (intermediate) and mlp_out (output: dense, residual, LayerNorm)
     inner, outer = (path.rpartition(".")[0] for path in (family.mlp_in, family.mlp_out))
     parent, name = parent_and_name(layer, inner)
     setattr(parent, name, nn.Identity())

@@ -132,10 +132,8 @@ def test_physically_pruned_twin_equals_the_gated_model(name, masks, batch):
     removed = int((1 - head).sum()) * per_head + int((1 - mlp).sum()) * (2 * D * I + I + D)
     assert count_parameters(model) - count_parameters(pruned) == removed
     if masks == "layer_without_heads":
-        attention = "attention" if name == "distilbert" else "attention.self"
-        assert isinstance(pruned.get_submodule(f"{model.base_model_prefix}."
-                                               f"{'transformer' if name == 'distilbert' else 'encoder'}.layer.1.{attention}"),
-                          NoHeads)
+        path = "transformer.layer.1.attention" if name == "distilbert" else "encoder.layer.1.attention.self"
+        assert isinstance(pruned.get_submodule(f"{model.base_model_prefix}.{path}"), NoHeads)
 
 
 @pytest.mark.parametrize("name", FAMILIES)
