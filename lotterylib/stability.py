@@ -46,7 +46,7 @@ KINDS = {"head": 0, "mlp": 1}   # position in a (head_mask, mlp_mask) pair
 
 POOLED = "all tasks"   # the task name of the row that pools the tasks
 AGREEMENT_KEYS = ["jaccard", "jaccard_chance", "jaccard_ratio", "kappa_chance", "p_more", "p_less",
-                  "kept_all", "kept_some", "kept_none"]
+                  "kept_all", "kept_some", "kept_none", "core"]
 TABLE_COLUMNS = ["task", "n_seeds", "head_kappa", "head_Q", "head_p", "head_similar_pairs", "n_pairs",
                  "mlp_kappa", "mlp_Q", "mlp_p", "mlp_similar_pairs", "head_survival", "mlp_survival",
                  *(f"{kind}_{key}" for kind in KINDS for key in AGREEMENT_KEYS), "n_draws"]
@@ -112,10 +112,18 @@ def _paper_stats(stack: np.ndarray, alpha: float) -> dict[str, float]:
             "similar_pairs": int(pairwise_cochran(stack, alpha)["similar"].sum()), "survival": float(stack.mean())}
 
 
-def _agreement_stats(test: agreement.Agreement, shares: tuple[float, float, float]) -> dict[str, float]:
+def _agreement_stats(test: agreement.Agreement, shares: tuple[float, float, float],
+                     core: float) -> dict[str, float]:
     return {"jaccard": test.jaccard, "jaccard_chance": test.jaccard_chance, "jaccard_ratio": test.jaccard_ratio,
             "kappa_chance": test.kappa_chance, "p_more": test.p_more, "p_less": test.p_less,
-            **dict(zip(("kept_all", "kept_some", "kept_none"), shares))}
+            **dict(zip(("kept_all", "kept_some", "kept_none"), shares)), "core": core}
+
+
+def core_share(kept_all: float, kept_some: float) -> float:
+    """The share of the elements kept by some seed that every seed keeps: kept_all / (kept_all + kept_some);
+    NaN when no seed keeps anything."""
+    kept_any = kept_all + kept_some
+    return kept_all / kept_any if kept_any > 0 else float("nan")
 
 
 def _null_seed(seed: int, task: str, kind: str) -> list[int]:
@@ -142,9 +150,12 @@ def stability_table(masks_by_task: MasksByTask, alpha: float = 0.05, n_draws: in
     Cochran's Q is not rejected at `alpha` ("similar" in the authors' notebook) out of n_pairs, and the mean
     survival rate. The agreement test (`agreement.agreement_test`, `n_draws` draws seeded by `seed`, the task
     and the kind): mean pairwise Jaccard, its chance value and their ratio, kappa's chance value, the p-values
-    of agreeing more / less than chance, and the shares of elements kept by every seed, some, none.
+    of agreeing more / less than chance, the shares of elements kept by every seed, some, none, and the core
+    share (`core_share`).
 
-    The pooled row: kappa, survival and the kept shares are means over tasks, similar pairs and n_pairs sums,
+    The pooled row: kappa, survival, the kept shares and the core share are means over tasks (NaNs left out; a
+    core share from pooled counts would let a task that prunes little outweigh the others), similar pairs and
+    n_pairs sums,
     n_seeds the fewest seeds of a task, Q and p empty (the paper tests each task), and the agreement test
     pooled by `agreement.pooled_test`. Every task needs at least 2 seeds (`check_enough_seeds`)."""
     check_enough_seeds(masks_by_task)
@@ -157,17 +168,20 @@ def stability_table(masks_by_task: MasksByTask, alpha: float = 0.05, n_draws: in
             stack = as_mask_stack([by_seed[s][index] for s in seeds])
             test = agreement.agreement_test(stack, n_draws, _null_seed(seed, task, kind))
             tests[kind].append(test)
-            stats = {**_paper_stats(stack, alpha), **_agreement_stats(test, agreement.kept_shares(stack))}
+            shares = agreement.kept_shares(stack)
+            stats = {**_paper_stats(stack, alpha), **_agreement_stats(test, shares, core_share(*shares[:2]))}
             row.update({f"{kind}_{key}": value for key, value in stats.items()})
         rows.append(row)
     table = pd.DataFrame(rows, columns=TABLE_COLUMNS)
-    pooled: dict[str, object] = {"task": POOLED, "n_seeds": int(table.n_seeds.min()), "n_pairs": int(table.n_pairs.sum()),
-                                 "n_draws": n_draws}
+    pooled: dict[str, object] = {"task": POOLED, "n_seeds": int(table.n_seeds.min()),
+                                 "n_pairs": int(table.n_pairs.sum()), "n_draws": n_draws}
     for kind in KINDS:
         test = agreement.pooled_test(tests[kind])
         shares = tuple(table[f"{kind}_{key}"].mean() for key in ("kept_all", "kept_some", "kept_none"))
-        stats = {"kappa": test.kappa, "Q": np.nan, "p": np.nan, "similar_pairs": int(table[f"{kind}_similar_pairs"].sum()),
-                 "survival": table[f"{kind}_survival"].mean(), **_agreement_stats(test, shares)}
+        stats = {"kappa": test.kappa, "Q": np.nan, "p": np.nan,
+                 "similar_pairs": int(table[f"{kind}_similar_pairs"].sum()),
+                 "survival": table[f"{kind}_survival"].mean(),
+                 **_agreement_stats(test, shares, table[f"{kind}_core"].mean())}
         pooled.update({f"{kind}_{key}": value for key, value in stats.items()})
     return pd.concat([table, pd.DataFrame([pooled], columns=TABLE_COLUMNS)], ignore_index=True)
 
@@ -177,26 +191,24 @@ def stability_verdict(row: Mapping[str, float], kind: str = "head", alpha: float
     """(verdict, numbers) on the paper's claim "the good subnetworks are not stable across seeds" from one row
     of `stability_table` (a task, or the pooled row), for heads (`kind` "head") or MLPs ("mlp").
 
-    The core share is the share of the elements kept by some seed that every seed keeps:
-    kept_all / (kept_all + kept_some). The claim holds when it is below `stable_share` (most of what the seeds
+    The core share (`core_share`; in the pooled row the mean over tasks) is the share of the elements kept by
+    some seed that every seed keeps. The claim holds when it is below `stable_share` (most of what the seeds
     keep depends on the seed), whether or not the seeds agree more than chance. It does not hold when the core
     share reaches `stable_share` and the seeds agree more than random masks of their sizes (p_more < `alpha`).
     A core share reached while random masks of these sizes overlap as much (p_more >= alpha: e.g. every seed
     keeps nearly everything) cannot tell; nor can a row where no seed keeps anything, or one with < 2 seeds."""
     if kind not in KINDS:
         raise ValueError(f"kind = {kind!r}: one of {', '.join(KINDS)}")
-    keys = [f"{kind}_{key}" for key in AGREEMENT_KEYS]
-    if any(key not in row for key in keys):
+    if any(f"{kind}_{key}" not in row for key in AGREEMENT_KEYS):
         return "cannot tell: stability stage predates the permutation test", ""
     get = {key: float(row[f"{kind}_{key}"]) for key in AGREEMENT_KEYS}
     n_seeds = int(row.get("n_seeds", 0))
     if n_seeds < 2:
         return cannot_tell(n_seeds), "agreement between seeds needs at least 2"
     units = "heads" if kind == "head" else "MLPs"
-    any_seed = get["kept_all"] + get["kept_some"]
-    if not any_seed > 0:
+    core = get["core"]
+    if not np.isfinite(core):
         return f"cannot tell: no seed keeps any of the {units}", f"every seed prunes all {units}"
-    core = get["kept_all"] / any_seed
     ratio = f"x{get['jaccard_ratio']:.2f}, " if np.isfinite(get["jaccard_ratio"]) else ""
     numbers = (f"every seed keeps {core:.0%} of the {units} some seed keeps (all {get['kept_all']:.0%}, "
                f"some {get['kept_some']:.0%}, none {get['kept_none']:.0%} of the {units}); mean pairwise Jaccard "
@@ -237,8 +249,6 @@ def summary_markdown(table: pd.DataFrame, kind: str = "head", alpha: float = 0.0
     col = lambda key: tasks[f"{kind}_{key}"]   # noqa: E731
     rejected = int((col("p") < alpha).sum())
     more, less = int((col("p_more") < alpha).sum()), int((col("p_less") < alpha).sum())
-    kept_any = col("kept_all") + col("kept_some")
-    core = (col("kept_all") / kept_any.where(kept_any > 0))
     verdicts = [stability_verdict(row, kind, alpha)[0] for row in tasks.to_dict(orient="records")]
     counts = {v: sum(x == v for x in verdicts) for v in (HOLDS, FAILS)}
     unclear = n - counts[HOLDS] - counts[FAILS]
@@ -249,8 +259,8 @@ def summary_markdown(table: pd.DataFrame, kind: str = "head", alpha: float = 0.0
         f"(not whether they keep the same ones), rejects that in {rejected} of {n} (p < {alpha}). Against random "
         f"masks of the same sizes, the seeds' masks overlap more than chance in {more} of {n} tasks and less in "
         f"{less} (mean pairwise Jaccard {_range(col('jaccard'), '.2f')}, by chance "
-        f"{_range(col('jaccard_chance'), '.2f')}). Every seed keeps {_range(core, '.0%')} of the {units} that some "
-        f"seed keeps. The paper's claim \"the good subnetworks are not stable across seeds\" holds in "
+        f"{_range(col('jaccard_chance'), '.2f')}). Every seed keeps {_range(col('core'), '.0%')} of the {units} "
+        f"that some seed keeps. The paper's claim \"the good subnetworks are not stable across seeds\" holds in "
         f"{counts[HOLDS]}, does not hold in {counts[FAILS]} and cannot be told in {unclear} of {n}; over all tasks "
         f"it **{pooled_verdict}**: {pooled_numbers}.")
 

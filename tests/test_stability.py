@@ -106,8 +106,11 @@ def test_stability_table_columns_and_the_pooled_row():
     assert (rte.head_kept_all, rte.head_kept_none) == (np.mean(kept == 3), np.mean(kept == 0))
     assert rte.head_kept_all + rte.head_kept_some + rte.head_kept_none == pytest.approx(1)
     # pooled: means over tasks, sums of pairs, the fewest seeds, no Cochran's Q
-    assert pooled.n_seeds == 2 and pooled.n_pairs == 4 and pooled.head_similar_pairs == rte.head_similar_pairs + wnli.head_similar_pairs
-    for column in ("head_kappa", "head_survival", "head_kept_all", "head_jaccard", "mlp_kept_none", "head_jaccard_chance"):
+    assert pooled.n_seeds == 2 and pooled.n_pairs == 4
+    assert pooled.head_similar_pairs == rte.head_similar_pairs + wnli.head_similar_pairs
+    assert rte.head_core == pytest.approx(np.mean(kept == 3) / np.mean(kept > 0))
+    for column in ("head_kappa", "head_survival", "head_kept_all", "head_jaccard", "mlp_kept_none",
+                   "head_jaccard_chance", "head_core"):
         assert pooled[column] == pytest.approx((rte[column] + wnli[column]) / 2), column
     assert math.isnan(pooled.head_Q) and math.isnan(pooled.head_p)
     assert 0 < pooled.head_p_more <= 1 and 0 < pooled.head_p_less <= 1
@@ -118,7 +121,7 @@ def test_stability_table_refuses_fewer_than_two_seeds(seeds):
     rng = np.random.default_rng(1)
     masks = {"RTE": _by_seed(rng, [1, 2]), "WNLI": _by_seed(rng, seeds)}
     found = f"masks for seeds {seeds}" if seeds else "no masks"
-    with pytest.raises(ValueError, match=rf"needs at least 2 distinct seeds per task: WNLI has {re.escape(found)}\. Fix"):
+    with pytest.raises(ValueError, match=rf"at least 2 distinct seeds per task: WNLI has {re.escape(found)}\. Fix"):
         stability.stability_table(masks)
 
 
@@ -177,7 +180,8 @@ def test_own_masks_from_run_folders(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"s_pruning stage \(notebooks/02.*\) for MRPC, seed 2 first"):
         stability.load_stability_masks(tmp_path, ["MRPC"], [1, 2, 3])
     with pytest.warns(UserWarning, match=r"MRPC has no masks for seeds \[2\]"):
-        assert list(stability.load_stability_masks(tmp_path, ["mrpc"], [1, 2, 3], allow_missing_seeds=True)["MRPC"]) == [1, 3]
+        tree = stability.load_stability_masks(tmp_path, ["mrpc"], [1, 2, 3], allow_missing_seeds=True)
+    assert list(tree["MRPC"]) == [1, 3]
 
 
 def test_masks_of_different_shapes_name_the_task_and_seeds(tmp_path):
@@ -288,7 +292,7 @@ def test_notebook_on_masks_in_the_authors_layout(tmp_path):
 def _row(kept_all, kept_some, p_more, n_seeds=5, kind="head", **extra):
     values = {"jaccard": 0.5, "jaccard_chance": 0.4, "jaccard_ratio": 1.25, "kappa_chance": 0.0, "p_more": p_more,
               "p_less": 1 - p_more, "kept_all": kept_all, "kept_some": kept_some,
-              "kept_none": 1 - kept_all - kept_some, **extra}
+              "kept_none": 1 - kept_all - kept_some, "core": stability.core_share(kept_all, kept_some), **extra}
     return {"task": "RTE", "n_seeds": n_seeds, **{f"{kind}_{key}": value for key, value in values.items()}}
 
 
@@ -298,7 +302,8 @@ def _row(kept_all, kept_some, p_more, n_seeds=5, kind="head", **extra):
     (_row(0.4, 0.4, 0.0001), "head", "does not hold"),    # half is kept by every seed, more than chance
     (_row(0.4, 0.4, 0.2), "head", "cannot tell: random masks of these sizes overlap as much (p more 0.2)"),
     (_row(0.9, 0.1, 1.0), "head", "cannot tell: random masks of these sizes overlap as much (p more 1)"),
-    (_row(0.0, 0.0, float("nan"), kind="mlp", jaccard=float("nan")), "mlp", "cannot tell: no seed keeps any of the MLPs"),
+    (_row(0.0, 0.0, float("nan"), kind="mlp", jaccard=float("nan")), "mlp",
+     "cannot tell: no seed keeps any of the MLPs"),
     (_row(0.4, 0.4, 0.0001, n_seeds=1), "head", "cannot tell with 1 seed"),
     ({"task": "RTE", "n_seeds": 3, "head_kappa": 0.2, "head_p": 0.01}, "head",
      "cannot tell: stability stage predates the permutation test"),
@@ -327,9 +332,29 @@ def authors_table():
 
 
 def test_authors_masks_are_shipped_complete(authors_table):
+    import tomllib
+
+    from lotterylib import reference, runs
+
     assert authors_table.task.tolist() == ["CoLA", "MNLI", "MRPC", "QNLI", "QQP", "RTE", "SST-2", "STS-B", "WNLI",
                                            "all tasks"]
     assert (authors_table.n_seeds == 5).all()
+    setuptools = tomllib.loads((runs.PROJECT_ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    shipped = [p for pattern in setuptools["package-data"]["lotterylib"]
+               for p in (runs.PROJECT_ROOT / "lotterylib").glob(pattern)]
+    assert sum(p.suffix == ".npy" for p in shipped) == 9 * 5 * 4                # masks and importances, in the wheel
+    assert reference.AUTHORS_STABILITY in shipped and (reference.DATA_FILES / "README.md") in shipped
+
+
+def test_the_paper_s_instability_reading_holds_on_its_own_masks(authors_table):
+    """The answer docs/method.md gives: more overlap than chance, but a small core kept by every seed."""
+    heads = stability.agreement_view(authors_table, "head")
+    assert (heads.verdict == "holds").all()
+    assert (heads.jaccard > heads.jaccard_chance).drop(index="WNLI").all()   # WNLI: 4 seeds keep no head, 1 all
+    tasks = heads.drop(index="all tasks")
+    np.testing.assert_allclose(tasks.core, tasks.kept_all / (1 - tasks.kept_none))
+    np.testing.assert_allclose([tasks.core.drop(index="WNLI").min(), tasks.core.max(), heads.core["all tasks"]],
+                               [0.087, 0.292, 0.177], atol=0.001)
 
 
 def test_our_kappas_and_cochran_p_of_the_authors_masks_equal_the_published_ones(authors_table):
