@@ -43,6 +43,7 @@ from .verdicts import FAILS, HOLDS, cannot_tell
 MasksByTask = Mapping[str, Mapping[int, tuple[np.ndarray, np.ndarray]]]
 MaskTree = dict[str, dict[int, tuple[np.ndarray, np.ndarray]]]
 KINDS = {"head": 0, "mlp": 1}   # position in a (head_mask, mlp_mask) pair
+UNITS = {"head": "heads", "mlp": "MLPs"}
 
 POOLED = "all tasks"   # the task name of the row that pools the tasks
 AGREEMENT_KEYS = ["jaccard", "jaccard_chance", "jaccard_ratio", "kappa_chance", "p_more", "p_less",
@@ -205,7 +206,7 @@ def stability_verdict(row: Mapping[str, float], kind: str = "head", alpha: float
     n_seeds = int(row.get("n_seeds", 0))
     if n_seeds < 2:
         return cannot_tell(n_seeds), "agreement between seeds needs at least 2"
-    units = "heads" if kind == "head" else "MLPs"
+    units = UNITS[kind]
     core = get["core"]
     if not np.isfinite(core):
         return f"cannot tell: no seed keeps any of the {units}", f"every seed prunes all {units}"
@@ -242,7 +243,7 @@ def summary_markdown(table: pd.DataFrame, kind: str = "head", alpha: float = 0.0
     """A paragraph of markdown generated from a `stability_table`: what the paper's statistics and the agreement
     test say about the heads (or MLPs) of its tasks, and the verdict on "the good subnetworks are not stable
     across seeds" per task and pooled (`stability_verdict`)."""
-    units = "heads" if kind == "head" else "MLPs"
+    units = UNITS[kind]
     tasks = table[table.task != POOLED]
     n = len(tasks)
     pooled = table[table.task == POOLED].iloc[0]
