@@ -370,3 +370,16 @@ def test_our_kappas_and_cochran_p_of_the_authors_masks_equal_the_published_ones(
     # the shares of similar pairs differ only where two seeds' masks are identical (the authors counted NaN as no)
     pairs = comparison[comparison.statistic.str.startswith("fraction") & (comparison.difference != 0)]
     assert sorted(zip(pairs.task, pairs.kind)) == [("CoLA", "mlp"), ("MRPC", "mlp"), ("WNLI", "head"), ("WNLI", "mlp")]
+
+
+def test_a_tasks_p_values_are_seeded_by_its_name_not_by_the_other_tasks():
+    rng = np.random.default_rng(4)
+    masks = {"MRPC": _by_seed(rng, [1, 2, 3], layers=4), "RTE": _by_seed(rng, [1, 2, 3], layers=4)}
+    both = stability.stability_table(masks, n_draws=300).set_index("task")
+    alone = stability.stability_table({"RTE": masks["RTE"]}, n_draws=300).set_index("task")
+    pd.testing.assert_series_equal(both.loc["RTE"], alone.loc["RTE"])
+    again = stability.stability_table(masks, n_draws=300, seed=0).set_index("task")
+    pd.testing.assert_frame_equal(both, again)
+    other = stability.stability_table(masks, n_draws=300, seed=1).set_index("task")
+    assert (other.head_jaccard == both.head_jaccard).all()                       # the data, not the draws
+    assert (other.head_jaccard_chance != both.head_jaccard_chance).any()
