@@ -1,5 +1,6 @@
-"""The paper's published numbers (`data_files/paper_numbers.csv`, shipped with the package; source and
-meaning in `data_files/README.md`) for side-by-side tables."""
+"""The paper's published numbers (`data_files/paper_numbers.csv`), the authors' good s-pruning masks
+(`data_files/authors_masks/heads_mlps`) and the stability statistics their notebook printed for them
+(`data_files/authors_stability.csv`), shipped with the package; sources and meaning in `data_files/README.md`."""
 from __future__ import annotations
 
 import os
@@ -8,7 +9,10 @@ from pathlib import Path
 import pandas as pd
 
 PAPER_NUMBERS_ENV = "LOTTERY_PAPER_NUMBERS"
-SHIPPED_PAPER_NUMBERS = Path(__file__).resolve().parent / "data_files" / "paper_numbers.csv"
+DATA_FILES = Path(__file__).resolve().parent / "data_files"
+SHIPPED_PAPER_NUMBERS = DATA_FILES / "paper_numbers.csv"
+AUTHORS_MASKS = DATA_FILES / "authors_masks" / "heads_mlps"   # <task>/seed_<seed>/{head,mlp}_{mask,importance}.npy
+AUTHORS_STABILITY = DATA_FILES / "authors_stability.csv"
 
 
 def paper_numbers_path(path: str | Path | None = None) -> Path:
@@ -30,3 +34,10 @@ def paper_value(experiment: str, task: str, path: str | Path | None = None) -> t
         return None
     row = df[(df.experiment == experiment) & (df.task == task)]
     return None if row.empty else (float(row.mean_over_5_seeds.iloc[0]), float(row.std_ddof1_over_5_seeds.iloc[0]))
+
+
+def authors_stability() -> pd.DataFrame:
+    """The statistics the authors' notebook printed for their masks: columns task, component (heads / mlps),
+    statistic (cochran_q_pvalue_5seeds, fraction_seed_pairs_not_rejected_p>=0.05, fleiss_kappa,
+    krippendorff_alpha), value."""
+    return pd.read_csv(AUTHORS_STABILITY)

@@ -5,16 +5,25 @@ array: one row per seed, one column per element. `masks_by_task` is the nested d
 `{task: {seed: (head_mask (L, H), mlp_mask (L,))}}` that `structured.load_masks_tree` builds from disk
 (`load_stability_masks` picks the project's own s-pruning masks or a folder in the authors' layout).
 
+What the statistics test. Fleiss' kappa measures how much the seeds agree on kept / pruned beyond the
+agreement expected from the overall keep rate. Cochran's Q tests marginal homogeneity: whether the seeds keep
+different *numbers* of elements (its value depends on the per-seed totals and the per-element totals only, so
+Q = 0 whenever every seed keeps as many elements, whichever they are); the paper's statistics are kept as the
+paper computed them. Whether the seeds keep the same *elements* is decided by `agreement.agreement_test`: the
+mean pairwise Jaccard overlap against random masks of the same per-seed sizes, and the shares of elements kept
+by every seed, by some, by none. `stability_verdict` turns a row of the table into the checklist's verdict.
+
 Degenerate inputs follow two conventions, used everywhere here:
 - Fleiss' kappa is NaN when every element lands in the same category in every seed (chance agreement
-  is 1, so kappa is 0/0), e.g. WNLI, where everything is pruned.
-- Cochran's Q is 0 with p = 1 when all seeds' masks are identical (Q's formula is then 0/0; identical
-  masks are the strongest possible evidence of "similar"). The authors' notebook got NaN there and
-  counted such a pair as *not* similar.
+  is 1, so kappa is 0/0), e.g. WNLI's MLPs, all pruned in every seed.
+- Cochran's Q is 0 with p = 1 when all seeds' masks are identical (Q's formula is then 0/0, and identical
+  masks have equal sizes, which is Q's null). The authors' notebook got NaN there and counted such a pair as
+  *not* similar.
 """
 from __future__ import annotations
 
 import warnings
+import zlib
 from collections.abc import Hashable, Mapping, Sequence
 from itertools import combinations
 from pathlib import Path
@@ -24,17 +33,25 @@ import pandas as pd
 from statsmodels.stats.contingency_tables import cochrans_q
 from statsmodels.stats.inter_rater import fleiss_kappa
 
+from . import agreement
 from .config import ParameterError
 from .runs import missing_stage_error, resolve, stage_dir
 from .structured import load_masks, load_masks_tree
 from .tasks import get_task
+from .verdicts import FAILS, HOLDS, cannot_tell
 
 MasksByTask = Mapping[str, Mapping[int, tuple[np.ndarray, np.ndarray]]]
 MaskTree = dict[str, dict[int, tuple[np.ndarray, np.ndarray]]]
 KINDS = {"head": 0, "mlp": 1}   # position in a (head_mask, mlp_mask) pair
+UNITS = {"head": "heads", "mlp": "MLPs"}
 
+POOLED = "all tasks"   # the task name of the row that pools the tasks
+AGREEMENT_KEYS = ["jaccard", "jaccard_chance", "jaccard_ratio", "kappa_chance", "p_more", "p_less",
+                  "kept_all", "kept_some", "kept_none", "core"]
 TABLE_COLUMNS = ["task", "n_seeds", "head_kappa", "head_Q", "head_p", "head_similar_pairs", "n_pairs",
-                 "mlp_kappa", "mlp_Q", "mlp_p", "mlp_similar_pairs", "head_survival", "mlp_survival"]
+                 "mlp_kappa", "mlp_Q", "mlp_p", "mlp_similar_pairs", "head_survival", "mlp_survival",
+                 *(f"{kind}_{key}" for kind in KINDS for key in AGREEMENT_KEYS), "n_draws"]
+STABLE_SHARE = 0.5   # stable: at least this share of the elements that some seed keeps is kept by every seed
 
 
 def as_mask_stack(masks: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
@@ -90,31 +107,186 @@ def pairwise_cochran(masks: np.ndarray | Sequence[np.ndarray], alpha: float = 0.
     return pd.DataFrame(rows, columns=["seed_a", "seed_b", "Q", "p", "similar"])
 
 
-def _stats(masks: Sequence[np.ndarray], alpha: float) -> dict[str, float]:
-    nan = float("nan")
-    if len(masks) < 2:
-        return {"kappa": nan, "Q": nan, "p": nan, "similar_pairs": nan,
-                "survival": float(as_mask_stack(masks).mean()) if len(masks) else nan}
-    stack = as_mask_stack(masks)
+def _paper_stats(stack: np.ndarray, alpha: float) -> dict[str, float]:
     q, p = cochrans_q_test(stack)
     return {"kappa": fleiss_kappa_survival(stack), "Q": q, "p": p,
-            "similar_pairs": int(pairwise_cochran(stack, alpha)["similar"].sum()),
-            "survival": float(stack.mean())}
+            "similar_pairs": int(pairwise_cochran(stack, alpha)["similar"].sum()), "survival": float(stack.mean())}
 
 
-def stability_table(masks_by_task: MasksByTask, alpha: float = 0.05) -> pd.DataFrame:
-    """One row per task: Fleiss' kappa, Cochran's Q and p over all seeds, the number of seed pairs
-    that Cochran's Q finds similar (p >= alpha) out of n_pairs, for heads and for MLPs, and the mean
-    survival rate (fraction of heads / MLPs kept, averaged over seeds). Fewer than 2 seeds: NaNs."""
-    rows = []
+def _agreement_stats(test: agreement.Agreement, shares: tuple[float, float, float],
+                     core: float) -> dict[str, float]:
+    return {"jaccard": test.jaccard, "jaccard_chance": test.jaccard_chance, "jaccard_ratio": test.jaccard_ratio,
+            "kappa_chance": test.kappa_chance, "p_more": test.p_more, "p_less": test.p_less,
+            **dict(zip(("kept_all", "kept_some", "kept_none"), shares)), "core": core}
+
+
+def core_share(kept_all: float, kept_some: float) -> float:
+    """The share of the elements kept by some seed that every seed keeps: kept_all / (kept_all + kept_some);
+    NaN when no seed keeps anything."""
+    kept_any = kept_all + kept_some
+    return kept_all / kept_any if kept_any > 0 else float("nan")
+
+
+def _null_seed(seed: int, task: str, kind: str) -> list[int]:
+    """The null draws' seed of one task and kind: the same whichever other tasks are in the table."""
+    return [int(seed), zlib.crc32(f"{task}/{kind}".encode())]
+
+
+def check_enough_seeds(masks_by_task: MasksByTask) -> None:
+    """Every task needs masks of at least 2 distinct seeds (agreement between seeds needs two); a ValueError
+    naming the tasks and the seeds found otherwise."""
+    few = {task: sorted(by_seed) for task, by_seed in masks_by_task.items() if len(by_seed) < 2}
+    if few:
+        found = "; ".join(f"{task} has {'masks for seeds ' + str(seeds) if seeds else 'no masks'}"
+                          for task, seeds in few.items())
+        raise ValueError(f"Stability needs at least 2 distinct seeds per task: {found}. Fix: run the s-pruning of "
+                         "at least two different seeds of every task (e.g. seeds: [1, 2]), or leave the task out.")
+
+
+def stability_table(masks_by_task: MasksByTask, alpha: float = 0.05, n_draws: int = agreement.DEFAULT_DRAWS,
+                    seed: int = 0) -> pd.DataFrame:
+    """One row per task, and a last row `POOLED` over the tasks, for heads and for MLPs.
+
+    The paper's statistics: Fleiss' kappa, Cochran's Q and p over all seeds, the number of seed pairs whose
+    Cochran's Q is not rejected at `alpha` ("similar" in the authors' notebook) out of n_pairs, and the mean
+    survival rate. The agreement test (`agreement.agreement_test`, `n_draws` draws seeded by `seed`, the task
+    and the kind): mean pairwise Jaccard, its chance value and their ratio, kappa's chance value, the p-values
+    of agreeing more / less than chance, the shares of elements kept by every seed, some, none, and the core
+    share (`core_share`).
+
+    The pooled row: kappa, survival, the kept shares and the core share are means over tasks (NaNs left out; a
+    core share from pooled counts would let a task that prunes little outweigh the others), similar pairs and
+    n_pairs sums,
+    n_seeds the fewest seeds of a task, Q and p empty (the paper tests each task), and the agreement test
+    pooled by `agreement.pooled_test`. Every task needs at least 2 seeds (`check_enough_seeds`)."""
+    check_enough_seeds(masks_by_task)
+    rows, tests = [], {kind: [] for kind in KINDS}
     for task, by_seed in masks_by_task.items():
         seeds = sorted(by_seed)
-        row: dict[str, object] = {"task": task, "n_seeds": len(seeds), "n_pairs": len(seeds) * (len(seeds) - 1) // 2}
-        for kind, index in (("head", 0), ("mlp", 1)):
-            stats = _stats([by_seed[s][index] for s in seeds], alpha)
+        row: dict[str, object] = {"task": task, "n_seeds": len(seeds), "n_pairs": len(seeds) * (len(seeds) - 1) // 2,
+                                  "n_draws": n_draws}
+        for kind, index in KINDS.items():
+            stack = as_mask_stack([by_seed[s][index] for s in seeds])
+            test = agreement.agreement_test(stack, n_draws, _null_seed(seed, task, kind))
+            tests[kind].append(test)
+            shares = agreement.kept_shares(stack)
+            stats = {**_paper_stats(stack, alpha), **_agreement_stats(test, shares, core_share(*shares[:2]))}
             row.update({f"{kind}_{key}": value for key, value in stats.items()})
         rows.append(row)
-    return pd.DataFrame(rows, columns=TABLE_COLUMNS)
+    table = pd.DataFrame(rows, columns=TABLE_COLUMNS)
+    pooled: dict[str, object] = {"task": POOLED, "n_seeds": int(table.n_seeds.min()),
+                                 "n_pairs": int(table.n_pairs.sum()), "n_draws": n_draws}
+    for kind in KINDS:
+        test = agreement.pooled_test(tests[kind])
+        shares = tuple(table[f"{kind}_{key}"].mean() for key in ("kept_all", "kept_some", "kept_none"))
+        stats = {"kappa": test.kappa, "Q": np.nan, "p": np.nan,
+                 "similar_pairs": int(table[f"{kind}_similar_pairs"].sum()),
+                 "survival": table[f"{kind}_survival"].mean(),
+                 **_agreement_stats(test, shares, table[f"{kind}_core"].mean())}
+        pooled.update({f"{kind}_{key}": value for key, value in stats.items()})
+    return pd.concat([table, pd.DataFrame([pooled], columns=TABLE_COLUMNS)], ignore_index=True)
+
+
+def stability_verdict(row: Mapping[str, float], kind: str = "head", alpha: float = 0.05,
+                      stable_share: float = STABLE_SHARE) -> tuple[str, str]:
+    """(verdict, numbers) on the paper's claim "the good subnetworks are not stable across seeds" from one row
+    of `stability_table` (a task, or the pooled row), for heads (`kind` "head") or MLPs ("mlp").
+
+    The core share (`core_share`; in the pooled row the mean over tasks) is the share of the elements kept by
+    some seed that every seed keeps. The claim holds when it is below `stable_share` (most of what the seeds
+    keep depends on the seed), whether or not the seeds agree more than chance. It does not hold when the core
+    share reaches `stable_share` and the seeds agree more than random masks of their sizes (p_more < `alpha`).
+    A core share reached while random masks of these sizes overlap as much (p_more >= alpha: e.g. every seed
+    keeps nearly everything) cannot tell; nor can a row where no seed keeps anything, or one with < 2 seeds."""
+    if kind not in KINDS:
+        raise ValueError(f"kind = {kind!r}: one of {', '.join(KINDS)}")
+    if any(f"{kind}_{key}" not in row for key in AGREEMENT_KEYS):
+        return "cannot tell: stability stage predates the permutation test", ""
+    get = {key: float(row[f"{kind}_{key}"]) for key in AGREEMENT_KEYS}
+    n_seeds = int(row.get("n_seeds", 0))
+    if n_seeds < 2:
+        return cannot_tell(n_seeds), "agreement between seeds needs at least 2"
+    units = UNITS[kind]
+    core = get["core"]
+    if not np.isfinite(core):
+        return f"cannot tell: no seed keeps any of the {units}", f"every seed prunes all {units}"
+    ratio = f"x{get['jaccard_ratio']:.2f}, " if np.isfinite(get["jaccard_ratio"]) else ""
+    numbers = (f"every seed keeps {core:.0%} of the {units} some seed keeps (all {get['kept_all']:.0%}, "
+               f"some {get['kept_some']:.0%}, none {get['kept_none']:.0%} of the {units}); mean pairwise Jaccard "
+               f"{get['jaccard']:.2f} vs {get['jaccard_chance']:.2f} for random masks of the same sizes "
+               f"({ratio}p more {get['p_more']:.2g}, p less {get['p_less']:.2g}); stable from {stable_share:.0%}")
+    if core < stable_share:
+        return HOLDS, numbers
+    if get["p_more"] < alpha:
+        return FAILS, numbers
+    return f"cannot tell: random masks of these sizes overlap as much (p more {get['p_more']:.2g})", numbers
+
+
+def agreement_view(table: pd.DataFrame, kind: str = "head", alpha: float = 0.05) -> pd.DataFrame:
+    """The agreement test's columns of a `stability_table` for one kind, by task, with short names and the
+    verdict of `stability_verdict`."""
+    view = table.set_index("task")[[f"{kind}_{key}" for key in ("kappa", "kappa_chance", *AGREEMENT_KEYS[:3],
+                                                                  *AGREEMENT_KEYS[4:])]]
+    view.columns = [c.removeprefix(f"{kind}_") for c in view.columns]
+    return view.assign(verdict=[stability_verdict(row, kind, alpha)[0] for row in table.to_dict(orient="records")])
+
+
+def _range(values: pd.Series, fmt: str) -> str:
+    values = values.dropna()
+    if values.empty:
+        return "undefined"
+    low, high = values.min(), values.max()
+    return format(low, fmt) if low == high else f"{low:{fmt}} to {high:{fmt}}"
+
+
+def summary_markdown(table: pd.DataFrame, kind: str = "head", alpha: float = 0.05) -> str:
+    """A paragraph of markdown generated from a `stability_table`: what the paper's statistics and the agreement
+    test say about the heads (or MLPs) of its tasks, and the verdict on "the good subnetworks are not stable
+    across seeds" per task and pooled (`stability_verdict`)."""
+    units = UNITS[kind]
+    tasks = table[table.task != POOLED]
+    n = len(tasks)
+    pooled = table[table.task == POOLED].iloc[0]
+    col = lambda key: tasks[f"{kind}_{key}"]   # noqa: E731
+    rejected = int((col("p") < alpha).sum())
+    more, less = int((col("p_more") < alpha).sum()), int((col("p_less") < alpha).sum())
+    verdicts = [stability_verdict(row, kind, alpha)[0] for row in tasks.to_dict(orient="records")]
+    counts = {v: sum(x == v for x in verdicts) for v in (HOLDS, FAILS)}
+    unclear = n - counts[HOLDS] - counts[FAILS]
+    pooled_verdict, pooled_numbers = stability_verdict(pooled.to_dict(), kind, alpha)
+    return (
+        f"**{units[0].upper() + units[1:]}, {n} task{'s' if n != 1 else ''}.** Fleiss' kappa is "
+        f"{_range(col('kappa'), '.2f')}. Cochran's Q, which tests whether the seeds keep equal numbers of {units} "
+        f"(not whether they keep the same ones), rejects that in {rejected} of {n} (p < {alpha}). Against random "
+        f"masks of the same sizes, the seeds' masks overlap more than chance in {more} of {n} tasks and less in "
+        f"{less} (mean pairwise Jaccard {_range(col('jaccard'), '.2f')}, by chance "
+        f"{_range(col('jaccard_chance'), '.2f')}). Every seed keeps {_range(col('core'), '.0%')} of the {units} "
+        f"that some seed keeps. The paper's claim \"the good subnetworks are not stable across seeds\" holds in "
+        f"{counts[HOLDS]}, does not hold in {counts[FAILS]} and cannot be told in {unclear} of {n}; over all tasks "
+        f"it **{pooled_verdict}**: {pooled_numbers}.")
+
+
+PUBLISHED_STATISTICS = {"fleiss_kappa": "kappa", "cochran_q_pvalue_5seeds": "p",
+                        "fraction_seed_pairs_not_rejected_p>=0.05": "similar_pairs"}   # published name -> our column
+
+
+def authors_comparison(table: pd.DataFrame, published: pd.DataFrame) -> pd.DataFrame:
+    """Our statistics of the authors' masks (`stability_table` of them) next to the ones the authors' notebook
+    printed (`reference.authors_stability()`), for the tasks of `table`: task, kind, statistic, published, ours,
+    difference (ours - published). The share of similar seed pairs is ours similar_pairs / n_pairs."""
+    ours = table.set_index("task")
+    rows = []
+    for r in published[published.statistic.isin(list(PUBLISHED_STATISTICS))].itertuples():
+        kind = {"heads": "head", "mlps": "mlp"}[r.component]
+        if r.task not in ours.index:
+            continue
+        column = PUBLISHED_STATISTICS[r.statistic]
+        value = float(ours.loc[r.task, f"{kind}_{column}"])
+        if column == "similar_pairs":
+            value /= float(ours.loc[r.task, "n_pairs"])
+        rows.append({"task": r.task, "kind": kind, "statistic": r.statistic, "published": r.value, "ours": value,
+                     "difference": value - r.value})
+    return pd.DataFrame(rows, columns=["task", "kind", "statistic", "published", "ours", "difference"])
 
 
 def jaccard(a: np.ndarray, b: np.ndarray) -> float:
@@ -231,12 +403,17 @@ def load_stability_masks(outputs_root: str | Path, tasks: Sequence[str], seeds: 
     project's `stage` masks of `tasks` x `seeds` under `outputs_root`.
 
     A task lacking some seeds is an error, or with `allow_missing_seeds` a warning naming the seeds used.
-    Masks of different shapes (other models) are an error naming the tasks and seeds."""
+    Fewer than 2 distinct seeds (for a task, or in `seeds`) and masks of different shapes (other models) are
+    errors naming the tasks and seeds. Nothing is written."""
     if masks_dir:
         tree = load_masks_tree(resolve(masks_dir))
         expected = sorted(set().union(*tree.values()))
     else:
-        tree, expected = {}, sorted(int(s) for s in seeds)
+        expected = sorted({int(s) for s in seeds})
+        if len(expected) < 2:
+            raise ParameterError(f"seeds = {list(seeds)}: stability needs at least 2 distinct seeds, found "
+                                 f"{expected}. Fix: give two or more different seeds (e.g. seeds: [1, 2]).")
+        tree = {}
         for task in tasks:
             for seed in expected:
                 folder = stage_dir(outputs_root, stage, task, seed)
@@ -247,6 +424,7 @@ def load_stability_masks(outputs_root: str | Path, tasks: Sequence[str], seeds: 
                                               hint="Or set allow_missing_seeds: true to analyse the seeds that exist, "
                                                    "or point `masks_dir` at masks in the authors' layout.")
     _check_seeds(tree, expected, allow_missing_seeds)
+    check_enough_seeds(tree)
     _check_shapes(tree)
     return tree
 

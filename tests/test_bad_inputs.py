@@ -6,6 +6,7 @@ and no artifact marked done (no run folder for an invalid parameter, no `metrics
 The notebooks run in this process as papermill runs them (parameters cell, injected values, code cells);
 the few tests through papermill's and Snakemake's command lines are slow."""
 import itertools
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -216,13 +217,35 @@ def test_bad_masks_for_stability_name_tasks_and_seeds_and_write_nothing_done(tmp
 
 
 def test_stability_with_allow_missing_seeds_warns_which_seeds_and_writes_only_to_out_dir(tmp_path):
-    masks = _masks(tmp_path / "masks", {("RTE", 1): 2, ("RTE", 2): 2, ("MRPC", 1): 2})
-    with pytest.warns(UserWarning, match=r"MRPC has no masks for seeds \[2\]: it would be analysed with seeds \[1\] "
+    masks = _masks(tmp_path / "masks", {("RTE", 1): 2, ("RTE", 2): 2, ("RTE", 3): 2, ("MRPC", 1): 2, ("MRPC", 3): 2})
+    with pytest.warns(UserWarning, match=r"MRPC has no masks for seeds \[2\]: it would be analysed with seeds \[1, 3\] "
                                          r"only \(allow_missing_seeds is true\)"):
         run_notebook("stability", {"masks_dir": str(masks), "out_dir": str(tmp_path / "mine"),
-                                   "outputs_root": str(tmp_path / "outputs"), "allow_missing_seeds": True})
-    assert runs.read_json(tmp_path / "mine" / "metrics.json")["seeds"] == {"MRPC": [1], "RTE": [1, 2]}
+                                   "outputs_root": str(tmp_path / "outputs"), "allow_missing_seeds": True,
+                                   "n_draws": 100})
+    assert runs.read_json(tmp_path / "mine" / "metrics.json")["seeds"] == {"MRPC": [1, 3], "RTE": [1, 2, 3]}
     assert not (tmp_path / "outputs").exists()
+
+
+@pytest.mark.parametrize("seeds", [[1, 1], [1]])
+def test_stability_with_fewer_than_two_distinct_seeds_is_an_error_before_anything_is_written(tmp_path, seeds):
+    """It used to mark the stage done with every statistic null."""
+    root = tmp_path / "outputs"
+    for seed in seeds:
+        save_masks(root / "RTE" / f"seed_{seed}" / "s_pruning", np.ones((2, 3)), np.ones(2))
+    with pytest.raises(ParameterError, match=rf"seeds = {re.escape(str(seeds))}: stability needs at least 2 distinct "
+                                             r"seeds, found \[1\]\. Fix: give two or more different seeds"):
+        run_notebook("stability", {"tasks": ["RTE"], "seeds": seeds, "outputs_root": str(root)})
+    assert not (root / "all_tasks").exists() and nothing_done(tmp_path)
+
+
+def test_stability_of_other_masks_with_a_task_of_one_seed_is_an_error_before_anything_is_written(tmp_path):
+    masks = _masks(tmp_path / "masks", {("RTE", 1): 2, ("RTE", 2): 2, ("MRPC", 2): 2})
+    with pytest.warns(UserWarning, match=r"MRPC has no masks for seeds \[1\]"), \
+            pytest.raises(ValueError, match=r"at least 2 distinct seeds per task: MRPC has masks for seeds \[2\]"):
+        run_notebook("stability", {"masks_dir": str(masks), "out_dir": str(tmp_path / "mine"),
+                                   "outputs_root": str(tmp_path / "outputs"), "allow_missing_seeds": True})
+    assert not (tmp_path / "mine").exists() and nothing_done(tmp_path)
 
 
 # --- presets and Snakemake's --config -------------------------------------------------------------------

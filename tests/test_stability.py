@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pandas as pd
@@ -86,21 +87,52 @@ def _by_seed(rng, seeds, layers=2, heads=3):
     return {s: (rng.integers(0, 2, (layers, heads)), rng.integers(0, 2, layers)) for s in seeds}
 
 
-def test_stability_table_shape_and_nan_for_single_seed():
+def test_stability_table_columns_and_the_pooled_row():
     rng = np.random.default_rng(1)
-    masks = {"RTE": _by_seed(rng, [1, 2, 3]), "WNLI": _by_seed(rng, [1])}
-    table = stability.stability_table(masks)
+    masks = {"RTE": _by_seed(rng, [1, 2, 3]), "WNLI": _by_seed(rng, [1, 2])}
+    table = stability.stability_table(masks, n_draws=200)
     assert list(table.columns) == stability.TABLE_COLUMNS
-    assert table.shape == (2, len(stability.TABLE_COLUMNS))
-    rte, wnli = table.iloc[0], table.iloc[1]
+    assert table.task.tolist() == ["RTE", "WNLI", "all tasks"] and (table.n_draws == 200).all()
+    rte, wnli, pooled = (table.iloc[i] for i in range(3))
     heads = np.stack([masks["RTE"][s][0].ravel() for s in (1, 2, 3)])
     assert rte.n_seeds == 3 and rte.n_pairs == 3
     assert rte.head_kappa == pytest.approx(stability.fleiss_kappa_survival(heads))
     assert rte.head_similar_pairs == stability.pairwise_cochran(heads).similar.sum()
     assert rte.head_survival == pytest.approx(heads.mean())
-    assert wnli.n_pairs == 0
-    assert all(math.isnan(wnli[c]) for c in ("head_kappa", "head_Q", "head_p", "mlp_kappa", "mlp_similar_pairs"))
-    assert wnli.mlp_survival == pytest.approx(masks["WNLI"][1][1].mean())
+    assert rte.head_jaccard == pytest.approx(np.mean([stability.jaccard(heads[a], heads[b])
+                                                      for a, b in ((0, 1), (0, 2), (1, 2))]))
+    assert rte.head_jaccard_ratio == pytest.approx(rte.head_jaccard / rte.head_jaccard_chance)
+    kept = heads.sum(0)
+    assert (rte.head_kept_all, rte.head_kept_none) == (np.mean(kept == 3), np.mean(kept == 0))
+    assert rte.head_kept_all + rte.head_kept_some + rte.head_kept_none == pytest.approx(1)
+    # pooled: means over tasks, sums of pairs, the fewest seeds, no Cochran's Q
+    assert pooled.n_seeds == 2 and pooled.n_pairs == 4
+    assert pooled.head_similar_pairs == rte.head_similar_pairs + wnli.head_similar_pairs
+    assert rte.head_core == pytest.approx(np.mean(kept == 3) / np.mean(kept > 0))
+    for column in ("head_kappa", "head_survival", "head_kept_all", "head_jaccard", "mlp_kept_none",
+                   "head_jaccard_chance", "head_core"):
+        assert pooled[column] == pytest.approx((rte[column] + wnli[column]) / 2), column
+    assert math.isnan(pooled.head_Q) and math.isnan(pooled.head_p)
+    assert 0 < pooled.head_p_more <= 1 and 0 < pooled.head_p_less <= 1
+
+
+@pytest.mark.parametrize("seeds", [[1], []])
+def test_stability_table_refuses_fewer_than_two_seeds(seeds):
+    rng = np.random.default_rng(1)
+    masks = {"RTE": _by_seed(rng, [1, 2]), "WNLI": _by_seed(rng, seeds)}
+    found = f"masks for seeds {seeds}" if seeds else "no masks"
+    with pytest.raises(ValueError, match=rf"at least 2 distinct seeds per task: WNLI has {re.escape(found)}\. Fix"):
+        stability.stability_table(masks)
+
+
+def test_stability_stage_refuses_one_or_duplicate_seeds_before_reading_anything(tmp_path):
+    for seeds in ([1, 1], [7]):
+        with pytest.raises(ParameterError, match=rf"seeds = {re.escape(str(seeds))}: stability needs at least 2 "
+                                                 rf"distinct seeds, found \[{seeds[0]}\]\. Fix"):
+            stability.load_stability_masks(tmp_path, ["RTE"], seeds)
+    _write_masks(tmp_path, [("RTE", 1, "s_pruning"), ("RTE", 2, "s_pruning"), ("MRPC", 1, "s_pruning")])
+    with pytest.warns(UserWarning), pytest.raises(ValueError, match=r"MRPC has masks for seeds \[1\]"):
+        stability.load_stability_masks(tmp_path, ["RTE", "MRPC"], [1, 2], allow_missing_seeds=True)
 
 
 def test_survival_across_tasks():
@@ -127,27 +159,29 @@ def _write_masks(root, layout):
 
 
 def test_authors_layout_via_structured_loader(tmp_path):
-    _write_masks(tmp_path, [("RTE", 42, ""), ("RTE", 86, ""), ("CoLA", 42, "")])
+    _write_masks(tmp_path, [("RTE", 42, ""), ("RTE", 86, ""), ("RTE", 71, ""), ("CoLA", 42, ""), ("CoLA", 71, "")])
     with pytest.raises(FileNotFoundError, match=r"CoLA has no masks for seeds \[86\].*allow_missing_seeds: true"):
         stability.load_stability_masks("unused", ["SST-2"], [1], masks_dir=tmp_path)
-    with pytest.warns(UserWarning, match=r"CoLA has no masks for seeds \[86\]: .* with seeds \[42\] only"):
+    with pytest.warns(UserWarning, match=r"CoLA has no masks for seeds \[86\]: .* with seeds \[42, 71\] only"):
         tree = stability.load_stability_masks("unused", ["SST-2"], [1], masks_dir=tmp_path, allow_missing_seeds=True)
-    assert sorted(tree) == ["CoLA", "RTE"] and sorted(tree["RTE"]) == [42, 86]   # tasks/seeds from the folder
+    assert sorted(tree) == ["CoLA", "RTE"] and sorted(tree["RTE"]) == [42, 71, 86]   # tasks/seeds from the folder
     np.testing.assert_array_equal(tree["RTE"][42][1], [1, 0])
     np.testing.assert_array_equal(tree["CoLA"][42][1], [1, 1])      # no mlp_mask.npy: all MLPs kept
-    rte = stability.stability_table(tree).set_index("task").loc["RTE"]
+    rte = stability.stability_table(tree, n_draws=10).set_index("task").loc["RTE"]
     assert math.isnan(rte.head_kappa) and rte.head_p == 1.0          # identical all-kept masks
+    assert rte.head_kept_all == 1.0 and rte.head_p_more == 1.0      # random masks of these sizes are these masks
 
 
 def test_own_masks_from_run_folders(tmp_path):
     _write_masks(tmp_path, [("RTE", 1, "s_pruning"), ("RTE", 2, "s_pruning"), ("RTE", 3, "s_pruning"),
-                            ("MRPC", 1, "s_pruning")])
+                            ("MRPC", 1, "s_pruning"), ("MRPC", 3, "s_pruning")])
     tree = stability.load_stability_masks(tmp_path, ["RTE"], [1, 2])   # only the asked tasks and seeds
     assert list(tree) == ["RTE"] and sorted(tree["RTE"]) == [1, 2]
     with pytest.raises(FileNotFoundError, match=r"s_pruning stage \(notebooks/02.*\) for MRPC, seed 2 first"):
-        stability.load_stability_masks(tmp_path, ["MRPC"], [1, 2])
+        stability.load_stability_masks(tmp_path, ["MRPC"], [1, 2, 3])
     with pytest.warns(UserWarning, match=r"MRPC has no masks for seeds \[2\]"):
-        assert list(stability.load_stability_masks(tmp_path, ["mrpc"], [1, 2], allow_missing_seeds=True)["MRPC"]) == [1]
+        tree = stability.load_stability_masks(tmp_path, ["mrpc"], [1, 2, 3], allow_missing_seeds=True)
+    assert list(tree["MRPC"]) == [1, 3]
 
 
 def test_masks_of_different_shapes_name_the_task_and_seeds(tmp_path):
@@ -242,8 +276,8 @@ def test_notebook_on_masks_in_the_authors_layout(tmp_path):
                                kernel_name="python3", cwd=str(runs.PROJECT_ROOT), progress_bar=False)
     table = pd.read_csv(tmp_path / "figures" / "stability.csv")
     expected = stability.stability_table(load_masks_tree(tmp_path / "masks"))
-    assert table.task.tolist() == ["MRPC", "RTE"] and table.n_seeds.tolist() == [3, 3]
-    np.testing.assert_allclose(table.head_kappa, expected.head_kappa)
+    assert table.task.tolist() == ["MRPC", "RTE", "all tasks"] and table.n_seeds.tolist() == [3, 3, 3]
+    pd.testing.assert_frame_equal(table, expected, check_dtype=False)
     metrics = runs.read_json(tmp_path / "figures" / "metrics.json")
     assert not (tmp_path / "outputs").exists()   # nothing written into the preset's run folders
     assert metrics["seeds"] == {"MRPC": [42, 71, 86], "RTE": [42, 71, 86]}
@@ -251,3 +285,101 @@ def test_notebook_on_masks_in_the_authors_layout(tmp_path):
     figures = {p.name for p in (tmp_path / "figures").iterdir()}
     assert {"s_survival_RTE.png", "s_survival_MRPC.pdf", "survival_across_tasks.png", "overlap_tasks.png"} <= figures
     assert not any(name.startswith(("importance_", "m_survival_")) for name in figures)   # no histories there
+
+
+# --- the checklist's verdict and the authors' masks -------------------------------------------------------
+
+def _row(kept_all, kept_some, p_more, n_seeds=5, kind="head", **extra):
+    values = {"jaccard": 0.5, "jaccard_chance": 0.4, "jaccard_ratio": 1.25, "kappa_chance": 0.0, "p_more": p_more,
+              "p_less": 1 - p_more, "kept_all": kept_all, "kept_some": kept_some,
+              "kept_none": 1 - kept_all - kept_some, "core": stability.core_share(kept_all, kept_some), **extra}
+    return {"task": "RTE", "n_seeds": n_seeds, **{f"{kind}_{key}": value for key, value in values.items()}}
+
+
+@pytest.mark.parametrize("row, kind, verdict", [
+    (_row(0.2, 0.6, 0.0001), "head", "holds"),            # a quarter of what any seed keeps: unstable, though > chance
+    (_row(0.2, 0.6, 0.9), "head", "holds"),
+    (_row(0.4, 0.4, 0.0001), "head", "does not hold"),    # half is kept by every seed, more than chance
+    (_row(0.4, 0.4, 0.2), "head", "cannot tell: random masks of these sizes overlap as much (p more 0.2)"),
+    (_row(0.9, 0.1, 1.0), "head", "cannot tell: random masks of these sizes overlap as much (p more 1)"),
+    (_row(0.0, 0.0, float("nan"), kind="mlp", jaccard=float("nan")), "mlp",
+     "cannot tell: no seed keeps any of the MLPs"),
+    (_row(0.4, 0.4, 0.0001, n_seeds=1), "head", "cannot tell with 1 seed"),
+    ({"task": "RTE", "n_seeds": 3, "head_kappa": 0.2, "head_p": 0.01}, "head",
+     "cannot tell: stability stage predates the permutation test"),
+])
+def test_stability_verdict_rule(row, kind, verdict):
+    assert stability.stability_verdict(row, kind=kind)[0] == verdict
+
+
+def test_stability_verdict_numbers_and_threshold():
+    verdict, numbers = stability.stability_verdict(_row(0.2, 0.6, 0.0001))
+    assert numbers == ("every seed keeps 25% of the heads some seed keeps (all 20%, some 60%, none 20% of the heads); "
+                       "mean pairwise Jaccard 0.50 vs 0.40 for random masks of the same sizes (x1.25, p more 0.0001, "
+                       "p less 1); stable from 50%")
+    assert stability.stability_verdict(_row(0.2, 0.6, 0.0001), stable_share=0.2)[0] == "does not hold"
+    assert stability.stability_verdict(_row(0.4, 0.4, 0.03), alpha=0.01)[0].startswith("cannot tell")
+    with pytest.raises(ValueError, match="kind = 'heads': one of head, mlp"):
+        stability.stability_verdict(_row(0.2, 0.6, 0.0001), kind="heads")
+
+
+@pytest.fixture(scope="module")
+def authors_table():
+    from lotterylib import reference
+
+    masks = stability.load_stability_masks("unused", [], [], masks_dir=reference.AUTHORS_MASKS)
+    return stability.stability_table(masks, n_draws=20)
+
+
+def test_authors_masks_are_shipped_complete(authors_table):
+    import tomllib
+
+    from lotterylib import reference, runs
+
+    assert authors_table.task.tolist() == ["CoLA", "MNLI", "MRPC", "QNLI", "QQP", "RTE", "SST-2", "STS-B", "WNLI",
+                                           "all tasks"]
+    assert (authors_table.n_seeds == 5).all()
+    setuptools = tomllib.loads((runs.PROJECT_ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    shipped = [p for pattern in setuptools["package-data"]["lotterylib"]
+               for p in (runs.PROJECT_ROOT / "lotterylib").glob(pattern)]
+    assert sum(p.suffix == ".npy" for p in shipped) == 9 * 5 * 4                # masks and importances, in the wheel
+    assert reference.AUTHORS_STABILITY in shipped and (reference.DATA_FILES / "README.md") in shipped
+
+
+def test_the_paper_s_instability_reading_holds_on_its_own_masks(authors_table):
+    """The answer docs/method.md gives: more overlap than chance, but a small core kept by every seed."""
+    heads = stability.agreement_view(authors_table, "head")
+    assert (heads.verdict == "holds").all()
+    assert (heads.jaccard > heads.jaccard_chance).drop(index="WNLI").all()   # WNLI: 4 seeds keep no head, 1 all
+    tasks = heads.drop(index="all tasks")
+    np.testing.assert_allclose(tasks.core, tasks.kept_all / (1 - tasks.kept_none))
+    np.testing.assert_allclose([tasks.core.drop(index="WNLI").min(), tasks.core.max(), heads.core["all tasks"]],
+                               [0.087, 0.292, 0.177], atol=0.001)
+
+
+def test_our_kappas_and_cochran_p_of_the_authors_masks_equal_the_published_ones(authors_table):
+    from lotterylib import reference
+
+    comparison = stability.authors_comparison(authors_table, reference.authors_stability())
+    kappas = comparison[comparison.statistic == "fleiss_kappa"]
+    assert len(kappas) == 9                                  # every task the masks cover (heads; none for MLPs)
+    np.testing.assert_allclose(kappas.ours, kappas.published, atol=1e-3)
+    p = comparison[(comparison.statistic == "cochran_q_pvalue_5seeds") & comparison.published.notna()]
+    assert len(p) == 17                                       # WNLI's MLPs: all pruned, the authors got NaN
+    np.testing.assert_allclose(p.ours, p.published, rtol=1e-6)
+    # the shares of similar pairs differ only where two seeds' masks are identical (the authors counted NaN as no)
+    pairs = comparison[comparison.statistic.str.startswith("fraction") & (comparison.difference != 0)]
+    assert sorted(zip(pairs.task, pairs.kind)) == [("CoLA", "mlp"), ("MRPC", "mlp"), ("WNLI", "head"), ("WNLI", "mlp")]
+
+
+def test_a_tasks_p_values_are_seeded_by_its_name_not_by_the_other_tasks():
+    rng = np.random.default_rng(4)
+    masks = {"MRPC": _by_seed(rng, [1, 2, 3], layers=4), "RTE": _by_seed(rng, [1, 2, 3], layers=4)}
+    both = stability.stability_table(masks, n_draws=300).set_index("task")
+    alone = stability.stability_table({"RTE": masks["RTE"]}, n_draws=300).set_index("task")
+    pd.testing.assert_series_equal(both.loc["RTE"], alone.loc["RTE"])
+    again = stability.stability_table(masks, n_draws=300, seed=0).set_index("task")
+    pd.testing.assert_frame_equal(both, again)
+    other = stability.stability_table(masks, n_draws=300, seed=1).set_index("task")
+    assert (other.head_jaccard == both.head_jaccard).all()                       # the data, not the draws
+    assert (other.head_jaccard_chance != both.head_jaccard_chance).any()
