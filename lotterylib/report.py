@@ -101,8 +101,8 @@ def finetune_scores(res: pd.DataFrame) -> pd.DataFrame:
     part = res[(res.stage == "finetune") & (res.metric == SCORE)]
     wide = part.pivot_table(index=["task", "seed"], columns="method", values="value", sort=False)
     wide = wide.rename(columns={results.FULL: "full", results.MAJORITY: "majority"}).reset_index()
-    wide["seed"] = wide["seed"].astype(int)
-    return wide[["task", "seed", "full", "majority"]]
+    wide = wide.reindex(columns=["task", "seed", "full", "majority"])
+    return wide.astype({"seed": int, "full": float, "majority": float})
 
 
 def glue_baselines(outputs_root: str | Path) -> dict[str, dict[str, float]]:
@@ -442,12 +442,14 @@ def score_claims(res: pd.DataFrame, good_share: float = 0.9, majority_margin: fl
 
 
 def unseen_scores(split: pd.DataFrame, selection: str) -> pd.DataFrame:
-    """The lottery scores of a `selection: split` run on the half of dev the searches did not see: its
-    `score_unseen` where the run has it, else (older split runs) its `score`, which is on that half too."""
+    """The lottery scores of a run on the half of dev the searches did not see: `score_unseen` where the run has
+    it; elsewhere, in a `selection: split` run, its `score`, which is on that half too (older split runs, and
+    the rows without the two per-half scores). Empty for a `selection: dev` run without `score_unseen`."""
     scores = lottery_scores(split)
-    if "score_unseen" in scores and scores.score_unseen.notna().any():
-        return scores.assign(score=scores.score_unseen)
-    return scores if selection == "split" else scores.iloc[:0]
+    unseen = scores.score_unseen if "score_unseen" in scores else pd.Series(np.nan, index=scores.index)
+    if selection == "split":
+        return scores.assign(score=unseen.fillna(scores[SCORE]))
+    return scores.assign(score=unseen).dropna(subset=[SCORE])
 
 
 def heldout_claims(split: pd.DataFrame, selection: str, good_share: float = 0.9,
