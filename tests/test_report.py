@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from lotterylib import reference, report, results, runs, stability
+from lotterylib import lottery_stats, reference, report, results, runs, stability, tables
 from lotterylib.lottery import M, PRUNED, REFINETUNED, S
 
 # Per seed: full, majority, then (method, subnetwork, setting) -> score; sparsity of the good subnetworks.
@@ -426,3 +426,16 @@ def test_split_results_says_where_the_held_out_scores_come_from(tmp_path):
     assert len(found) == len(table()) and "demo-split" in where
     runs.write_json_atomic(runs.stage_dir(split, "lottery", "SST-2", 1) / "params.json", {"params": {"selection": "split"}})
     assert "this run" in report.split_results(split, "")[1]                    # a split run's own report
+
+
+def test_notebook_5_closing_is_generated_from_its_means():
+    res = table()
+    stats = lottery_stats.seed_stats(report.lottery_scores(res))
+    refs = lottery_stats.reference_stats(report.finetune_scores(res))
+    means = lottery_stats.lottery_means(stats, refs)
+    t2 = tables.table2(stats, refs, {"CBOW": {"SST-2": 0.795}})
+    text = lottery_stats.conclusions(means, t2, "demo", [1, 2, 3])
+    assert text.startswith("On `demo` (SST-2; 3 seeds)") and "smoke" not in text
+    assert "the good s-pruning subnetwork beats random and bad on 1 of 1 tasks (SST-2)" in text
+    # bad s re-fine-tuned 0.85 against majority 0.5 and full 0.91: (0.85 - 0.5) / 0.41 = 0.85
+    assert "to the full model is SST-2 0.85" in text and "beats every GLUE baseline on 1 of 1 tasks (SST-2)" in text
