@@ -169,7 +169,7 @@ def degenerate_seeds(res: pd.DataFrame, margin: float = DEGENERATE_MARGIN) -> pd
     for r in finetune_scores(res).itertuples():
         if r.full - r.majority < margin:
             why.setdefault((r.task, r.seed), []).append(
-                f"full {r.full:.3f} within {margin} of the majority class {r.majority:.3f}")
+                f"full {r.full:.3f}, less than {margin} above the majority class {r.majority:.3f}")
     s = res[(res.stage == "s_pruning") & res.component.isin([results.HEAD, results.MLP]) & res.seed.notna()]
     s = s.pivot_table(index=["task", "seed"], columns=["component", "metric"], values="value")
     if {(results.HEAD, "total"), (results.MLP, "total")} <= set(s.columns):
@@ -655,6 +655,10 @@ MODEL_NOTES = {
 PAPER_LEARNING_RATE = 2e-5
 
 
+def _epochs(n: float | None) -> str:
+    return "? epochs" if n is None else f"{n:g} epoch{'' if n == 1 else 's'}"
+
+
 def _sci(x: float) -> str:
     """1e-4, 2e-5 (not 0.0001, 2e-05)."""
     mantissa, exponent = f"{x:.0e}".split("e")
@@ -685,7 +689,7 @@ def run_description(params: Mapping) -> str:
         why = ("" if lr == PAPER_LEARNING_RATE else " The small model on a few thousand examples needs the larger "
                "rate: at 2e-5 it stays near the majority class (params/demo.yaml gives the measurements).")
         parts.append(f"Fine-tuning: learning rate {_sci(lr)} (the paper: {_sci(PAPER_LEARNING_RATE)}), batch "
-                     f"{params.get('batch_size', '?')}, {params.get('epochs', '?'):g} epochs.{why}")
+                     f"{params.get('batch_size', '?')}, {_epochs(params.get('epochs'))}.{why}")
     if "bf16" in params:
         parts.append(f"Precision: {'bf16 autocast' if params['bf16'] else 'fp32'}"
                      + (f" ({params['bf16_reason']})" if params.get("bf16_reason") else "") + "; the paper: fp32.")

@@ -116,7 +116,7 @@ def test_a_degenerate_seed_is_left_out_and_named():
     degenerate = report.degenerate_seeds(res)
     assert degenerate.seed.tolist() == [2, 3]
     assert degenerate.reason.tolist() == ["s-pruning kept every head and MLP",
-                                          "full 0.520 within 0.05 of the majority class 0.500"]
+                                          "full 0.520, less than 0.05 above the majority class 0.500"]
     out = report.score_claims(res)
     assert (out.seeds == 1).all() and out["left out"].iloc[0].startswith("seed 2 (s-pruning kept every head and MLP); seed 3")
     assert report.degenerate_seeds(res, margin=0.01).seed.tolist() == [2]     # the margin is a parameter
@@ -281,7 +281,8 @@ def test_the_run_description_speaks_for_its_own_run():
         assert part in text, part
     assert "smoke" not in text and "CI preset" not in text
     assert "CI preset" in report.run_description(settings(preset="smoke"))
-    assert "needs the larger" not in report.run_description(settings(learning_rate=2e-5))
+    assert "needs the larger" not in report.run_description(settings(learning_rate=2e-5, epochs=1.0))
+    assert "3 epochs" in text and "1 epoch." in report.run_description(settings(epochs=1.0))
     res = table({"full": [0.90, 0.92, 0.52]})
     checklist = report.claims(res)
     closing = report.conclusions(settings(preset="demo"), res, checklist, report.degenerate_seeds(res))
