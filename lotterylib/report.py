@@ -406,9 +406,9 @@ def score_claims(res: pd.DataFrame, good_share: float = 0.9, majority_margin: fl
     rooms = headroom(res, good_share).bar_share
     rows = []
     for task in dict.fromkeys(scores.task):
-        left_out = _left_out(degenerate, task)
-        keep = lambda w: w.drop(index=degenerate.seed[degenerate.task == task], errors="ignore")  # noqa: E731
-        w, share = keep(_per_seed(scores, fine, task)), keep(_per_seed(scores, fine, task, "sparsity"))
+        left_out, drop = _left_out(degenerate, task), degenerate.seed[degenerate.task == task]
+        w = _per_seed(scores, fine, task).drop(index=drop, errors="ignore")
+        share = _per_seed(scores, fine, task, "sparsity").drop(index=drop, errors="ignore")
         full, maj = w["full"], w["majority"]
         for method in (S, M):
             good = _col(w, method, "good", PRUNED)
@@ -778,13 +778,16 @@ def headline_table(res: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows).replace("nan", "")
 
 
-def heldout_line(outputs_root: str | Path, res: pd.DataFrame) -> str | None:
-    """One README line: the leak of the pruned good subnetworks (score on the half of dev the masks were chosen
-    on minus on the other half, mean ± std over seeds), from this run if it is a split run, else from the split
-    run its report names (`heldout_root`); None where no such run has the two scores."""
+def report_split(outputs_root: str | Path) -> pd.DataFrame | None:
+    """`split_results` for the `heldout_root` the preset's report recorded (its params.json)."""
     params = runs.stage_dir(outputs_root, "report") / "params.json"
     heldout = runs.read_json(params)["params"].get("heldout_root", "") if params.is_file() else ""
-    split, _ = split_results(outputs_root, heldout)
+    return split_results(outputs_root, heldout)[0]
+
+
+def heldout_line(split: pd.DataFrame | None) -> str | None:
+    """One README line: the leak of the pruned good subnetworks (score on the half of dev the masks were chosen
+    on minus on the other half, mean ± std over seeds) of a split run's results; None where there are none."""
     summary = leak_summary(split) if split is not None else pd.DataFrame()
     if summary.empty:
         return None
@@ -802,8 +805,9 @@ def readme_section(outputs_root: str | Path) -> str:
     name = root.name
     settings = run_settings(root)
     precision = run_settings(root, "finetune").get("bf16")
-    heldout = heldout_line(root, res)
-    checklist = claims(res, selection=settings.get("selection", "dev"))
+    split = report_split(root)
+    heldout = heldout_line(split)
+    checklist = claims(res, selection=settings.get("selection", "dev"), split=split)
     degenerate = degenerate_seeds(res)
     report = root / "all_tasks" / "report" / "00_report.ipynb"
     lines = [f"### `{name}`", "",

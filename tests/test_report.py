@@ -332,9 +332,10 @@ def test_readme_section_is_generated_between_the_markers(tmp_path):
     table({"score_search": {(S, "good", PRUNED): [0.88, 0.90, 0.86]},
            "score_unseen": {(S, "good", PRUNED): [0.75, 0.76, 0.74]}}).to_csv(split / results.CSV_NAME, index=False)
     runs.write_json_atomic(runs.stage_dir(root, "report") / "params.json", {"params": {"heldout_root": str(split)}})
-    line = report.heldout_line(root, results.read(root))
+    line = report.heldout_line(report.report_split(root))
     assert line.endswith("mean ± std over seeds: SST-2, s: 0.130 ± 0.010.")
     assert line in report.readme_section(root)
+    assert "holds 6, holds by construction 2, does not hold 1 (of 9)" in report.readme_section(root)  # s: 0.75 < 0.82
     assert report.NO_RUNS in report.update_readme(readme, [])
     readme.write_text("no markers")
     with pytest.raises(ValueError, match="markers"):
