@@ -334,8 +334,9 @@ def orderings(res: pd.DataFrame, path: str | Path | None = None) -> pd.DataFrame
 
 def mask_sizes(res: pd.DataFrame) -> pd.DataFrame:
     """Per task, the good masks' sizes (mean ± std over seeds): heads and MLPs kept by s-pruning as shares of
-    all heads and MLPs, the weight share each method keeps, and Fleiss' kappa of the heads across seeds, ours
-    and (where the stability stage computed it) the authors' masks' (bert-base, 5 seeds)."""
+    all heads and MLPs, the weight share each method keeps, and Fleiss' kappa of the heads across seeds; and,
+    where the stability stage computed them, the authors' masks' (bert-base, 5 seeds) mean shares of heads and
+    MLPs kept (their `survival`) and head kappa. The paper's weight shares are not in the shipped data."""
     s = res[(res.stage == "s_pruning") & res.component.isin([results.HEAD, results.MLP])]
     s = s.pivot_table(index=["task", "seed"], columns=["component", "metric"], values="value")
     lot = lottery_scores(res)
@@ -353,9 +354,10 @@ def mask_sizes(res: pd.DataFrame) -> pd.DataFrame:
             if method in weight.columns and task in weight.index.get_level_values(0):
                 row[f"{method[0]}: weights kept"] = _mean_std(weight.loc[task, method].mean(),
                                                               weight.loc[task, method].std(), ".2f")
-        row["head kappa, ours"] = f"{ours.loc[task, 'head_kappa']:.2f}" if "head_kappa" in ours and task in ours.index else ""
-        row["head kappa, authors' masks"] = (f"{authors.loc[task, 'head_kappa']:.2f}"
-                                             if "head_kappa" in authors and task in authors.index else "")
+        for name, column in (("heads kept, authors' masks", "head_survival"), ("MLPs kept, authors' masks", "mlp_survival"),
+                             ("head kappa, ours", "head_kappa"), ("head kappa, authors' masks", "head_kappa")):
+            table = authors if "authors" in name else ours
+            row[name] = f"{table.loc[task, column]:.2f}" if column in table and task in table.index else ""
         rows.append(row)
     return pd.DataFrame(rows).fillna("")
 

@@ -441,3 +441,19 @@ def test_notebook_5_closing_is_generated_from_its_means():
     assert "the good s-pruning subnetwork beats random and bad on 1 of 1 tasks (SST-2)" in text
     # bad s re-fine-tuned 0.85 against majority 0.5 and full 0.91: (0.85 - 0.5) / 0.41 = 0.85
     assert "to the full model is SST-2 0.85" in text and "beats every GLUE baseline on 1 of 1 tasks (SST-2)" in text
+
+
+def test_mask_sizes_as_shares_next_to_the_authors_masks():
+    s_pruning = [("SST-2", seed, "s_pruning", S, "good", PRUNED, m, v, c, "")
+                 for seed, heads in ((1, 36), (2, 54), (3, 45))
+                 for c, m, v in (("head", "kept", heads), ("head", "total", 72), ("mlp", "kept", 6), ("mlp", "total", 6))]
+    weights = [("SST-2", seed, "lottery", method, "good", PRUNED, "weight_share", v)
+               for seed in (1, 2, 3) for method, v in ((S, 0.6), (M, 0.4))]
+    authors = frame([("SST-2", pd.NA, "stability", S, "good", results.AUTHORS_MASKS, m, v, c, "")
+                     for c, m, v in (("head", "survival", 0.48), ("head", "kappa", 0.2))])
+    res = pd.concat([table(), frame(s_pruning), frame(weights), stability_rows("SST-2", 3, 0.31, 4.0, 0.1), authors])
+    row = report.mask_sizes(res).set_index("task").loc["SST-2"]
+    assert row["heads kept"] == "0.62 ± 0.12" and row["MLPs kept"] == "1.00 ± 0.00"      # 36, 54, 45 of 72
+    assert row["s: weights kept"] == "0.60 ± 0.00" and row["m: weights kept"] == "0.40 ± 0.00"
+    assert row["heads kept, authors' masks"] == "0.48" and row["MLPs kept, authors' masks"] == ""
+    assert row["head kappa, ours"] == "0.31" and row["head kappa, authors' masks"] == "0.20"
