@@ -402,9 +402,9 @@ def score_claims(res: pd.DataFrame, good_share: float = 0.9, majority_margin: fl
     """The checklist rows of the lottery claims per task (`VERDICT_COLUMNS`); per-seed numbers as a/b/c.
     Degenerate seeds (`degenerate_seeds`) are left out and named. "good pruned keeps >= 90% of full" holds by
     construction where the masks were chosen on the data they are scored on (`selection` "dev"); with
-    `selection` "split" the scores are on the half the searches did not see, and it is tested."""
-    scores, fine = lottery_scores(res), finetune_scores(res)
-    degenerate = degenerate_seeds(res, degenerate_margin)
+    `selection` "split" the scores are on the half the searches did not see (`unseen_scores`), and it is tested."""
+    scores = unseen_scores(res, selection) if selection == "split" else lottery_scores(res)
+    fine, degenerate = finetune_scores(res), degenerate_seeds(res, degenerate_margin)
     rooms = headroom(res, good_share).bar_share
     rows = []
     for task in dict.fromkeys(scores.task):
@@ -566,14 +566,14 @@ def claims(res: pd.DataFrame, good_share: float = 0.9, majority_margin: float = 
            degenerate_margin: float = DEGENERATE_MARGIN, floor_margin: float = FLOOR_MARGIN,
            min_agreement: float = MIN_AGREEMENT, min_difference: float = MIN_SHARE_DIFFERENCE) -> pd.DataFrame:
     """The whole checklist: one row per claim and task (`VERDICT_COLUMNS`), the claims of the stages present.
-    `split`: the results of the same preset run with `selection: split` (or this run's, if it is one), for
-    the 90% claim where it is not by construction."""
+    `split`: the results of the same preset run with `selection: split`, for the 90% claim where it is not by
+    construction (ignored when this run is that split run: its own 90% rows are then scored on unseen data)."""
     parts = []
     stages = set(res.stage)
     if {"finetune", "lottery"} <= stages:
         parts.append(score_claims(res, good_share, majority_margin, close_share, selection, degenerate_margin,
                                   floor_margin))
-    if split is not None:
+    if split is not None and selection != "split":   # a split run's own 90% rows are already on unseen data
         parts.append(heldout_claims(split, "split", good_share, degenerate_margin))
     if "stability" in stages:
         parts.append(stability_claims(res, alpha, degenerate_margin))

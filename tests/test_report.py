@@ -265,6 +265,11 @@ def test_leak_and_the_90_percent_claim_on_the_unseen_half():
     assert out["s: good pruned keeps >= 90% of full, on the unseen half of dev"] == report.FAILS  # 0.75 < 0.81
     assert out["m: good pruned keeps >= 90% of full, on the unseen half of dev"] == report.HOLDS  # `score` there
     assert report.leak(table()).empty and report.heldout_claims(table(), "dev").empty        # a dev run has none
+    both = report.claims(table(), split=split).claim                                      # a dev run and its twin
+    assert both.str.endswith("on the unseen half of dev").sum() == 2
+    own = report.claims(split, selection="split", split=split)                            # the split run itself
+    assert not own.claim.str.endswith("on the unseen half of dev").any()
+    assert own.set_index("claim").loc["s: good pruned keeps >= 90% of full", "verdict"] == report.FAILS  # unseen
 
 
 def settings(**changes):
