@@ -446,6 +446,9 @@ def test_notebook_5_closing_is_generated_from_its_means():
     assert "the good s-pruning subnetwork beats random and bad on 1 of 1 tasks (SST-2)" in text
     # bad s re-fine-tuned 0.85 against majority 0.5 and full 0.91: (0.85 - 0.5) / 0.41 = 0.85
     assert "to the full model is SST-2 0.85" in text and "beats every GLUE baseline on 1 of 1 tasks (SST-2)" in text
+    stalled = tables.table2(stats, refs.assign(full_mean=0.52), {})
+    text = lottery_stats.conclusions(lottery_stats.lottery_means(stats, refs.assign(full_mean=0.52)), stalled, "demo", [1])
+    assert "to the full model is SST-2 n/a" in text                       # 0.02 above the majority: no share
 
 
 def test_mask_sizes_as_shares_next_to_the_authors_masks():
@@ -462,6 +465,3 @@ def test_mask_sizes_as_shares_next_to_the_authors_masks():
     assert row["s: weights kept"] == "0.60 ± 0.00" and row["m: weights kept"] == "0.40 ± 0.00"
     assert row["heads kept, authors' masks"] == "0.48" and row["MLPs kept, authors' masks"] == ""
     assert row["head kappa, ours"] == "0.31" and row["head kappa, authors' masks"] == "0.20"
-    stalled = tables.table2(stats, refs.assign(full_mean=0.52), {})
-    text = lottery_stats.conclusions(lottery_stats.lottery_means(stats, refs.assign(full_mean=0.52)), stalled, "demo", [1])
-    assert "to the full model is SST-2 n/a" in text                       # 0.02 above the majority: no share
