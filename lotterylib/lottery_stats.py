@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from . import reference, runs
+from .baselines import GLUE_BASELINES
 from .lottery import M, PRUNED, REFINETUNED, S, SCORE_COLUMNS, SUBNETWORKS, SUPER, split_rule
 from .tasks import get_task
 
@@ -115,3 +116,36 @@ def with_paper(stats: pd.DataFrame, path: str | Path | None = None, compat: str 
     out["paper_std"] = [value(r, 1) for r in stats.itertuples()]
     out["like_for_like"] = [like_for_like(r.method, r.subnetwork, compat) for r in stats.itertuples()]
     return out
+
+
+def conclusions(means: pd.DataFrame, table2: pd.DataFrame, preset: str, seeds: Sequence[int],
+                margin: float = 0.5, min_gap: float = 0.05) -> str:
+    """Notebook 5's closing "what this run shows", generated from its numbers (means over seeds, `lottery_means`
+    and `tables.table2`): per method, the tasks where good beats random and bad pruned; the tasks where the bad
+    s-subnetwork re-fine-tuned closes at least `margin` of the gap from the majority class to the full model;
+    and the tasks where it beats every GLUE baseline shown. A task whose full model is less than `min_gap` above
+    the majority class has no such share ("n/a")."""
+    tasks = list(dict.fromkeys(means.index.get_level_values("task")))
+    out = [f"On `{preset}` ({', '.join(tasks)}; {len(seeds)} seed{'s' if len(seeds) != 1 else ''}), from the means "
+           "over seeds (the verdicts, with their intervals and the seeds left out, are in the report, notebook 0):"]
+    for method in (S, M):
+        if method not in means.index.get_level_values("method"):
+            continue
+        m = means.loc[method]
+        wins = [t for t in m.index if m.loc[t, f"good {PRUNED}"] > max(m.loc[t, f"random {PRUNED}"], m.loc[t, f"bad {PRUNED}"])]
+        out.append(f"pruned, the good {method} subnetwork beats random and bad on {len(wins)} of {len(m)} tasks"
+                   + (f" ({', '.join(wins)})" if wins else "") + ";")
+    if S in means.index.get_level_values("method") and f"bad {REFINETUNED}" in means:
+        m = means.loc[S]
+        share = (m[f"bad {REFINETUNED}"] - m.majority) / (m.full - m.majority).where(m.full - m.majority >= min_gap)
+        out.append(f"re-fine-tuned, the bad s-subnetwork's share of the gap from the majority class to the full model "
+                   f"is {', '.join(f'{t} ' + ('n/a' if pd.isna(v) else f'{v:.2f}') for t, v in share.items())} "
+                   f"(the paper's \"well above majority\": "
+                   f"at least {margin:.2f});")
+    glue = [r for r in table2.index if r in GLUE_BASELINES]
+    bad = "bad s-pruned (re-fine-tuned)"
+    if glue and bad in table2.index:
+        above = [t for t in tasks if t in table2 and table2.loc[bad, t] > table2.loc[glue, t].max()]
+        out.append(f"in Table 2 it beats every GLUE baseline on {len(above)} of {len(tasks)} tasks"
+                   + (f" ({', '.join(above)})" if above else "") + " (those baselines trained on the full data).")
+    return " ".join(out)

@@ -1,39 +1,55 @@
 """Every result of a preset as one tidy long-format table, `outputs/<preset>/results.csv` (and `.parquet`).
 
-One row per number: task, seed, stage, method, subnetwork, setting, metric, value (`COLUMNS`). It is built
-from the finished run folders only (`metrics.json` present), so it can be rebuilt at any time, and it is
-what the report notebook and the README's results section read. Conventions:
-- `seed` is empty for numbers over seeds (stability, attention patterns, the GLUE baselines) and `task`
-  is empty for numbers over tasks (the pattern CNN's held-out accuracy);
-- `metric` "score" is the task's paper metric on a 0-1 scale (acc, mcc, pearson...); other metrics
-  keep the name of the artifact they come from (heads_kept, sparsity, head_kappa, share vertical...);
+One row per number: task, seed, stage, method, subnetwork, setting, component, pattern, metric, value
+(`COLUMNS`). It is built from the finished run folders only (`metrics.json` present), so it can be rebuilt at
+any time (`python -m lotterylib.results outputs/<preset>`), and it is what the report notebook and the README's
+results section read. Conventions:
+- `seed` holds integers; it is empty for numbers over seeds (stability, attention patterns) and `task` is
+  empty for numbers over tasks (the pattern CNN's held-out accuracy). Plain pandas reads an integer column
+  with empty cells as float: read with `results.read`, or `pd.read_csv(path, dtype={"seed": "Int64"})`;
+- variables have their own columns, never a metric's name: `component` is "head" or "mlp" where a number is
+  about one of them (kept, total, the stability statistics), `pattern` the attention-pattern class
+  (vertical, diagonal, ...) of a share or count; both are "" elsewhere;
+- `metric` names are snake_case: "score" is the task's paper metric on a 0-1 scale (acc, mcc, pearson...);
+  `score_search` / `score_unseen` the same on the two halves of dev (`selection: split`); the others keep the
+  name of the artifact they come from (kept, sparsity, kappa, cochran_q, share, count, ...);
+- the literature baselines of Table 2 (CBOW, BiLSTM+ELMo...) are shipped data (`lotterylib.baselines`), not
+  results of a stage, and are not in the table;
 - the same number may appear under two stages (the good subnetwork's pruned score is written by its
   pruning stage and re-evaluated by the lottery stage): filter on `stage` before aggregating.
 """
 from __future__ import annotations
 
+import argparse
 import os
-from collections.abc import Callable, Iterator
+import sys
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from . import runs
 
-COLUMNS = ["task", "seed", "stage", "method", "subnetwork", "setting", "metric", "value"]
+COLUMNS = ["task", "seed", "stage", "method", "subnetwork", "setting", "component", "pattern", "metric", "value"]
 CSV_NAME, PARQUET_NAME = "results.csv", "results.parquet"
-TEXT_COLUMNS = ["task", "stage", "method", "subnetwork", "setting", "metric"]
+TEXT_COLUMNS = ["task", "stage", "method", "subnetwork", "setting", "component", "pattern", "metric"]
 
 FULL, MAJORITY = "full model", "majority class"
-FINETUNED, ACROSS_SEEDS = "fine-tuned", "across seeds"
-GLUE_BASELINE = "GLUE baseline"
-LOTTERY_METRICS = ["score", "heads_kept", "mlps_kept", "weight_share", "sparsity", "epochs"]
+FINETUNED, ACROSS_SEEDS, AUTHORS_MASKS = "fine-tuned", "across seeds", "authors' masks"
+HEAD, MLP = "head", "mlp"
+# The lottery stage's scores.csv columns -> (component, metric); score_search / score_unseen only with
+# `selection: split` (absent, or NaN, otherwise).
+LOTTERY_METRICS: dict[str, tuple[str, str]] = {
+    "score": ("", "score"), "score_search": ("", "score_search"), "score_unseen": ("", "score_unseen"),
+    "heads_kept": (HEAD, "kept"), "mlps_kept": (MLP, "kept"), "weight_share": ("", "weight_share"),
+    "sparsity": ("", "sparsity"), "epochs": ("", "epochs")}
+# Stability statistics whose artifact name is not snake_case.
+STABILITY_RENAMES = {"Q": "cochran_q", "p": "cochran_p"}
 
 
 def _row(task: str, seed: int | None, stage: str, method: str, subnetwork: str, setting: str, metric: str,
-         value: float) -> dict:
-    return dict(zip(COLUMNS, (task, seed, stage, method, subnetwork, setting, metric, value)))
+         value: float, component: str = "", pattern: str = "") -> dict:
+    return dict(zip(COLUMNS, (task, seed, stage, method, subnetwork, setting, component, pattern, metric, value)))
 
 
 def _finetune(folder: Path, task: str, seed: int | None) -> Iterator[dict]:
@@ -44,64 +60,84 @@ def _finetune(folder: Path, task: str, seed: int | None) -> Iterator[dict]:
         yield _row(task, seed, "finetune", FULL, "", FINETUNED, name, m[name])
 
 
-def _pruning(method: str, metrics: tuple[str, ...]) -> Callable[[Path, str, int | None], Iterator[dict]]:
+def _pruning(method: str, metrics: Mapping[str, tuple[str, str]]) -> Callable[[Path, str, int | None], Iterator[dict]]:
     def extract(folder: Path, task: str, seed: int | None) -> Iterator[dict]:
         m = runs.read_json(folder / "metrics.json")
         stage = folder.name
         yield _row(task, seed, stage, method, "good", "pruned", "score", m["good_score"])
-        for name in metrics:
-            yield _row(task, seed, stage, method, "good", "pruned", name, m[name])
+        for name, (component, metric) in metrics.items():
+            if name in m:
+                yield _row(task, seed, stage, method, "good", "pruned", metric, m[name], component)
     return extract
 
 
 def _lottery(folder: Path, task: str, seed: int | None) -> Iterator[dict]:
     scores = pd.read_csv(folder / "scores.csv")
     for r in scores.to_dict(orient="records"):
-        for name in LOTTERY_METRICS:
-            yield _row(task, seed, "lottery", r["method"], r["subnetwork"], r["setting"], name, r[name])
+        for name, (component, metric) in LOTTERY_METRICS.items():
+            if name in r:
+                yield _row(task, seed, "lottery", r["method"], r["subnetwork"], r["setting"], metric, r[name],
+                           component)
 
 
-def _bad_subnetworks(folder: Path, task: str, seed: int | None) -> Iterator[dict]:
-    """The GLUE baseline rows of Table 2 (the other rows are means of the lottery stage's numbers)."""
-    from .tables import MAJORITY as T2_MAJORITY, TABLE2_ROWS
+def stability_key(name: str) -> tuple[str, str]:
+    """A column of stability.csv as (component, metric): "head_Q" -> ("head", "cochran_q"), "n_seeds" -> ("", ...)."""
+    component, _, rest = name.partition("_")
+    if component in (HEAD, MLP) and rest:
+        return component, STABILITY_RENAMES.get(rest, rest)
+    return "", name
 
-    table = pd.read_csv(folder / "table2.csv", index_col=0)
-    for name, row in table.drop(index=[T2_MAJORITY, *TABLE2_ROWS], errors="ignore").iterrows():
-        for t, value in row.drop("average", errors="ignore").items():
-            yield _row(t, None, "bad_subnetworks", GLUE_BASELINE, str(name), "", "score", value)
+
+def stability_name(component: str, metric: str) -> str:
+    """The inverse of `stability_key`: the stability.csv column name."""
+    if not component:
+        return metric
+    return f"{component}_{ {v: k for k, v in STABILITY_RENAMES.items()}.get(metric, metric)}"
 
 
 def _stability(folder: Path, task: str, seed: int | None) -> Iterator[dict]:
-    table = pd.read_csv(folder / "stability.csv")
-    for r in table.to_dict(orient="records"):
-        for name, value in r.items():
-            if name != "task":
-                yield _row(r["task"], None, "stability", "s-pruning", "good", ACROSS_SEEDS, name, value)
+    """Our masks' statistics (stability.csv) and, where the stage wrote them, the authors' masks'
+    (authors_stability.csv, same columns)."""
+    for file, setting in (("stability.csv", ACROSS_SEEDS), ("authors_stability.csv", AUTHORS_MASKS)):
+        if not (folder / file).is_file():
+            continue
+        for r in pd.read_csv(folder / file).to_dict(orient="records"):
+            for name, value in r.items():
+                if name != "task":
+                    yield _row(r["task"], None, "stability", "s-pruning", "good", setting,
+                               stability_key(name)[1], value, stability_key(name)[0])
+
+
+AGREEMENT_KEYS = ("rule_agreement", "CNN = rule")  # the share of maps where the CNN's label is the rule's
 
 
 def _attention_patterns(folder: Path, task: str, seed: int | None) -> Iterator[dict]:
-    """Pattern shares and counts per map kind (method), head group (subnetwork) and model (setting), the CNN's
-    agreement with the rule labeller, and its held-out accuracy on generated maps."""
+    """Pattern shares and counts per map kind (method), head group (subnetwork), model (setting) and class
+    (pattern), the CNN's agreement with the rule labeller, and its held-out accuracy on generated maps."""
     stage = "attention_patterns"
     shares = pd.read_csv(folder / "pattern_shares.csv")
     for r in shares.to_dict(orient="records"):
-        s = r.get("seed")
         for name in ("share", "count"):
-            yield _row(r["task"], s, stage, r["map_kind"], r["group"], r["model"], f"{name} {r['class']}", r[name])
+            yield _row(r["task"], r.get("seed"), stage, r["map_kind"], r["group"], r["model"], name, r[name],
+                       pattern=r["class"])
     m = runs.read_json(folder / "metrics.json")
     for r in m.get("agreement", []):
-        yield _row(r["task"], r.get("seed"), stage, r["map"], "all heads", r["model"], "cnn_rule_agreement",
-                   r["CNN = rule"])
+        value = next((r[k] for k in AGREEMENT_KEYS if k in r), None)
+        if value is not None:
+            yield _row(r["task"], r.get("seed"), stage, r["map"], "all heads", r["model"], "cnn_rule_agreement", value)
     for kind, value in m.get("cnn_held_out_accuracy", {}).items():
         yield _row("", None, stage, kind, "generated maps", "held out", "cnn_accuracy", value)
+    if isinstance(m.get("thread_stability"), (int, float)):
+        yield _row("", None, stage, "", "all heads", "", "thread_stability", m["thread_stability"])
 
 
 EXTRACTORS: dict[str, Callable[[Path, str, int | None], Iterator[dict]]] = {
     "finetune": _finetune,
-    "s_pruning": _pruning("s-pruning", ("heads_kept", "mlps_kept", "steps")),
-    "m_pruning": _pruning("m-pruning", ("sparsity", "steps")),
+    "s_pruning": _pruning("s-pruning", {"heads_kept": (HEAD, "kept"), "heads_total": (HEAD, "total"),
+                                        "mlps_kept": (MLP, "kept"), "mlps_total": (MLP, "total"),
+                                        "steps": ("", "steps")}),
+    "m_pruning": _pruning("m-pruning", {"sparsity": ("", "sparsity"), "steps": ("", "steps")}),
     "lottery": _lottery,
-    "bad_subnetworks": _bad_subnetworks,
     "stability": _stability,
     "attention_patterns": _attention_patterns,
 }
@@ -156,11 +192,18 @@ def read(path: str | Path) -> pd.DataFrame:
     if path.is_dir():
         path = path / CSV_NAME
     if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist: write it with `python -m lotterylib.summary "
-                                f"{runs.display_path(path.parent)} --table results -o {path}` or run the workflow.")
+        raise FileNotFoundError(f"{path} does not exist: write it with `python -m lotterylib.results "
+                                f"{runs.display_path(path.parent)}` or run the workflow.")
     if path.suffix == ".parquet":
-        return _typed(pd.read_parquet(path))
-    return _typed(pd.read_csv(path, keep_default_na=False, na_values={"seed": [""], "value": ["", "NaN", "nan"]}))
+        table = pd.read_parquet(path)
+    else:
+        table = pd.read_csv(path, keep_default_na=False, na_values={"seed": [""], "value": ["", "NaN", "nan"]})
+    missing = [c for c in COLUMNS if c not in table.columns]
+    if missing:
+        raise ValueError(f"{runs.display_path(path)} lacks the columns {missing} (written before they existed): "
+                         f"rebuild it from its run folders with `python -m lotterylib.results "
+                         f"{runs.display_path(path.parent)}`.")
+    return _typed(table)
 
 
 def seed_table(results: pd.DataFrame, stage: str, metric: str = "score") -> pd.DataFrame:
@@ -171,13 +214,23 @@ def seed_table(results: pd.DataFrame, stage: str, metric: str = "score") -> pd.D
 
 
 def markdown(table: pd.DataFrame, floatfmt: str = ".3f") -> str:
-    """A pipe table (GitHub markdown) of a flat table; floats formatted with `floatfmt`, missing values empty."""
-    def cell(v: object) -> str:
-        if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)):
-            return ""
-        text = f"{v:{floatfmt}}" if isinstance(v, (float, np.floating)) else str(v)
-        return text.replace("|", "\\|").replace("\n", " ")
-    header = [str(c) for c in table.columns]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in table.itertuples(index=False)]
-    return "\n".join(lines) + "\n"
+    """A pipe table (GitHub markdown, `DataFrame.to_markdown`) of a flat table; floats formatted with
+    `floatfmt`, missing values empty, "|" in a cell escaped."""
+    text = table.map(lambda v: v.replace("|", "\\|").replace("\n", " ") if isinstance(v, str) else v)
+    text = text.astype(object).where(text.notna(), None)
+    return text.to_markdown(index=False, floatfmt=floatfmt, missingval="") + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m lotterylib.results",
+                                description="Rebuild a preset's results.csv and results.parquet from its run folders.")
+    p.add_argument("outputs_root", help="a preset's output root, e.g. outputs/demo (read only when --to is given)")
+    p.add_argument("--to", metavar="FOLDER", help="write the tables into FOLDER instead of outputs_root")
+    args = p.parse_args(argv)
+    path = write(args.to or args.outputs_root, collect(args.outputs_root))
+    print(f"wrote {runs.display_path(path)} and {PARQUET_NAME}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
