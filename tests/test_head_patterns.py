@@ -46,3 +46,17 @@ def test_every_seed_is_classified_and_the_pre_trained_model_once(glue_dir, tmp_p
     expected = np.mean([a for a in out.agreement["CNN = rule"]])
     assert out.rule_agreement == pytest.approx(expected)
     assert set(out.gallery) == {"raw", "normed"} and all(len(m) == len(t) for m, t in out.gallery.values())
+
+
+def test_describe_agreement_is_generated_from_the_numbers():
+    raw, normed = np.diag([6, 0, 0, 0, 2]), np.zeros((5, 5), dtype=int)
+    raw[4, 0] = 2                                         # rule heterogeneous, CNN vertical
+    normed[0, 0] = 10
+    labels = hp.HeadLabels(pd.DataFrame(), pd.DataFrame(), hp._tidy({"raw": raw, "normed": normed}))
+    np.testing.assert_array_equal(labels.rule_vs_cnn(), raw + normed)
+    assert labels.rule_agreement == pytest.approx(18 / 20)
+    text = hp.describe_agreement(labels, 0.0, 0.05)
+    assert "same class to 90% of the 20 real maps (raw 80%, normed 100%), which meets the target of 80%" in text
+    assert "the rule says heterogeneous and the CNN vertical on 10% of the maps" in text
+    assert "differ by at most 0.0%" in text and "up to 5.0% away" in text
+    assert "falls short of the target of 95%" in hp.describe_agreement(labels, 0.0, 0.05, target=0.95)

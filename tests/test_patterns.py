@@ -179,11 +179,18 @@ def test_ensemble_is_a_soft_vote_of_seeded_members(token_lists):
     assert len(triple.model.members) == len(triple.best_epochs) == 3 and len(single.best_epochs) == 1
     for a, b in zip(single.model.members[0].state_dict().values(), triple.model.members[0].state_dict().values()):
         assert torch.equal(a, b)                                      # member 0 is the seed-3 CNN
-    x = P.to_tensor(maps[:8], 32)
+    short = [m for m in maps if len(m) <= 32][:8]                  # classified at the input size, uncropped
+    x = P.to_tensor(short, 32)
     with torch.no_grad():
         by_hand = sum(m.eval()(x).softmax(-1) for m in triple.model.members) / 3
         torch.testing.assert_close(triple.model.eval()(x), by_hand)
-    np.testing.assert_array_equal(P.classify(triple.model, maps[:8]), by_hand.argmax(-1).numpy())
+    assert len(short) == 8
+    np.testing.assert_array_equal(P.classify(triple.model, short), by_hand.argmax(-1).numpy())
+    vote = P.class_shares(triple.model, maps)
+    assert vote.sum() == pytest.approx(1.0)
+    assert P.member_spread(triple.model, maps) == pytest.approx(
+        max(np.abs(P.class_shares(m, maps) - vote).max() for m in triple.model.members))
+    assert P.member_spread(single.model.members[0], maps) == 0.0
     assert triple.confusion.sum() == 20 and np.trace(triple.confusion) / 20 == pytest.approx(triple.accuracy)
     with pytest.raises(ValueError, match="ensemble"):
         train(0)
