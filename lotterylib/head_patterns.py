@@ -13,9 +13,10 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import confusion_matrix
 
-from . import experiment, patterns, runs, stability, subnetworks
+from . import attention_maps, experiment, patterns, runs, stability, subnetworks
 
 FINE_TUNED, PRE_TRAINED = "fine-tuned", "pre-trained"
+AGREEMENT_TARGET = 0.8   # issue 18: the CNN should agree with the rule labeller on at least this share of real maps
 
 
 @dataclass
@@ -24,20 +25,26 @@ class HeadLabels:
 
     counts: `patterns.head_class_counts` rows with leading columns task, seed, model, map;
     agreement: one row per (task, seed, model, map): maps labelled and the share where CNN = rule;
-    rule_vs_cnn: the (5, 5) confusion over every real map (rows: rule labeller, columns: CNN);
+    confusion: rule label x CNN label counts over every real map, per map kind: rows (map, rule, cnn, count),
+    every pair of classes present;
     gallery: per map kind, one real map of each class the CNN found (first task, first seed, fine-tuned),
     as (maps, titles)."""
 
     counts: pd.DataFrame
     agreement: pd.DataFrame
-    rule_vs_cnn: np.ndarray
+    confusion: pd.DataFrame
     gallery: dict[str, tuple[list[np.ndarray], list[str]]] = field(default_factory=dict)
+
+    def rule_vs_cnn(self, kind: str | None = None) -> np.ndarray:
+        """The (5, 5) confusion (rows: rule labeller, columns: CNN) of one map kind, or of all maps (None)."""
+        rows = self.confusion if kind is None else self.confusion[self.confusion["map"] == kind]
+        table = rows.pivot_table(index="rule", columns="cnn", values="count", aggfunc="sum", fill_value=0)
+        return table.reindex(index=patterns.CLASSES, columns=patterns.CLASSES, fill_value=0).to_numpy()
 
     @property
     def rule_agreement(self) -> float:
         """Share of all real maps on which the CNN and the rule labeller agree."""
-        total = self.rule_vs_cnn.sum()
-        return float(np.trace(self.rule_vs_cnn) / total) if total else float("nan")
+        return _share(self.rule_vs_cnn())
 
 
 def _gallery(maps: list[np.ndarray], cnn: np.ndarray) -> tuple[list[np.ndarray], list[str]]:
@@ -53,7 +60,8 @@ def classify_heads(outputs_root: str, tasks: Sequence[str], seeds: Sequence[int]
     the fine-tuned model of every seed (`<outputs_root>/<task>/seed_<seed>/finetune/checkpoint`) and the
     pre-trained `model`; super-survivors: the heads kept by s-pruning in every seed of the task."""
     masks = stability.load_stability_masks(outputs_root, tasks, seeds)
-    counts, agreement, rule_vs_cnn, gallery = [], [], np.zeros((5, 5), dtype=int), {}
+    counts, agreement, gallery = [], [], {}
+    confusion = {kind: np.zeros((5, 5), dtype=int) for kind in classifiers}
     for task in tasks:
         td = experiment.load_task_data(task, tokenizer, glue_dir, max_dev_examples=examples_per_task,
                                        max_seq_len=max_seq_len, with_train=False)
@@ -69,11 +77,61 @@ def classify_heads(outputs_root: str, tasks: Sequence[str], seeds: Sequence[int]
                 keys = dict(task=td.task.name, seed=seed, model=model_name, map=kind)
                 counts.append(patterns.head_class_counts(cnn, super_heads, **keys))
                 agreement.append({**keys, "maps": cnn.size, "CNN = rule": float((cnn == rule).mean())})
-                rule_vs_cnn += confusion_matrix(rule.ravel(), cnn.ravel(), labels=range(5))
+                confusion[kind] += confusion_matrix(rule.ravel(), cnn.ravel(), labels=range(5))
                 if kind not in gallery and model_name == FINE_TUNED:
                     gallery[kind] = _gallery(maps, cnn)
             del net
     counts, agreement = pd.concat(counts, ignore_index=True), pd.DataFrame(agreement)
     for table in (counts, agreement):
         table["seed"] = table["seed"].astype("Int64")      # empty for the pre-trained model
-    return HeadLabels(counts, agreement, rule_vs_cnn, gallery)
+    return HeadLabels(counts, agreement, _tidy(confusion), gallery)
+
+
+def _tidy(confusion: dict[str, np.ndarray]) -> pd.DataFrame:
+    """Rows (map, rule, cnn, count) of (5, 5) confusion matrices per map kind (rows: rule, columns: CNN)."""
+    return pd.DataFrame([{"map": kind, "rule": rule, "cnn": cnn, "count": int(matrix[i, j])}
+                         for kind, matrix in confusion.items()
+                         for i, rule in enumerate(patterns.CLASSES) for j, cnn in enumerate(patterns.CLASSES)])
+
+
+def pretrained_maps(model: str, task: str, tokenizer, glue_dir: str = "", examples: int = 8, max_seq_len: int = 128,
+                    compat: str = "paper") -> tuple[list[np.ndarray], np.ndarray]:
+    """Every head's raw and norm-weighted map of `examples` seeded dev examples of `task` under the pre-trained
+    `model`, row-normalised (as the rule labeller and a CNN trained on generated maps see them), with their
+    rule labels (indices into CLASSES): real maps to probe a classifier with."""
+    td = experiment.load_task_data(task, tokenizer, glue_dir, max_dev_examples=examples, max_seq_len=max_seq_len,
+                                   with_train=False)
+    net = experiment.build_model(model, td.task, 0)
+    maps, rules = [], []
+    for ids, m_raw, m_normed in zip(td.dev_enc.input_ids, *(attention_maps.example_maps(net, td.dev_enc, normed, compat)
+                                                            for normed in (False, True))):
+        lay = patterns.layout(tokenizer.convert_ids_to_tokens(ids))
+        for m in (*m_raw.reshape(-1, *m_raw.shape[-2:]), *m_normed.reshape(-1, *m_normed.shape[-2:])):
+            maps.append(patterns.row_normalize(m))
+            rules.append(patterns.CLASSES.index(patterns.rule_label(maps[-1], lay.special, lay.segments)))
+    return maps, np.asarray(rules, dtype=np.int64)
+
+
+def describe_agreement(labels: HeadLabels, thread_difference: float, member_spread: float,
+                       target: float = AGREEMENT_TARGET) -> str:
+    """A Markdown paragraph, generated from the numbers: agreement of the CNN with the rule labeller (all maps and
+    per map kind) against `target`, the largest disagreements, and how stable the CNN's class shares are."""
+    total = labels.rule_vs_cnn()
+    per_kind = ", ".join(f"{kind} {_share(labels.rule_vs_cnn(kind)):.0%}" for kind in labels.confusion["map"].unique())
+    verdict = "meets" if labels.rule_agreement >= target else "falls short of"
+    off = [(total[i, j], rule, cnn) for i, rule in enumerate(patterns.CLASSES)
+           for j, cnn in enumerate(patterns.CLASSES) if i != j and total[i, j] > 0]
+    worst = "; ".join(f"the rule says {rule} and the CNN {cnn} on {n / total.sum():.0%} of the maps"
+                      for n, rule, cnn in sorted(off, reverse=True)[:3])
+    return (f"**Agreement.** The CNN and the rule labeller give the same class to {labels.rule_agreement:.0%} of the "
+            f"{total.sum():,} real maps ({per_kind}), which {verdict} the target of {target:.0%}."
+            + (f" The largest disagreements: {worst}." if worst else "")
+            + f"\n\n**Stability.** Trained twice with the caller at different torch thread counts, the CNN's class "
+            f"shares on the same real maps differ by at most {thread_difference:.1%} (the target: within 2 points). "
+            f"A single CNN of the ensemble is up to {member_spread:.1%} away from the ensemble's vote in a class "
+            "share: the variation between seeds that the vote averages out.")
+
+
+def _share(confusion: np.ndarray) -> float:
+    total = confusion.sum()
+    return float(np.trace(confusion) / total) if total else float("nan")

@@ -14,13 +14,20 @@ are softmax(sigma * z), z ~ N(0, 1), sigma ~ U[0.5, 2]; pattern rows are Dirichl
 - block: row i spreads over the tokens of its own segment (needs a pair: two blocks);
 - heterogeneous: softmax of structured noisy logits, a random low-rank term (rank 1-4: blobs and stripes on
   arbitrary tokens) plus i.i.d. noise (scale ~ U[0.3, 1]), at a random temperature (~ U[0.5, 1.5]). A local
-  band is deliberately left out: within a pair it is what the block class measures.
+  band is deliberately left out: within a pair it is what the block class measures. Like real maps, 40% get a
+  faint vertical pattern (weight ~ U[0, 0.45]) and 20% a faint diagonal one (~ U[0, 0.4]) mixed in
+  (WEAK_PATTERNS), so that a faint stripe alone does not make a map vertical.
+
+The classifier is an ensemble of the authors' CNN (soft vote), trained and applied under `deterministic()`: fp32,
+CNN_THREADS CPU threads whatever the caller set, deterministic algorithms; so its classes do not depend on the
+thread count (docs/method.md, "Attention patterns").
 """
 from __future__ import annotations
 
 import copy
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,6 +57,12 @@ MIX_MIN = 0.2      # vertical+diagonal: both scores at least this, and their sum
 STRENGTH_RANGE = (0.65, 0.95)
 MIX_WEIGHT_RANGE = (0.35, 0.65)
 JITTER_RANGE = (20.0, 100.0)   # Dirichlet concentration around each pattern row (higher = cleaner)
+# Heterogeneous maps: (pattern, probability, largest weight) of a faint pattern mixed in, as real maps have.
+WEAK_PATTERNS = (("vertical", 0.4, 0.45), ("diagonal", 0.2, 0.4))
+
+# The CNN trains and classifies on this many CPU threads whatever the caller set (`deterministic`).
+CNN_THREADS = 1
+THREAD_CHECK_EPOCHS = 2   # epochs of the two trainings that `thread_stability` compares in notebook 7
 
 # The authors' archive: label spellings mapped to CLASSES (the authors merge {single,double,multiple}_vertical).
 LABEL_ALIASES = {
@@ -189,10 +202,21 @@ def _heterogeneous(lay: Layout, rng: np.random.Generator) -> np.ndarray:
     return e / e.sum(-1, keepdims=True)
 
 
+def _with_weak_pattern(m: np.ndarray, lay: Layout, rng: np.random.Generator) -> np.ndarray:
+    """`m` with, by WEAK_PATTERNS, a faint vertical or diagonal pattern of weight w ~ U[0, largest] mixed in."""
+    r = rng.random()
+    for name, probability, largest in WEAK_PATTERNS:
+        if r < probability:
+            w = rng.uniform(0.0, largest)
+            return (1 - w) * m + w * _jitter({"vertical": _vertical, "diagonal": _diagonal}[name](lay, rng), rng)
+        r -= probability
+    return m
+
+
 def synthetic_map(label: str, lay: Layout, rng: np.random.Generator) -> np.ndarray:
     """One row-stochastic (n, n) map of class `label` on the layout `lay` (recipes: module docstring)."""
     if label == "heterogeneous":
-        return _heterogeneous(lay, rng)
+        return _with_weak_pattern(_heterogeneous(lay, rng), lay, rng)
     if label == "vertical+diagonal":
         w = rng.uniform(*MIX_WEIGHT_RANGE)
         pattern = w * _jitter(_vertical(lay, rng), rng) + (1 - w) * _jitter(_diagonal(lay, rng), rng)
@@ -273,42 +297,68 @@ class PatternCNN(nn.Module):
         return self.net(x).flatten(1)
 
 
+@contextmanager
+def deterministic(threads: int = CNN_THREADS) -> Iterator[None]:
+    """Within the block: `threads` CPU threads and PyTorch's deterministic algorithms (warn-only: an op without a
+    deterministic kernel warns instead of failing; cuDNN deterministic, no benchmarking). All restored after.
+    On CPU a fixed thread count fixes the order of float summation, so training and classifying give the same
+    bits whatever thread count the caller set."""
+    saved = (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled(),
+             torch.is_deterministic_algorithms_warn_only_enabled(), torch.backends.cudnn.deterministic,
+             torch.backends.cudnn.benchmark)
+    torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+    try:
+        yield
+    finally:
+        torch.set_num_threads(saved[0])
+        torch.use_deterministic_algorithms(saved[1], warn_only=saved[2])
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = saved[3], saved[4]
+
+
+class Ensemble(nn.Module):
+    """A soft vote of CNNs: the mean of their class probabilities (argmax = the ensemble's class)."""
+
+    def __init__(self, members: Sequence[PatternCNN]):
+        super().__init__()
+        self.members = nn.ModuleList(members)
+        self.input_size = members[0].input_size
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.stack([m(x).softmax(-1) for m in self.members]).mean(0)
+
+
 @dataclass
 class TrainedClassifier:
-    """The CNN at its best validation epoch, with its accuracy and confusion matrix (rows: true class) on the
-    held-out 20% (which also chose the epoch, as in the authors' code)."""
+    """The CNN ensemble (each member at its best validation epoch), with its accuracy and confusion matrix (rows:
+    true class) on the held-out 20% (which also chose the epochs, as in the authors' code)."""
 
-    model: PatternCNN
+    model: nn.Module
     accuracy: float
     confusion: np.ndarray
-    best_epoch: int
+    best_epochs: tuple[int, ...]
 
 
-def _predict(model: PatternCNN, x: torch.Tensor, batch_size: int = 256) -> np.ndarray:
+def _predict(model: nn.Module, x: torch.Tensor, batch_size: int = 256) -> np.ndarray:
     model.eval()
     device = next(model.parameters()).device
-    with torch.no_grad():
+    with deterministic(), torch.no_grad():
         return torch.cat([model(x[i:i + batch_size].to(device)).argmax(-1).cpu()
                           for i in range(0, len(x), batch_size)]).numpy()
 
 
-def train_classifier(maps: Sequence[np.ndarray], labels: Sequence[int], seed: int, epochs: int = 200,
-                     batch_size: int = 64, lr: float = 1e-3, patience: int | None = None, progress: bool = True,
-                     input_size: int = 64, device: torch.device | str | None = None) -> TrainedClassifier:
-    """Adam on a stratified 80/20 split (seeded), keeping the epoch with the best validation accuracy (the latest
-    on ties, as the authors' `>=`); `patience` stops after that many epochs without reaching the best. Trains on
-    `device` (default: CUDA if available); `classify` then runs where the model is."""
-    labels = np.asarray(labels, dtype=np.int64)
-    device = torch.device(device) if device is not None else default_device()
-    x, y = to_tensor(maps, input_size).to(device), torch.from_numpy(labels).to(device)
-    train_idx, val_idx = train_test_split(np.arange(len(y)), test_size=0.2, stratify=labels, random_state=seed)
+def _train_member(x: torch.Tensor, y: torch.Tensor, train_idx: np.ndarray, val_idx: np.ndarray, seed: int,
+                  epochs: int, batch_size: int, lr: float, patience: int | None, bar) -> tuple[PatternCNN, int]:
+    """One CNN (initialisation and batch order seeded by `seed`) at its best validation epoch (the latest on ties,
+    as the authors' `>=`); `patience` stops after that many epochs without reaching the best."""
     gen = torch.Generator().manual_seed(seed)
-    model = PatternCNN(input_size, generator=gen).to(device)
+    model = PatternCNN(x.shape[-1], generator=gen).to(x.device)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     loss_fn = nn.CrossEntropyLoss()
+    val_labels = y[val_idx].cpu().numpy()
     best_acc, best_epoch, best_state = -1.0, 0, None
-    bar = tqdm(range(1, epochs + 1), desc="head classifier", disable=not progress)
-    for epoch in bar:
+    for epoch in range(1, epochs + 1):
         model.train()
         order = torch.from_numpy(train_idx)[torch.randperm(len(train_idx), generator=gen)]
         for i in range(0, len(order), batch_size):
@@ -316,19 +366,75 @@ def train_classifier(maps: Sequence[np.ndarray], labels: Sequence[int], seed: in
             optimizer.zero_grad()
             loss_fn(model(x[idx]), y[idx]).backward()
             optimizer.step()
-        acc = float((_predict(model, x[val_idx]) == labels[val_idx]).mean())
+        acc = float((_predict(model, x[val_idx]) == val_labels).mean())
         if acc >= best_acc:
             best_acc, best_epoch, best_state = acc, epoch, copy.deepcopy(model.state_dict())
-        bar.set_postfix(val_acc=f"{acc:.3f}", best=f"{best_acc:.3f}")
+        bar.update()
+        bar.set_postfix(seed=seed, val_acc=f"{acc:.3f}", best=f"{best_acc:.3f}")
         if patience is not None and epoch - best_epoch >= patience:
+            bar.update(epochs - epoch)
             break
     model.load_state_dict(best_state)
+    return model, best_epoch
+
+
+def train_classifier(maps: Sequence[np.ndarray], labels: Sequence[int], seed: int, epochs: int = 200,
+                     batch_size: int = 64, lr: float = 1e-3, patience: int | None = None, progress: bool = True,
+                     input_size: int = 64, device: torch.device | str | None = None,
+                     ensemble: int = 1) -> TrainedClassifier:
+    """`ensemble` CNNs (seeds seed, seed + 1, ...: initialisation and batch order), each trained with Adam on the
+    same stratified 80/20 split (seeded by `seed`) and kept at its best validation epoch; they classify by soft
+    vote (`Ensemble`). Training runs under `deterministic()`: fp32, CNN_THREADS CPU threads, deterministic
+    algorithms. Trains on `device` (default: CUDA if available); `classify` then runs where the model is."""
+    if ensemble < 1:
+        raise ValueError(f"ensemble must be a positive number of CNNs, got {ensemble}.")
+    labels = np.asarray(labels, dtype=np.int64)
+    device = torch.device(device) if device is not None else default_device()
+    x, y = to_tensor(maps, input_size).to(device), torch.from_numpy(labels).to(device)
+    train_idx, val_idx = train_test_split(np.arange(len(y)), test_size=0.2, stratify=labels, random_state=seed)
+    members, best_epochs = [], []
+    with deterministic(), tqdm(total=ensemble * epochs, desc="head classifier", disable=not progress) as bar:
+        for k in range(ensemble):
+            member, best_epoch = _train_member(x, y, train_idx, val_idx, seed + k, epochs, batch_size, lr,
+                                               patience, bar)
+            members.append(member)
+            best_epochs.append(best_epoch)
+    model = Ensemble(members)
     pred = _predict(model, x[val_idx])
     confusion = confusion_matrix(labels[val_idx], pred, labels=np.arange(len(CLASSES)))
-    return TrainedClassifier(model, best_acc, confusion, best_epoch)
+    return TrainedClassifier(model, float((pred == labels[val_idx]).mean()), confusion, tuple(best_epochs))
 
 
-def classify(model: PatternCNN, maps: Sequence[np.ndarray]) -> np.ndarray:
+def class_shares(model: nn.Module, maps: Sequence[np.ndarray]) -> np.ndarray:
+    """The share of `maps` that `model` puts in each class (a vector over CLASSES)."""
+    return np.bincount(classify(model, maps), minlength=len(CLASSES)) / max(len(maps), 1)
+
+
+def thread_stability(maps: Sequence[np.ndarray], labels: Sequence[int], probe: Sequence[np.ndarray], seed: int,
+                     threads: tuple[int, int] = (1, 2), **train_kwargs) -> float:
+    """The largest absolute difference of class shares on the `probe` maps between two trainings of the same
+    classifier (`train_classifier(maps, labels, seed, **train_kwargs)`), with the caller's torch thread count set
+    to each of `threads` (restored after). 0 when training does not depend on the thread count."""
+    saved, shares = torch.get_num_threads(), []
+    try:
+        for n in threads:
+            torch.set_num_threads(n)
+            shares.append(class_shares(train_classifier(maps, labels, seed, **train_kwargs).model, probe))
+    finally:
+        torch.set_num_threads(saved)
+    return float(np.abs(shares[0] - shares[1]).max())
+
+
+def member_spread(model: nn.Module, maps: Sequence[np.ndarray]) -> float:
+    """The largest absolute difference of a class share on `maps` between one member of an `Ensemble` and the
+    ensemble's vote (0 for a single CNN)."""
+    if not isinstance(model, Ensemble):
+        return 0.0
+    vote = class_shares(model, maps)
+    return float(max(np.abs(class_shares(m, maps) - vote).max() for m in model.members))
+
+
+def classify(model: nn.Module, maps: Sequence[np.ndarray]) -> np.ndarray:
     """Class indices (into CLASSES) of maps of any size. Like the authors' code for real maps, a map is never
     cropped: one smaller than the model's input size is centre-zero-padded to it, a larger one is classified
     whole (the CNN ends in global average pooling, so it takes any size). Maps are batched by size."""

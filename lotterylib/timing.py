@@ -158,7 +158,7 @@ def job_seconds(preset: dict, stage: str, size: TaskSize, cal: Calibration) -> f
 def preset_stage_seconds(preset: dict, stage: str) -> float:
     if stage == "attention_patterns":
         maps = preset["n_maps_per_class"] * len(CLASSES)
-        return JOB_OVERHEAD_S + ATTENTION_SECONDS_PER_MAP * maps * preset["cnn_epochs"]
+        return JOB_OVERHEAD_S + ATTENTION_SECONDS_PER_MAP * maps * preset["cnn_epochs"] * preset["cnn_ensemble"]
     return PRESET_STAGE_SECONDS[stage]
 
 

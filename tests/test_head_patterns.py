@@ -25,7 +25,7 @@ def test_every_seed_is_classified_and_the_pre_trained_model_once(glue_dir, tmp_p
         save_masks(runs.stage_dir(tmp_path, "s_pruning", "SST-2", seed), np.array([[1.0, 0.0], [1.0, seed - 1.0]]),
                    np.ones(2))
     trained = patterns.TrainedClassifier(patterns.PatternCNN(32, generator=torch.Generator().manual_seed(0)), 1.0,
-                                         np.eye(5), 1)
+                                         np.eye(5), (1,))
     classifiers = {"raw": patterns.MapClassifier(trained, "test", False),
                    "normed": patterns.MapClassifier(trained, "test", True)}
     out = hp.classify_heads(str(tmp_path), ["SST-2"], [1, 2], str(pretrained), tok, classifiers, str(glue_dir),
@@ -38,7 +38,25 @@ def test_every_seed_is_classified_and_the_pre_trained_model_once(glue_dir, tmp_p
     assert (per_run == 12).all() and len(per_run) == 6
     sup = out.counts[out.counts.super_survivor][["layer", "head"]].drop_duplicates().values.tolist()
     assert sup == [[0, 0], [1, 0]]                       # kept in both seeds
-    assert out.rule_vs_cnn.sum() == 6 * 12
+    assert out.rule_vs_cnn().sum() == 6 * 12 and out.rule_vs_cnn("raw").sum() == 3 * 12
+    assert list(out.confusion.columns) == ["map", "rule", "cnn", "count"] and len(out.confusion) == 2 * 25
+    np.testing.assert_array_equal(out.rule_vs_cnn(), out.rule_vs_cnn("raw") + out.rule_vs_cnn("normed"))
+    normed = out.agreement[out.agreement["map"] == "normed"]
+    assert np.trace(out.rule_vs_cnn("normed")) == round((normed["CNN = rule"] * normed["maps"]).sum())
     expected = np.mean([a for a in out.agreement["CNN = rule"]])
     assert out.rule_agreement == pytest.approx(expected)
     assert set(out.gallery) == {"raw", "normed"} and all(len(m) == len(t) for m, t in out.gallery.values())
+
+
+def test_describe_agreement_is_generated_from_the_numbers():
+    raw, normed = np.diag([6, 0, 0, 0, 2]), np.zeros((5, 5), dtype=int)
+    raw[4, 0] = 2                                         # rule heterogeneous, CNN vertical
+    normed[0, 0] = 10
+    labels = hp.HeadLabels(pd.DataFrame(), pd.DataFrame(), hp._tidy({"raw": raw, "normed": normed}))
+    np.testing.assert_array_equal(labels.rule_vs_cnn(), raw + normed)
+    assert labels.rule_agreement == pytest.approx(18 / 20)
+    text = hp.describe_agreement(labels, 0.0, 0.05)
+    assert "same class to 90% of the 20 real maps (raw 80%, normed 100%), which meets the target of 80%" in text
+    assert "the rule says heterogeneous and the CNN vertical on 10% of the maps" in text
+    assert "differ by at most 0.0%" in text and "up to 5.0% away" in text
+    assert "falls short of the target of 95%" in hp.describe_agreement(labels, 0.0, 0.05, target=0.95)

@@ -20,6 +20,20 @@ def token_lists() -> list[list[str]]:
                               glue_dir=GLUE_DIR, max_len=40)
 
 
+@pytest.fixture(scope="module")
+def real_maps() -> tuple[list[np.ndarray], np.ndarray]:
+    """Every head's raw and norm-weighted map of 4 SST-2 dev sentences under the shipped pre-trained MiniLM-L6
+    (576 maps, row-normalised) and their rule labels."""
+    from conftest import GLUE_DIR
+
+    from lotterylib.head_patterns import pretrained_maps
+
+    if not GLUE_DIR.is_dir():
+        pytest.skip(f"shared GLUE copy not found at {GLUE_DIR}")
+    return pretrained_maps("minilm-l6", "SST-2", load_tokenizer("minilm-l6"), str(GLUE_DIR), examples=4,
+                           max_seq_len=40)
+
+
 def test_layout_of_a_pair():
     tokens = ["[CLS]", "he", "said", ",", "hi", ".", "[SEP]", "yes", "!", "[SEP]"]
     lay = P.layout(tokens)
@@ -123,11 +137,63 @@ def test_short_training_beats_chance(token_lists):
                                        progress=False, input_size=32)
     result, again = train(), train()
     assert result.accuracy >= 0.6                             # chance: 0.2
-    assert result.accuracy == again.accuracy and result.best_epoch == again.best_epoch
+    assert result.accuracy == again.accuracy and result.best_epochs == again.best_epochs
     assert result.confusion.shape == (5, 5) and result.confusion.sum() == 40
     assert np.trace(result.confusion) / 40 == pytest.approx(result.accuracy)
     predicted = P.classify(result.model, maps[:10])
     assert predicted.shape == (10,) and set(predicted.tolist()) <= set(range(5))
+
+
+def test_deterministic_fixes_the_threads_and_restores_the_settings():
+    before = (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled())
+    with P.deterministic(1):
+        assert torch.get_num_threads() == 1 and torch.are_deterministic_algorithms_enabled()
+    assert (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()) == before
+
+
+def test_training_does_not_depend_on_the_callers_thread_count(token_lists, real_maps):
+    """The same maps, trained with the caller at 1 and at 2 torch threads: the same weights, bit for bit, hence
+    the same classes of generated and real maps (the issue's target: shares within 2 points)."""
+    maps, labels = P.generate_dataset(token_lists, 30, 0)
+    saved, models = torch.get_num_threads(), []
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            models.append(P.train_classifier(maps, labels, seed=0, epochs=5, batch_size=32, progress=False,
+                                             input_size=32, device="cpu").model)
+    finally:
+        torch.set_num_threads(saved)
+    for a, b in zip(models[0].state_dict().values(), models[1].state_dict().values()):
+        assert torch.equal(a, b)
+    probe = maps + real_maps[0]
+    np.testing.assert_array_equal(P.classify(models[0], probe), P.classify(models[1], probe))
+    assert P.thread_stability(maps, labels, probe, seed=0, epochs=2, batch_size=32, progress=False, input_size=32,
+                              device="cpu") == 0.0
+
+
+def test_ensemble_is_a_soft_vote_of_seeded_members(token_lists):
+    maps, labels = P.generate_dataset(token_lists, 20, 1)
+    train = lambda k: P.train_classifier(maps, labels, seed=3, epochs=3, batch_size=32, progress=False,  # noqa: E731
+                                         input_size=32, device="cpu", ensemble=k)
+    single, triple = train(1), train(3)
+    assert len(triple.model.members) == len(triple.best_epochs) == 3 and len(single.best_epochs) == 1
+    for a, b in zip(single.model.members[0].state_dict().values(), triple.model.members[0].state_dict().values()):
+        assert torch.equal(a, b)                                      # member 0 is the seed-3 CNN
+    short = [m for m in maps if len(m) <= 32][:8]                  # classified at the input size, uncropped
+    x = P.to_tensor(short, 32)
+    with torch.no_grad():
+        by_hand = sum(m.eval()(x).softmax(-1) for m in triple.model.members) / 3
+        torch.testing.assert_close(triple.model.eval()(x), by_hand)
+    assert len(short) == 8
+    np.testing.assert_array_equal(P.classify(triple.model, short), by_hand.argmax(-1).numpy())
+    vote = P.class_shares(triple.model, maps)
+    assert vote.sum() == pytest.approx(1.0)
+    assert P.member_spread(triple.model, maps) == pytest.approx(
+        max(np.abs(P.class_shares(m, maps) - vote).max() for m in triple.model.members))
+    assert P.member_spread(single.model.members[0], maps) == 0.0
+    assert triple.confusion.sum() == 20 and np.trace(triple.confusion) / 20 == pytest.approx(triple.accuracy)
+    with pytest.raises(ValueError, match="ensemble"):
+        train(0)
 
 
 def write_maps(folder, names) -> dict[str, np.ndarray]:
@@ -211,7 +277,7 @@ def test_label_maps_rule_and_cnn():
     block = (lay.segments[:, None] == lay.segments[None, :]).astype(float)
     maps = [np.stack([[vertical, 3 * diagonal], [block, np.full((n, n), 1 / n)]])]  # (L=2, H=2, n, n), unnormalised
     cnn_model = P.PatternCNN(32, generator=torch.Generator().manual_seed(0))
-    trained = P.TrainedClassifier(cnn_model, 1.0, np.eye(5), 1)
+    trained = P.TrainedClassifier(cnn_model, 1.0, np.eye(5), (1,))
     for row_norm in (False, True):
         cnn, rule = P.label_maps(P.MapClassifier(trained, "test", row_norm), maps, [tokens])
         assert cnn.shape == rule.shape == (1, 2, 2)
@@ -254,7 +320,7 @@ def test_label_model_matches_its_parts():
 
     net, enc = tiny_model(), tiny_encoded(n=3, seed=2)
     tokens = [["[CLS]", *[f"w{i}" for i in range(len(ids) - 2)], "[SEP]"] for ids in enc.input_ids]
-    trained = P.TrainedClassifier(P.PatternCNN(32, generator=torch.Generator().manual_seed(0)), 1.0, np.eye(5), 1)
+    trained = P.TrainedClassifier(P.PatternCNN(32, generator=torch.Generator().manual_seed(0)), 1.0, np.eye(5), (1,))
     classifiers = {"raw": P.MapClassifier(trained, "test", False), "normed": P.MapClassifier(trained, "test", True)}
     out = P.label_model(net, enc, tokens, classifiers, compat="authors")
     assert list(out) == ["raw", "normed"]
@@ -283,3 +349,28 @@ def test_classify_never_cuts_off_real_tokens():
     assert not torch.allclose(*logits)
     cropped = [cnn(torch.from_numpy(P.pad_or_crop(x, 32).astype(np.float32))[None, None]) for x in (long, tail)]
     assert torch.allclose(*cropped)                                     # what a fixed crop would have missed
+
+
+@pytest.mark.slow
+def test_agreement_with_the_rule_on_generated_and_real_maps_is_the_documented_one():
+    """docs/method.md, "Attention patterns": one CNN (100 generated maps per class, 15 epochs) agrees with the rule
+    labeller on >= 80% of held-out generated maps, but on only 60% of the real maps of the documented setting
+    (pre-trained MiniLM-L6, 12 dev examples each of SST-2 and RTE): below the 80% target, for the reason given
+    there. Diagonal maps, which the picture shows, agree."""
+    from conftest import GLUE_DIR
+
+    from lotterylib.head_patterns import pretrained_maps
+
+    if not GLUE_DIR.is_dir():
+        pytest.skip(f"shared GLUE copy not found at {GLUE_DIR}")
+    tokenizer = load_tokenizer("minilm-l6")
+    maps, labels = P.generate_dataset(P.glue_token_lists(tokenizer, glue_dir=GLUE_DIR, max_len=64, seed=0), 100, 0)
+    trained = P.train_classifier(maps, labels, seed=0, epochs=15, progress=False, device="cpu")
+    assert trained.accuracy >= 0.8
+    real, rule = zip(*(pretrained_maps("minilm-l6", task, tokenizer, str(GLUE_DIR), examples=12, max_seq_len=128)
+                       for task in ("SST-2", "RTE")))
+    real, rule = [m for part in real for m in part], np.concatenate(rule)
+    cnn = P.classify(trained.model, real)
+    assert len(real) == 3456 and np.mean(cnn == rule) == pytest.approx(0.60, abs=0.03)
+    diagonal = rule == P.CLASSES.index("diagonal")
+    assert np.mean(cnn[diagonal] == rule[diagonal]) >= 0.9
