@@ -194,13 +194,29 @@ def collate(enc: Encoded, idx: list[int] | np.ndarray) -> dict[str, torch.Tensor
     return {"input_ids": ids, "token_type_ids": tts, "attention_mask": att, "labels": labels}
 
 
+# Length grouping: each epoch's seeded permutation is cut into chunks that are sorted by length, batched, and
+# the batches shuffled again. A chunk holds at most 50 batches (the Hugging Face mega-batch) and at most
+# 1/16 of the train set, so that batch mates of one epoch rarely meet again in the next (`pair_repeat_rate`).
+GROUP_CHUNK_BATCHES = 50
+GROUP_MIN_CHUNKS = 16
+
+
+def group_chunk_size(n: int, batch_size: int, min_chunks: int = GROUP_MIN_CHUNKS) -> int:
+    """Examples per length-sorted chunk of `n` training examples: min(50 x batch, n // min_chunks), but at
+    least one batch (a chunk of one batch leaves the random batches as they are)."""
+    if batch_size < 1 or min_chunks < 1:
+        raise ValueError(f"batch_size and min_chunks must be >= 1, not {batch_size} and {min_chunks}")
+    return max(batch_size, min(GROUP_CHUNK_BATCHES * batch_size, n // min_chunks))
+
+
 def batch_indices(enc: Encoded, batch_size: int, shuffle: bool, seed: int = 0,
-                  group_by_length: bool = True) -> list[np.ndarray]:
+                  group_by_length: bool = True, min_chunks: int = GROUP_MIN_CHUNKS) -> list[np.ndarray]:
     """Index batches for one epoch.
 
     Evaluation (`shuffle=False`): sorted by length, so padding is minimal (the order does not change scores).
-    Training: a seeded permutation; with `group_by_length`, chunks of 50 batches are sorted by length and
-    the batches shuffled again (the Hugging Face `LengthGroupedSampler` idea: less padding, still random).
+    Training: a seeded permutation; with `group_by_length`, chunks of `group_chunk_size` examples are sorted
+    by length and the batches shuffled again (the Hugging Face `LengthGroupedSampler` idea: less padding, still
+    random). `min_chunks=1` is the former rule, one sorted chunk per epoch below 50 batches of examples.
     """
     lengths = np.array([len(x) for x in enc.input_ids])
     if not shuffle:
@@ -209,10 +225,30 @@ def batch_indices(enc: Encoded, batch_size: int, shuffle: bool, seed: int = 0,
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(lengths))
     if group_by_length:
-        mega = 50 * batch_size
+        chunk = group_chunk_size(len(lengths), batch_size, min_chunks)
         order = np.concatenate([c[np.argsort(-lengths[c], kind="stable")]
-                                for c in (order[i:i + mega] for i in range(0, len(order), mega))])
+                                for c in (order[i:i + chunk] for i in range(0, len(order), chunk))])
     batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
     if group_by_length:
         batches = [batches[i] for i in rng.permutation(len(batches))]
     return batches
+
+
+def pair_repeat_rate(first: list[np.ndarray], second: list[np.ndarray]) -> float:
+    """The share of the example pairs that share a batch in `first` (one epoch's batches) that share one again
+    in `second` (the next epoch's, over the same examples). Random batches of size B over n examples give
+    (B - 1) / (n - 1) in expectation."""
+    where = np.full(1 + max(int(np.max(b)) for b in (*first, *second)), -1)
+    for j, b in enumerate(second):
+        where[b] = j
+    pairs = again = 0
+    for b in first:
+        if np.any(where[b] < 0):
+            raise ValueError("pair_repeat_rate: the two epochs must batch the same examples; "
+                             f"{sorted(set(b[where[b] < 0].tolist()))[:5]} are missing from the second")
+        pairs += len(b) * (len(b) - 1) // 2
+        counts = np.bincount(where[b])
+        again += int((counts * (counts - 1) // 2).sum())
+    if pairs == 0:
+        raise ValueError("pair_repeat_rate: the first epoch's batches hold no pair (every batch has one example)")
+    return again / pairs

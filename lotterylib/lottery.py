@@ -4,11 +4,13 @@ random / bad subnetworks drawn, pruned and re-fine-tuned, the Appendix D, random
 Every evaluation becomes one row of a tidy table (`SCORE_COLUMNS`). Across tasks and seeds those tables are
 collected and summarised by `lottery_stats`, Table 2 and the appendix tables are built by `tables`, and
 Figure 2 is drawn by `plots.lottery_figure`. Scores are the paper's metric per task (`metrics["score"]`),
-on a 0-1 scale.
+on a 0-1 scale. With `selection: split` every `score` is on the report half of dev, which the searches never
+saw; the pruned rows and the full model's row also carry `score_search` (on the half the masks were chosen
+on) and `score_unseen` (on the report half, = `score`), whose difference `leak_table` shows.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -20,6 +22,7 @@ from . import magnitude, runs, stability, structured, subnetworks
 from .data import Encoded
 from .experiment import dev_half, finetune_model, load_task_data
 from .gates import Gates
+from .results import FINETUNED, FULL
 from .tasks import Task, get_task
 from .training import TrainConfig, evaluate
 
@@ -27,6 +30,9 @@ from .training import TrainConfig, evaluate
 # (`subnetworks.weight_share`); m-masks, the kept share of the prunable set. sparsity = 1 - weight_share.
 SCORE_COLUMNS = ["task", "seed", "method", "subnetwork", "setting", "epochs", "heads_kept", "mlps_kept",
                  "weight_share", "sparsity", "score"]
+# selection "split": a pruned row's (and the full model's) score on the search half and on the unseen (report)
+# half of dev; NaN on re-fine-tuned rows and in "dev" runs. scores.csv holds SCORE_COLUMNS + HELDOUT_COLUMNS.
+HELDOUT_COLUMNS = ["score_search", "score_unseen"]
 PRUNED, REFINETUNED, REFINETUNED_2X = "pruned", "re-fine-tuned", "re-fine-tuned 2x epochs"
 S, M, SUPER, RANDOM_INIT = "s-pruning", "m-pruning", "super-survivors", "random-init"
 SUBNETWORKS = ("good", "random", "bad")
@@ -127,7 +133,9 @@ def load_s_subnetworks(path: str | Path) -> dict[str, subnetworks.SMasks]:
 @dataclass
 class LotterySetup:
     """What every evaluation of one (task, seed) shares; `cache` keeps s re-fine-tuning scores so that an
-    identical s-subnetwork (e.g. the super-survivors of a single seed = the good set) is trained once."""
+    identical s-subnetwork (e.g. the super-survivors of a single seed = the good set) is trained once.
+    `search_dev` (selection "split", `with_search_half`): the half of dev the masks were chosen on; `dev`
+    is then the other half."""
 
     model: str
     task: Task
@@ -138,38 +146,54 @@ class LotterySetup:
     compat: str = "paper"
     progress: bool = True
     cache: dict = field(default_factory=dict)
+    search_dev: Encoded | None = None
 
     def score(self, net: torch.nn.Module, gates: Gates | None = None, desc: str = "evaluate",
-              key: str = "score") -> float:
-        """The paper metric of `net` on dev (`key="stop_score"`: what the pruning searches compared)."""
-        return evaluate(net, self.task, self.dev, self.cfg.eval_batch_size, gates=gates, compat=self.compat,
-                        bf16=self.cfg.bf16, progress=self.progress, desc=desc).metrics[key]
+              key: str = "score", dev: Encoded | None = None) -> float:
+        """The paper metric of `net` on `dev` (default: the setup's dev set; `key="stop_score"`: what the
+        pruning searches compared)."""
+        return evaluate(net, self.task, self.dev if dev is None else dev, self.cfg.eval_batch_size, gates=gates,
+                        compat=self.compat, bf16=self.cfg.bf16, progress=self.progress, desc=desc).metrics[key]
 
 
-def search_setup(setup: LotterySetup, tokenizer, glue_dir: str, max_dev_examples: int, max_seq_len: int,
-                 selection: str) -> LotterySetup:
-    """`setup` on the dev data the pruning searches saw: itself with `selection="dev"`; with "split", a copy
-    whose dev set is the selection half (to check the good masks against the searches' scores)."""
+def with_search_half(setup: LotterySetup, tokenizer, glue_dir: str, max_dev_examples: int, max_seq_len: int,
+                     selection: str) -> LotterySetup:
+    """`setup` itself with `selection="dev"`; with "split", a copy that also holds the half of dev the pruning
+    searches chose the masks on (`search_dev`), so that pruned rows are scored on both halves."""
     if selection == "dev":
         return setup
     part = load_task_data(setup.task.name, tokenizer, glue_dir, 0, max_dev_examples, max_seq_len, with_train=False,
                           dev_half=dev_half(selection, "search"))
-    return replace(setup, dev=part.dev_enc)
+    return replace(setup, search_dev=part.dev_enc)
+
+
+def search_setup(setup: LotterySetup) -> LotterySetup:
+    """`setup` on the dev data the pruning searches saw (to check the good masks against the searches' scores):
+    itself without a `search_dev`, else a copy that scores on it."""
+    return setup if setup.search_dev is None else replace(setup, dev=setup.search_dev, search_dev=None)
+
+
+def held_out(setup: LotterySetup, score: float, evaluate_on: Callable[[Encoded], float]) -> dict[str, float]:
+    """`score_search` (`evaluate_on(setup.search_dev)`) and `score_unseen` (= `score`, on the report half) of a
+    pruned row in a "split" setup; both NaN without a search half."""
+    if setup.search_dev is None:
+        return dict.fromkeys(HELDOUT_COLUMNS, np.nan)
+    return {"score_search": evaluate_on(setup.search_dev), "score_unseen": score}
 
 
 def pruned_s_score(setup: LotterySetup, net: torch.nn.Module, head_mask: np.ndarray, mlp_mask: np.ndarray,
-                   desc: str = "evaluate", key: str = "score") -> float:
+                   desc: str = "evaluate", key: str = "score", dev: Encoded | None = None) -> float:
     """Dev score of the fine-tuned `net` with heads/MLPs gated by the masks; the gates are removed after."""
     with Gates(net, head_mask, mlp_mask) as gates:
-        return setup.score(net, gates, desc, key)
+        return setup.score(net, gates, desc, key, dev)
 
 
 def pruned_m_score(setup: LotterySetup, net: torch.nn.Module, masks: subnetworks.MMasks,
-                   desc: str = "evaluate", key: str = "score") -> float:
+                   desc: str = "evaluate", key: str = "score", dev: Encoded | None = None) -> float:
     """Dev score of the fine-tuned `net` with the weight masks; its dense weights are restored after."""
     magnitude.apply_weight_masks(net, masks, setup.compat)
     try:
-        return setup.score(net, desc=desc, key=key)
+        return setup.score(net, desc=desc, key=key, dev=dev)
     finally:
         magnitude.remove_weight_masks(net, permanent=False)
 
@@ -221,9 +245,13 @@ def s_lottery_rows(setup: LotterySetup, net: torch.nn.Module, subnets: dict[str,
     """Each s-subnetwork pruned (on the fine-tuned `net`) and re-fine-tuned: two rows per subnetwork."""
     rows, epochs = [], setup.cfg.epochs
     for name, (head, mlp) in subnets.items():
-        pruned = pruned_s_score(setup, net, head, mlp, desc=f"{method} {name} pruned")
+        desc = f"{method} {name} pruned"
+        pruned = pruned_s_score(setup, net, head, mlp, desc=desc)
+        halves = held_out(setup, pruned, lambda dev: pruned_s_score(setup, net, head, mlp, f"{desc}, search half",
+                                                                    dev=dev))
         retrained = refinetuned_s_score(setup, head, mlp, desc=f"{method} {name} re-fine-tune")
-        rows += [s_row(setup.task.name, setup.seed, method, name, PRUNED, epochs, head, mlp, net.config, pruned),
+        rows += [s_row(setup.task.name, setup.seed, method, name, PRUNED, epochs, head, mlp, net.config, pruned)
+                 | halves,
                  s_row(setup.task.name, setup.seed, method, name, REFINETUNED, epochs, head, mlp, net.config,
                        retrained)]
     return rows
@@ -233,11 +261,26 @@ def m_lottery_rows(setup: LotterySetup, net: torch.nn.Module, subnets: dict[str,
     """Each weight-mask subnetwork pruned (on the fine-tuned `net`) and re-fine-tuned: two rows each."""
     rows, epochs = [], setup.cfg.epochs
     for name, masks in subnets.items():
-        pruned = pruned_m_score(setup, net, masks, desc=f"{M} {name} pruned")
+        desc = f"{M} {name} pruned"
+        pruned = pruned_m_score(setup, net, masks, desc=desc)
+        halves = held_out(setup, pruned, lambda dev: pruned_m_score(setup, net, masks, f"{desc}, search half", dev=dev))
         retrained = refinetuned_m_score(setup, masks, desc=f"{M} {name} re-fine-tune")
-        rows += [m_row(setup.task.name, setup.seed, name, PRUNED, epochs, masks, pruned),
+        rows += [m_row(setup.task.name, setup.seed, name, PRUNED, epochs, masks, pruned) | halves,
                  m_row(setup.task.name, setup.seed, name, REFINETUNED, epochs, masks, retrained)]
     return rows
+
+
+def full_rows(setup: LotterySetup, net: torch.nn.Module) -> list[dict]:
+    """With a search half (selection "split"): one row for the fine-tuned `net`, nothing removed (method
+    "full model", setting "fine-tuned"), scored on both halves like the pruned rows, so that each half has
+    its own "share of the full model". No row in "dev" runs (notebook 1 has the full model's score)."""
+    if setup.search_dev is None:
+        return []
+    layers, heads = net.config.num_hidden_layers, net.config.num_attention_heads
+    score = setup.score(net, desc="full model")
+    halves = held_out(setup, score, lambda dev: setup.score(net, desc="full model, search half", dev=dev))
+    return [s_row(setup.task.name, setup.seed, FULL, "", FINETUNED, setup.cfg.epochs, np.ones((layers, heads)),
+                  np.ones(layers), net.config, score) | halves]
 
 
 def extra_rows(setup: LotterySetup, net: torch.nn.Module, s_subnets: dict[str, subnetworks.SMasks],
@@ -254,12 +297,48 @@ def extra_rows(setup: LotterySetup, net: torch.nn.Module, s_subnets: dict[str, s
 
 
 def tidy(rows: Iterable[dict]) -> pd.DataFrame:
-    """The rows as a table with the `SCORE_COLUMNS`, in that order."""
-    return pd.DataFrame(list(rows), columns=SCORE_COLUMNS)
+    """The rows as a table with the `SCORE_COLUMNS` and `HELDOUT_COLUMNS`, in that order (NaN where a row has
+    no held-out scores)."""
+    return pd.DataFrame(list(rows), columns=SCORE_COLUMNS + HELDOUT_COLUMNS)
+
+
+def leaks(scores: pd.DataFrame) -> pd.DataFrame:
+    """Per task, seed, method and subnetwork of a split run's rows with held-out scores (the pruned ones and the
+    full model): `score_search`, `score_unseen`, `leak` = search - unseen, and each half's share of the full
+    model's score on that half (`share_search`, `share_unseen`; NaN without the full model's row). Empty for
+    tables without held-out scores ("dev" runs, or runs older than the columns)."""
+    keys = ["task", "seed", "method", "subnetwork"]
+    out_cols = [*keys, *HELDOUT_COLUMNS, "leak", "share_search", "share_unseen"]
+    if not set(HELDOUT_COLUMNS) <= set(scores.columns):
+        return pd.DataFrame(columns=out_cols)
+    part = scores.dropna(subset=HELDOUT_COLUMNS)[[*keys, *HELDOUT_COLUMNS]].fillna({"subnetwork": ""})
+    part = part.assign(leak=part.score_search - part.score_unseen)
+    full = part[part.method == FULL].set_index(["task", "seed"])[HELDOUT_COLUMNS]
+    ref = full.reindex(pd.MultiIndex.from_frame(part[["task", "seed"]])).to_numpy()
+    part = part.assign(share_search=part.score_search.to_numpy() / ref[:, 0],
+                       share_unseen=part.score_unseen.to_numpy() / ref[:, 1])
+    return part[out_cols].reset_index(drop=True)
+
+
+def leak_table(scores: pd.DataFrame) -> pd.DataFrame:
+    """The held-out leak per task, method and subnetwork (`leaks`), over seeds: the mean scores on each half,
+    the leak's mean and std (ddof 1; NaN for one seed), each seed's leak (`leak seed <s>`), the mean shares of
+    the full model on each half, and the number of seeds. Empty without held-out scores."""
+    per_seed = leaks(scores)
+    keys = ["task", "method", "subnetwork"]
+    stats = per_seed.groupby(keys, sort=False).agg(
+        score_search=("score_search", "mean"), score_unseen=("score_unseen", "mean"), leak_mean=("leak", "mean"),
+        leak_std=("leak", "std"), share_search=("share_search", "mean"), share_unseen=("share_unseen", "mean"),
+        seeds=("leak", "count"))
+    wide = per_seed.pivot_table(index=keys, columns="seed", values="leak", sort=False)
+    wide.columns = [f"leak seed {s}" for s in wide.columns]
+    return stats.join(wide).reset_index()
 
 
 def seed_table(scores: pd.DataFrame) -> pd.DataFrame:
-    """One (task, seed): score per method and subnetwork (rows) and setting (columns)."""
+    """One (task, seed): score per method and subnetwork (rows) and setting (columns); the full model's row of a
+    split run is left out (the notebook adds the full model from notebook 1)."""
+    scores = scores[scores.method != FULL]
     table = scores.pivot_table(index=["method", "subnetwork"], columns="setting", values="score")
     rows = list(dict.fromkeys(zip(scores.method, scores.subnetwork)))
     return table.reindex(index=pd.MultiIndex.from_tuples(rows, names=table.index.names),

@@ -155,3 +155,45 @@ def test_collate_pads_with_the_tokenizers_pad_id(glue_dir):
     tok.pad_token = None
     with pytest.raises(ValueError, match="no padding token"):
         data.encode(data.subsample(load_split("MRPC", "dev", glue_dir), 4, 0), tok)
+
+
+def test_group_chunk_size_is_bounded_by_the_train_size():
+    assert data.group_chunk_size(100_000, 32) == 50 * 32             # large sets: the 50-batch mega-chunk
+    assert data.group_chunk_size(1500, 32) == 1500 // 16 == 93        # the demo: at most 1/16 of the train set
+    assert data.group_chunk_size(48, 16) == 16                        # never below one batch (= random batches)
+    assert data.group_chunk_size(1500, 32, min_chunks=1) == 1500      # the former rule: one chunk per epoch
+    with pytest.raises(ValueError, match="min_chunks must be >= 1"):
+        data.group_chunk_size(1500, 32, min_chunks=0)
+
+
+def test_pair_repeat_rate_by_hand():
+    first = [np.array([0, 1, 2]), np.array([3, 4, 5])]                # 6 pairs share a batch
+    second = [np.array([0, 1, 3]), np.array([2, 4, 5])]               # (0,1) and (4,5) meet again
+    assert data.pair_repeat_rate(first, second) == pytest.approx(2 / 6)
+    assert data.pair_repeat_rate(first, first) == 1.0
+    assert data.pair_repeat_rate(first, [np.array([0, 3]), np.array([1, 4]), np.array([2, 5])]) == 0.0
+    with pytest.raises(ValueError, match="same examples"):
+        data.pair_repeat_rate(first, [np.array([0, 1, 2])])
+
+
+def length_encoded(n: int, seed: int = 0) -> data.Encoded:
+    lengths = np.random.default_rng(seed).integers(5, 60, n)
+    return data.Encoded([[1] * k for k in lengths], [[0] * k for k in lengths], np.zeros(n, dtype=np.int64))
+
+
+def test_grouped_batches_stay_random_at_small_train_sizes():
+    """1,500 examples, batch 32: under the former rule (one sorted chunk per epoch) 40% of batch mates met again
+    in the next epoch; chunks of at most 1/16 of the set bring it near random batches' (B - 1) / (n - 1)."""
+    enc = length_encoded(1500)
+    rate = {(g, k): np.mean([data.pair_repeat_rate(*(data.batch_indices(enc, 32, True, s + e, g, k) for e in (0, 1)))
+                             for s in range(0, 20, 2)])
+            for g, k in ((False, 1), (True, 1), (True, data.GROUP_MIN_CHUNKS))}
+    chance = 31 / 1499
+    assert rate[(False, 1)] == pytest.approx(chance, rel=0.15)
+    assert rate[(True, 1)] > 10 * chance
+    assert rate[(True, data.GROUP_MIN_CHUNKS)] < 2.5 * chance
+    batches = data.batch_indices(enc, 32, True, 7)
+    assert sorted(np.concatenate(batches).tolist()) == list(range(1500))
+    lengths = np.array([len(x) for x in enc.input_ids])
+    padding = lambda bs: sum(len(b) * lengths[b].max() for b in bs) / lengths.sum()  # noqa: E731
+    assert padding(batches) < 0.9 * padding(data.batch_indices(enc, 32, True, 7, group_by_length=False))

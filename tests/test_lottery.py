@@ -126,8 +126,9 @@ def test_lottery_and_extra_rows(model_dir):
     subnets = lt.draw_subnetworks(3, head, mlp, wm, *stacked)
     scores = lt.tidy(lt.s_lottery_rows(setup, net, subnets["s"]) + lt.m_lottery_rows(setup, net, subnets["m"])
                      + lt.extra_rows(setup, net, subnets["s"], subnets["super"]))
-    assert list(scores.columns) == lt.SCORE_COLUMNS
+    assert list(scores.columns) == lt.SCORE_COLUMNS + lt.HELDOUT_COLUMNS
     assert len(scores) == 6 + 6 + 2 + 6
+    assert scores[lt.HELDOUT_COLUMNS].isna().all().all() and lt.full_rows(setup, net) == []  # selection "dev"
     s = scores.set_index(["method", "subnetwork", "setting"])
     assert s.loc[(lt.S, "good", lt.PRUNED), "score"] == lt.pruned_s_score(setup, net, head, mlp)
     assert s.loc[(lt.SUPER, "super", lt.REFINETUNED), "score"] == s.loc[(lt.S, "good", lt.REFINETUNED), "score"]
@@ -137,6 +138,68 @@ def test_lottery_and_extra_rows(model_dir):
     assert s.loc[(lt.M, "bad", lt.PRUNED), "sparsity"] == pytest.approx(mg.sparsity(wm))
     table = lt.seed_table(scores)
     assert table.loc[(lt.M, "random"), lt.REFINETUNED] == s.loc[(lt.M, "random", lt.REFINETUNED), "score"]
+
+
+def test_split_runs_score_pruned_rows_and_the_full_model_on_both_halves(model_dir):
+    """selection "split": every pruned row (and the full model) is also scored on the half the masks were chosen
+    on; `score` and `score_unseen` stay on the report half; re-fine-tuned rows have no held-out scores."""
+    search = tiny_encoded(10, seed=5)
+    setup = setup_for(model_dir, search_dev=search)
+    head, mlp, wm = good_masks()
+    net = tiny_model(seed=4)
+    subnets = lt.draw_subnetworks(3, head, mlp, wm, np.stack([head]), np.stack([mlp]), both_rules=False)
+    scores = lt.tidy(lt.full_rows(setup, net) + lt.s_lottery_rows(setup, net, {"good": subnets["s"]["good"]})
+                     + lt.m_lottery_rows(setup, net, {"bad": subnets["m"]["bad"]}))
+    s = scores.set_index(["method", "subnetwork", "setting"])
+    with Gates(net, head, mlp) as gates:   # by hand: the good s-mask on the search half and on the report half
+        on_search = evaluate(net, TASK, search, gates=gates, progress=False).metrics["score"]
+        on_report = evaluate(net, TASK, setup.dev, gates=gates, progress=False).metrics["score"]
+    good = s.loc[(lt.S, "good", lt.PRUNED)]
+    assert (good.score_search, good.score_unseen, good.score) == (on_search, on_report, on_report)
+    bad = s.loc[(lt.M, "bad", lt.PRUNED)]
+    assert bad.score_search == lt.pruned_m_score(setup, net, subnets["m"]["bad"], dev=search)
+    assert bad.score_unseen == bad.score == lt.pruned_m_score(setup, net, subnets["m"]["bad"])
+    full = s.loc[(lt.FULL, "", lt.FINETUNED)]
+    assert full.score_search == evaluate(net, TASK, search, progress=False).metrics["score"]
+    assert full.score_unseen == full.score == evaluate(net, TASK, setup.dev, progress=False).metrics["score"]
+    assert (full.heads_kept, full.mlps_kept, full.weight_share) == (12, 3, 1.0)
+    assert scores[scores.setting == lt.REFINETUNED][lt.HELDOUT_COLUMNS].isna().all().all()
+    assert scores[scores.setting != lt.REFINETUNED][lt.HELDOUT_COLUMNS].notna().all().all()
+    assert lt.FULL not in lt.seed_table(scores).index.get_level_values("method")
+    checked = lt.search_setup(setup)                        # the check against the searches' scores
+    assert checked.dev is search and checked.search_dev is None
+
+
+def test_leak_table_by_hand():
+    """Two seeds: full 0.90 / 0.80 on the search half, 0.85 / 0.80 on the unseen half; good pruned 0.81 / 0.76
+    on the search half, 0.70 / 0.72 unseen; random 0.5 on both halves (seed 2 only: random has one seed)."""
+    rows = []
+    for seed, (fs, fu, gs, gu) in ((1, (0.90, 0.85, 0.81, 0.70)), (2, (0.80, 0.80, 0.76, 0.72))):
+        rows += [dict(task="SST-2", seed=seed, method=lt.FULL, subnetwork="", setting=lt.FINETUNED, score=fu,
+                      score_search=fs, score_unseen=fu),
+                 dict(task="SST-2", seed=seed, method=lt.S, subnetwork="good", setting=lt.PRUNED, score=gu,
+                      score_search=gs, score_unseen=gu),
+                 dict(task="SST-2", seed=seed, method=lt.S, subnetwork="good", setting=lt.REFINETUNED, score=0.8)]
+    rows.append(dict(task="SST-2", seed=2, method=lt.M, subnetwork="random", setting=lt.PRUNED, score=0.5,
+                     score_search=0.5, score_unseen=0.5))
+    per_seed = lt.leaks(lt.tidy(rows)).set_index(["seed", "method", "subnetwork"])
+    assert len(per_seed) == 5                                                    # no re-fine-tuned row
+    assert per_seed.loc[(1, lt.S, "good"), "leak"] == pytest.approx(0.11)
+    assert per_seed.loc[(1, lt.S, "good"), "share_search"] == pytest.approx(0.81 / 0.90)
+    assert per_seed.loc[(1, lt.S, "good"), "share_unseen"] == pytest.approx(0.70 / 0.85)
+    assert per_seed.loc[(2, lt.M, "random"), "share_unseen"] == pytest.approx(0.5 / 0.8)
+    table = lt.leak_table(lt.tidy(rows)).set_index(["task", "method", "subnetwork"])
+    good = table.loc[("SST-2", lt.S, "good")]
+    assert good.leak_mean == pytest.approx(0.075) and good.leak_std == pytest.approx(np.std([0.11, 0.04], ddof=1))
+    assert (good["leak seed 1"], good["leak seed 2"], good.seeds) == (pytest.approx(0.11), pytest.approx(0.04), 2)
+    assert good.share_unseen == pytest.approx((0.70 / 0.85 + 0.72 / 0.80) / 2)
+    assert good.score_search == pytest.approx(0.785)
+    full = table.loc[("SST-2", lt.FULL, "")]
+    assert full.leak_mean == pytest.approx(0.025) and full.share_search == full.share_unseen == 1.0
+    rand = table.loc[("SST-2", lt.M, "random")]
+    assert rand.seeds == 1 and np.isnan(rand.leak_std) and np.isnan(rand["leak seed 1"])
+    old = fake_scores()[lt.SCORE_COLUMNS]                                        # "dev" runs and older runs
+    assert lt.leak_table(fake_scores()).empty and lt.leak_table(old).empty and lt.leaks(old).empty
 
 
 def fake_scores(extras=True):

@@ -62,10 +62,13 @@ def test_search_setup_sees_only_the_selection_half(glue_dir):
 
     tok = models.load_tokenizer("minilm-l6")
     setup = lottery.LotterySetup("minilm-l6", get_task("SST-2"), tiny_encoded(4), tiny_encoded(4), TrainConfig(), 1)
-    assert lottery.search_setup(setup, tok, str(glue_dir), 60, 32, "dev") is setup
-    search = lottery.search_setup(setup, tok, str(glue_dir), 60, 32, "split")
+    assert lottery.with_search_half(setup, tok, str(glue_dir), 60, 32, "dev") is setup
+    assert lottery.search_setup(setup) is setup
+    split = lottery.with_search_half(setup, tok, str(glue_dir), 60, 32, "split")
+    search = lottery.search_setup(split)
     sel = experiment.load_task_data("SST-2", tok, str(glue_dir), 0, 60, 32, with_train=False, dev_half="selection")
-    assert search.dev.input_ids == sel.dev_enc.input_ids and search.train is setup.train
+    assert split.search_dev.input_ids == search.dev.input_ids == sel.dev_enc.input_ids
+    assert split.dev is setup.dev and search.train is setup.train
 
 
 def test_notebooks_search_on_the_selection_half_and_report_on_the_other():
