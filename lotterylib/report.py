@@ -84,10 +84,14 @@ def tally(verdicts: pd.Series) -> dict[str, int]:
 
 # --- the results table in the lottery module's shapes ------------------------------------------------------
 
-def lottery_scores(res: pd.DataFrame) -> pd.DataFrame:
+def lottery_scores(res: pd.DataFrame, with_full: bool = False) -> pd.DataFrame:
     """The lottery stage's rows as `lottery.SCORE_COLUMNS` (one row per task, seed, method, subnetwork, setting),
-    plus `score_search` and `score_unseen` where the run has them (`selection: split`)."""
+    plus `score_search` and `score_unseen` where the run has them (`selection: split`). A split run's lottery
+    stage also scores the whole fine-tuned model on both halves (method `lottery.FULL`): that row is kept only
+    `with_full` (the held-out tables), never among the subnetworks."""
     part = res[(res.stage == "lottery") & res.seed.notna()]
+    if not with_full:
+        part = part[part.method != lottery.FULL]
     part = part.assign(metric=np.where(part.component == "", part.metric, part.component + "s_" + part.metric))
     keys = ["task", "seed", "method", "subnetwork", "setting"]
     wide = part.pivot_table(index=keys, columns="metric", values="value", sort=False).reset_index()
@@ -454,11 +458,23 @@ def unseen_scores(split: pd.DataFrame, selection: str) -> pd.DataFrame:
     return scores.assign(score=unseen).dropna(subset=[SCORE])
 
 
+def _unseen_full(split: pd.DataFrame, fine: pd.DataFrame) -> pd.DataFrame:
+    """`finetune_scores` with `full` replaced by the full model's score on the unseen half where the lottery stage
+    measured it (a split run's `lottery.FULL` row), so that the 90% share compares like with like."""
+    full = lottery_scores(split, with_full=True)
+    full = full[full.method == lottery.FULL]
+    if "score_unseen" not in full or full.empty:
+        return fine
+    unseen = full.set_index(["task", "seed"]).score_unseen
+    key = pd.MultiIndex.from_frame(fine[["task", "seed"]])
+    return fine.assign(full=unseen.reindex(key).fillna(fine.set_index(["task", "seed"])["full"]).to_numpy())
+
+
 def heldout_claims(split: pd.DataFrame, selection: str, good_share: float = 0.9,
                    degenerate_margin: float = DEGENERATE_MARGIN) -> pd.DataFrame:
     """"good pruned keeps >= 90% of full" where it is not by construction: scored on the half of dev the
     searches did not see (`unseen_scores` of a split run, with its full model on that half)."""
-    scores, fine = unseen_scores(split, selection), finetune_scores(split)
+    scores, fine = unseen_scores(split, selection), _unseen_full(split, finetune_scores(split))
     degenerate = degenerate_seeds(split, degenerate_margin)
     rows = []
     for task in dict.fromkeys(scores.task):
@@ -472,21 +488,17 @@ def heldout_claims(split: pd.DataFrame, selection: str, good_share: float = 0.9,
 
 
 def leak(split: pd.DataFrame) -> pd.DataFrame:
-    """Per task, method, pruned subnetwork and seed: the score on the half of dev the masks were chosen on minus
-    the score on the other half (`score_search - score_unseen`), positive where selecting on the data
-    flattered the mask. Empty for runs without the two columns."""
-    scores = lottery_scores(split)
-    if not {"score_search", "score_unseen"} <= set(scores.columns):
-        return pd.DataFrame(columns=["task", "method", "subnetwork", "seed", "leak"])
-    part = scores[(scores.setting == PRUNED) & scores.score_search.notna() & scores.score_unseen.notna()]
-    return part.assign(leak=part.score_search - part.score_unseen)[["task", "method", "subnetwork", "seed", "leak"]]
+    """Per task, method, pruned subnetwork (and the full model) and seed: the score on the half of dev the masks
+    were chosen on minus the score on the other half (`lottery.leaks`), positive where selecting on the data
+    flattered the mask; the full model's own difference is the halves' difference in difficulty. Empty for runs
+    without the two columns."""
+    return lottery.leaks(lottery_scores(split, with_full=True))
 
 
 def leak_summary(split: pd.DataFrame) -> pd.DataFrame:
-    """`leak` per task, method and subnetwork: mean, std over seeds and the per-seed values."""
-    table = leak(split)
-    return table.groupby(["task", "method", "subnetwork"], sort=False)["leak"].agg(
-        mean="mean", std="std", seeds=lambda v: "/".join(f"{x:+.3f}" for x in v))
+    """`lottery.leak_table` of a split run's results: per task, method and subnetwork, the mean scores on each
+    half, the leak's mean and std over seeds, each seed's leak, and the shares of the full model on each half."""
+    return lottery.leak_table(lottery_scores(split, with_full=True)).set_index(["task", "method", "subnetwork"])
 
 
 def stability_claims(res: pd.DataFrame, alpha: float = 0.05, degenerate_margin: float = DEGENERATE_MARGIN) -> pd.DataFrame:
@@ -793,7 +805,7 @@ def heldout_line(split: pd.DataFrame | None) -> str | None:
     if summary.empty:
         return None
     good = summary.xs("good", level="subnetwork")
-    parts = [f"{task}, {method[0]}: {_mean_std(r['mean'], r['std'])}" for (task, method), r in good.iterrows()]
+    parts = [f"{task}, {method[0]}: {_mean_std(r['leak_mean'], r['leak_std'])}" for (task, method), r in good.iterrows()]
     return ("Held-out selection (masks chosen on one half of dev): the good subnetwork's pruned score on that half "
             "minus on the other half, mean ± std over seeds: " + "; ".join(parts) + ".")
 
