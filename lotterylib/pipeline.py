@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import time
+import warnings
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -19,8 +20,8 @@ from typing import Any, Iterator
 
 import yaml
 
-from .config import GRID_KEYS, validate_preset
-from .runs import ALL_TASKS, PROJECT_ROOT, display_path, resolve, stage_dir
+from .config import GRID_KEYS, ParameterError, validate_preset
+from .runs import ALL_TASKS, PROJECT_ROOT, display_path, edited_params, resolve, stage_dir
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,7 @@ def load_preset(name_or_path: str | None = None, overrides: dict[str, Any] | Non
     chosen = name_or_path or overrides.pop("preset", None)
     path = _preset_path(chosen or overrides.get("name") or DEFAULT_PRESET)
     if path.is_file():
-        preset, source = {"name": path.stem, **(yaml.safe_load(path.read_text()) or {})}, display_path(path)
+        preset, source = {"name": path.stem, **read_preset_yaml(path)}, display_path(path)
     elif not chosen and set(GRID_KEYS) <= set(overrides):  # a whole config of its own (--configfile)
         preset, source = {}, "the config"
     else:
@@ -74,6 +75,23 @@ def load_preset(name_or_path: str | None = None, overrides: dict[str, Any] | Non
     split = "-split" if preset.get("selection") == "split" else ""  # held-out selection: its own run folders
     preset.setdefault("outputs_root", f"outputs/{preset['name']}{split}")
     return preset
+
+
+def read_preset_yaml(path: Path) -> dict[str, Any]:
+    """A preset file's mapping; a ParameterError naming the file and line when it is not valid YAML or not
+    a mapping."""
+    try:
+        values = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(e, "problem", None) or str(e)
+        raise ParameterError(f"{display_path(path)}{where}: not valid YAML ({problem}). Fix: correct the "
+                             "file there (a `key: value` per line, lists as [a, b]).") from None
+    if values is not None and not isinstance(values, dict):
+        raise ParameterError(f"{display_path(path)}: a preset is a mapping of `key: value` lines, not a "
+                             f"{type(values).__name__}. Fix: correct the file.")
+    return values or {}
 
 
 def _preset_path(name_or_path: str) -> Path:
@@ -188,9 +206,16 @@ def job_signature(preset: dict[str, Any], stage: str, task: str | None = None, s
 
 def is_current(preset: dict[str, Any], stage: str, task: str | None = None, seed: int | None = None) -> bool:
     """Whether a job's run folder records the signature the job has now: its result stands, whatever its
-    files' times say (a fresh clone's are checkout times)."""
-    recorded = stage_dir(preset["outputs_root"], stage, task, seed) / SIGNATURE_FILE
-    return recorded.is_file() and recorded.read_text().strip() == job_signature(preset, stage, task, seed)
+    files' times say (a fresh clone's are checkout times). A run whose params.json was edited after it ran
+    is not current (a warning names the file): it reruns."""
+    folder = stage_dir(preset["outputs_root"], stage, task, seed)
+    recorded = folder / SIGNATURE_FILE
+    if not recorded.is_file() or recorded.read_text().strip() != job_signature(preset, stage, task, seed):
+        return False
+    problem = edited_params(folder)
+    if problem:
+        warnings.warn(problem, stacklevel=2)
+    return problem is None
 
 
 def _sha(text: str) -> str:

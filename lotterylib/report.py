@@ -328,7 +328,7 @@ def heldout_note(outputs_root: str | Path, heldout_root: str | Path) -> str | No
 def run_settings(outputs_root: str | Path, stage: str = "lottery") -> dict:
     """The parameters one of the preset's `stage` runs recorded (params.json), e.g. compat, epochs, model."""
     for path in sorted(runs.resolve(outputs_root).glob(f"*/seed_*/{stage}/params.json")):
-        return runs.read_json(path)["params"]
+        return runs.read_params(path.parent)
     return {}
 
 
@@ -374,7 +374,7 @@ def heldout_line(outputs_root: str | Path, res: pd.DataFrame) -> str | None:
     chosen on, and on the half of dev they were not chosen on (`heldout_gaps` against the report's
     `heldout_root`); None when there is no such run."""
     params = runs.stage_dir(outputs_root, "report") / "params.json"
-    heldout = runs.read_json(params)["params"].get("heldout_root", "") if params.is_file() else ""
+    heldout = runs.read_params(params.parent).get("heldout_root", "") if params.is_file() else ""
     if not heldout or heldout_note(outputs_root, heldout) is not None:
         return None
     split = runs.resolve(heldout)
