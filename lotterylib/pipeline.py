@@ -11,6 +11,10 @@ import fcntl
 import hashlib
 import json
 import os
+import signal
+import subprocess
+import sys
+import threading
 import time
 import warnings
 from dataclasses import dataclass
@@ -265,10 +269,9 @@ def run_stage(notebook: str, metrics_file: str, log_file: str, params: dict[str,
     """Execute one notebook with papermill into its run folder; fail if it did not write metrics.json; then
     record the job's `signature` there.
 
-    The notebook's stdout and stderr go to `log_file`, between a start and an end line that give the time
-    (Unix seconds) and CUDA_VISIBLE_DEVICES; a failure's message names the log and the executed notebook."""
-    import papermill
-
+    The notebook runs in a child process (`execute_in_child`) that stops with the workflow. The notebook's
+    stdout and stderr go to `log_file`, between a start and an end line that give the time (Unix seconds)
+    and CUDA_VISIBLE_DEVICES; a failure's message names the log and the executed notebook."""
     out_dir = Path(metrics_file).parent
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / SIGNATURE_FILE).unlink(missing_ok=True)
@@ -276,24 +279,102 @@ def run_stage(notebook: str, metrics_file: str, log_file: str, params: dict[str,
     log_path = Path(log_file)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     os.environ["OMP_NUM_THREADS"] = str(threads)  # inherited by the kernel: torch uses this many threads
-    with open(log_path, "w") as log, gpu_slot(PROJECT_ROOT / ".snakemake" / "gpu_locks"):
+    log_path.write_text("")
+    with open(log_path, "a") as log, gpu_slot(PROJECT_ROOT / ".snakemake" / "gpu_locks"):  # the runner appends too
         def mark(event: str) -> None:
             gpu = os.environ.get("CUDA_VISIBLE_DEVICES", "")
             log.write(f"[{event} {time.time():.3f} CUDA_VISIBLE_DEVICES={gpu}] {notebook}\n")
             log.flush()
 
         mark("start")
-        try:
-            papermill.execute_notebook(str(resolve(notebook)), str(executed), parameters=params,
-                                       kernel_name="python3", cwd=str(PROJECT_ROOT), progress_bar=False,
-                                       stdout_file=log, stderr_file=log)
-        except Exception as error:
-            log.write(f"{type(error).__name__}: {error}\n")
-            summary = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
-            raise RuntimeError(f"{notebook} failed: {summary}\n  log: {display_path(log_path)}\n"
-                               f"  executed notebook: {display_path(executed)}") from error
+        failure = execute_in_child(notebook, executed, params, log_path)
+        if failure:
+            raise RuntimeError(f"{notebook} failed: {failure}\n  log: {display_path(log_path)}\n"
+                               f"  executed notebook: {display_path(executed)}")
         mark("end")
     if not Path(metrics_file).is_file():
         raise RuntimeError(f"{notebook} finished without writing {metrics_file}; see the executed notebook "
                            f"{display_path(executed)} and the log {display_path(log_path)}.")
     (out_dir / SIGNATURE_FILE).write_text(signature + "\n")
+
+
+# --- jobs that stop with the workflow ------------------------------------------------------------------
+# Snakemake runs a `run:` job in a thread of its own process and cannot stop it: on Ctrl-C it waits for the
+# job, whose notebook then finishes and marks itself done. So each job's notebook runs in a child process
+# (the runner: papermill, which starts the kernel). The runner stays in Snakemake's process group (a Ctrl-C
+# in the terminal reaches it), gets SIGTERM when Snakemake dies however it dies (Linux PR_SET_PDEATHSIG, e.g.
+# kill -9), and is sent SIGTERM when Snakemake alone gets SIGINT (`forward_interrupts`, installed by the
+# Snakefile). The kernel (in a session of its own, as jupyter_client starts it) exits as soon as its parent,
+# the runner, is gone (ipykernel's parent poller), so nothing keeps writing the run folder.
+
+_RUNNERS: set[subprocess.Popen] = set()  # the live runners of this process's jobs
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the runner, before it starts: SIGTERM when the thread that started it (its job) dies (Linux)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass  # not Linux: forward_interrupts and the kernel's parent poller remain
+
+
+def execute_in_child(notebook: str, executed: Path, params: dict[str, Any], log_path: Path) -> str | None:
+    """Run `notebook` with papermill in a runner process (see above) that appends to `log_path`; None when it
+    succeeded, otherwise the failure in one line."""
+    spec = json.dumps({"notebook": str(resolve(notebook)), "executed": str(executed), "params": params,
+                       "log": str(log_path)}, default=str)
+    proc = subprocess.Popen([sys.executable, "-m", "lotterylib.pipeline", "execute", spec], cwd=PROJECT_ROOT,
+                            stdout=subprocess.PIPE, text=True, preexec_fn=_die_with_parent)
+    _RUNNERS.add(proc)
+    try:
+        out, _ = proc.communicate()
+    finally:
+        _RUNNERS.discard(proc)
+    if proc.returncode == 0:
+        return None
+    lines = out.strip().splitlines()
+    if lines:
+        return lines[-1]
+    if proc.returncode < 0:
+        return f"stopped by {signal.Signals(-proc.returncode).name}"
+    return f"interrupted (exit code {proc.returncode})"
+
+
+def forward_interrupts() -> None:
+    """In the workflow's main thread: on SIGINT, first send SIGTERM to every running job's runner (their
+    kernels follow), then interrupt as usual (KeyboardInterrupt)."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        for proc in list(_RUNNERS):
+            with contextlib.suppress(ProcessLookupError):
+                proc.terminate()
+        signal.default_int_handler(signum, frame)
+
+    signal.signal(signal.SIGINT, interrupt)
+
+
+def _execute(spec: dict[str, Any]) -> int:
+    """The runner: execute the notebook; on failure append the error to the log and print its last line."""
+    import papermill
+
+    with open(spec["log"], "a") as log:
+        try:
+            papermill.execute_notebook(spec["notebook"], spec["executed"], parameters=spec["params"],
+                                       kernel_name="python3", cwd=str(PROJECT_ROOT), progress_bar=False,
+                                       stdout_file=log, stderr_file=log)
+        except Exception as error:
+            log.write(f"{type(error).__name__}: {error}\n")
+            print(str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__)
+            return 1
+    return 0
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] != ["execute"] or len(sys.argv) != 3:
+        sys.exit("usage: python -m lotterylib.pipeline execute SPEC_JSON (the runner of one job; see run_stage)")
+    sys.exit(_execute(json.loads(sys.argv[2])))
