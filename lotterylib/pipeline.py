@@ -303,8 +303,8 @@ def run_stage(notebook: str, metrics_file: str, log_file: str, params: dict[str,
 # job, whose notebook then finishes and marks itself done. So each job's notebook runs in a child process
 # (the runner: papermill, which starts the kernel). The runner stays in Snakemake's process group (a Ctrl-C
 # in the terminal reaches it), gets SIGTERM when Snakemake dies however it dies (Linux PR_SET_PDEATHSIG, e.g.
-# kill -9), and is sent SIGTERM when Snakemake alone gets SIGINT (`forward_interrupts`, installed by the
-# Snakefile). The kernel (in a session of its own, as jupyter_client starts it) exits as soon as its parent,
+# kill -9, of the Snakemake process that runs the job), and is sent SIGTERM when Snakemake alone gets SIGINT
+# (`forward_interrupts`, installed by the Snakefile). The kernel (in a session of its own, as jupyter_client starts it) exits as soon as its parent,
 # the runner, is gone (ipykernel's parent poller), so nothing keeps writing the run folder.
 
 _RUNNERS: set[subprocess.Popen] = set()  # the live runners of this process's jobs
@@ -324,8 +324,8 @@ def _die_with_parent() -> None:
 def execute_in_child(notebook: str, executed: Path, params: dict[str, Any], log_path: Path) -> str | None:
     """Run `notebook` with papermill in a runner process (see above) that appends to `log_path`; None when it
     succeeded, otherwise the failure in one line."""
-    spec = json.dumps({"notebook": str(resolve(notebook)), "executed": str(executed), "params": params,
-                       "log": str(log_path)}, default=str)
+    spec = json.dumps({"notebook": str(resolve(notebook)), "executed": os.path.abspath(executed), "params": params,
+                       "log": os.path.abspath(log_path)}, default=str)  # the runner works in the project root
     proc = subprocess.Popen([sys.executable, "-m", "lotterylib.pipeline", "execute", spec], cwd=PROJECT_ROOT,
                             stdout=subprocess.PIPE, text=True, preexec_fn=_die_with_parent)
     _RUNNERS.add(proc)
@@ -344,12 +344,19 @@ def execute_in_child(notebook: str, executed: Path, params: dict[str, Any], log_
 
 
 def forward_interrupts() -> None:
-    """In the workflow's main thread: on SIGINT, first send SIGTERM to every running job's runner (their
-    kernels follow), then interrupt as usual (KeyboardInterrupt)."""
+    """In the workflow's main thread (the Snakefile runs this): on SIGINT, stop the jobs, then interrupt as
+    usual (KeyboardInterrupt). Snakemake runs each `run:` job in a Snakemake subprocess of its process group
+    and, interrupted, waits for it; so a Snakemake that leads its process group (started from a shell) sends
+    SIGINT to the group, as a Ctrl-C in the terminal does, and every process sends SIGTERM to its own jobs'
+    runners (their kernels follow)."""
     if threading.current_thread() is not threading.main_thread():
         return
 
     def interrupt(signum: int, frame: Any) -> None:
+        if os.getpgrp() == os.getpid():
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # not to itself again
+            os.killpg(os.getpgrp(), signal.SIGINT)
+            signal.signal(signal.SIGINT, interrupt)
         for proc in list(_RUNNERS):
             with contextlib.suppress(ProcessLookupError):
                 proc.terminate()

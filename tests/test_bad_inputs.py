@@ -270,6 +270,19 @@ def test_papermill_with_a_bad_seed_fails_naming_it_and_leaves_no_run_folder(tmp_
     assert not (tmp_path / "outputs").exists()
 
 
+@pytest.mark.slow
+def test_papermill_with_a_misspelt_parameter_fails_naming_the_near_miss(tmp_path):
+    """papermill injects `-p learning_rat 5e-5` and only warns; the notebook's first check refuses it, in a real
+    kernel (whose own globals, In, Out, get_ipython..., are not parameters)."""
+    out = subprocess.run([sys.executable, "-m", "papermill", "notebooks/01_finetune.ipynb", str(tmp_path / "out.ipynb"),
+                          "-k", "python3", "--cwd", str(ROOT), "-p", "learning_rat", "5e-5",
+                          "-p", "outputs_root", str(tmp_path / "outputs")],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode != 0
+    assert "ParameterError: Unknown parameter `learning_rat` (did you mean `learning_rate`?)" in out.stderr
+    assert not (tmp_path / "outputs").exists()
+
+
 # --- library calls with masks or task names that do not fit -----------------------------------------------
 
 def test_gates_of_the_wrong_shape_name_the_expected_one_and_leave_the_model_unhooked():

@@ -5,6 +5,7 @@ main thread waiting for it (and, interrupted, waiting for it again, as Snakemake
 notebook writes its kernel's pid, then would sleep two minutes and write metrics.json. The workflow is
 interrupted (SIGINT to it alone) or killed (SIGKILL): the kernel must be gone and nothing marked done. Bounded
 waits only: the kernel's start (up to 240 s on a busy machine) and its end (up to 60 s)."""
+import contextlib
 import os
 import signal
 import subprocess
@@ -17,11 +18,22 @@ import pytest
 
 from lotterylib import runs
 
-WORKFLOW = """
+SNAKEFILE = """
+from pathlib import Path
+from lotterylib import pipeline
+pipeline.forward_interrupts()  # as workflow/Snakefile does
+
+rule job:
+    output: "run/metrics.json"
+    run: pipeline.run_stage(str(Path("job.ipynb").resolve()), output[0], "job.log", {}, "sig")
+"""
+STAND_IN = """
 import sys, threading
 from lotterylib import pipeline
 pipeline.forward_interrupts()  # as the Snakefile does
-job = threading.Thread(target=pipeline.run_stage, args=(sys.argv[1], sys.argv[2], sys.argv[3], {}, "sig"))
+from pathlib import Path
+job = threading.Thread(target=pipeline.run_stage,
+                       args=(str(Path("job.ipynb").resolve()), "run/metrics.json", "job.log", {}, "sig"))
 job.start()
 try:
     while job.is_alive():
@@ -48,24 +60,30 @@ def _wait_until(condition, timeout: float, what: str) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGKILL], ids=["sigint", "kill_9"])
-def test_a_stopped_workflow_stops_its_jobs_kernel_and_nothing_is_marked_done(tmp_path, stop):
+@pytest.mark.parametrize("workflow, stop", [("snakemake", signal.SIGINT), ("stand-in", signal.SIGINT),
+                                            ("stand-in", signal.SIGKILL)],
+                         ids=["snakemake-sigint", "stand_in-sigint", "stand_in-kill_9"])
+def test_a_stopped_workflow_stops_its_jobs_kernel_and_nothing_is_marked_done(tmp_path, workflow, stop):
     pid_file, metrics = tmp_path / "kernel.pid", tmp_path / "run" / "metrics.json"
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
         f"import os, time\nfrom pathlib import Path\nPath({str(pid_file)!r}).write_text(str(os.getpid()))\n"
         f"time.sleep(120)\nPath({str(metrics)!r}).write_text('{{}}')")])
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, tmp_path / "job.ipynb")
-    workflow = subprocess.Popen([sys.executable, "-c", WORKFLOW, str(tmp_path / "job.ipynb"), str(metrics),
-                                 str(tmp_path / "job.log")], env={**os.environ, "PYTHONPATH": str(runs.PROJECT_ROOT)},
-                                start_new_session=True)
+    (tmp_path / "Snakefile").write_text(SNAKEFILE)
+    command = ([sys.executable, "-m", "snakemake", "-s", "Snakefile", "--cores", "1"] if workflow == "snakemake"
+               else [sys.executable, "-c", STAND_IN])
+    proc = subprocess.Popen(command, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(runs.PROJECT_ROOT)},
+                            start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        _wait_until(lambda: pid_file.is_file() and pid_file.read_text(), 240, "the job's kernel to start")
+        _wait_until(lambda: proc.poll() is not None or (pid_file.is_file() and pid_file.read_text()), 240,
+                    "the job's kernel to start")
+        assert proc.poll() is None, "the workflow ended before its job started"
         kernel = int(pid_file.read_text())
-        os.kill(workflow.pid, stop)
-        assert workflow.wait(timeout=60) != 0
+        os.kill(proc.pid, stop)
+        assert proc.wait(timeout=90) != 0
         _wait_until(lambda: not _alive(kernel), 60, f"the kernel {kernel} to stop")
     finally:
-        with __import__("contextlib").suppress(ProcessLookupError):
-            os.killpg(workflow.pid, signal.SIGKILL)  # whatever is left of this test's processes
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # whatever is left of this test's processes
     assert not metrics.exists() and not (tmp_path / "run" / "signature.txt").exists()

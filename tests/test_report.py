@@ -179,7 +179,9 @@ def test_readme_section_is_generated_between_the_markers(tmp_path):
     split = tmp_path / "outputs" / "demo-split"                                      # its split twin has run:
     split.mkdir()
     table({(S, "good", PRUNED): [0.75, 0.76, 0.74]}).to_csv(split / results.CSV_NAME, index=False)
-    runs.write_json_atomic(runs.stage_dir(root, "report") / "params.json", {"params": {"heldout_root": str(split)}})
+    report_params = {"heldout_root": str(split)}
+    runs.write_json_atomic(runs.stage_dir(root, "report") / "params.json",
+                           {"hash": runs.params_hash(report_params), "params": report_params})
     line = report.heldout_line(root, results.read(root))
     assert "[`demo-split`]" in line and "SST-2, s: good − random 0.200 → 0.100" in line
     assert "SST-2, m: good − random 0.147 → 0.147" in line
