@@ -10,6 +10,7 @@ Relative paths are resolved against the project root, so notebooks run the same 
 """
 from __future__ import annotations
 
+import atexit
 import fcntl
 import hashlib
 import json
@@ -31,6 +32,7 @@ ALL_TASKS = "all_tasks"   # preset-level stages (across tasks)
 TMP_SUFFIX = ".tmp"       # partial files and folders (an interrupted write) end in this; a new run removes them
 LOCK_FILE = ".lock"       # in a run folder: flock-ed by the process writing it; holds its host and pid
 _HELD_LOCKS: dict[Path, IO[str]] = {}  # the run folders this process has locked (released when it exits)
+atexit.register(lambda: [handle.close() for handle in _HELD_LOCKS.values()])
 
 
 def resolve(path: str | Path) -> Path:
