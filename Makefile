@@ -46,15 +46,19 @@ golden:
 test-fast:
 	$(BIN)/pytest tests -m "not slow"
 
+# The main job: reproduce the demo into outputs/local/demo (git-ignored), then compare each number with the
+# committed outputs/demo (bit-identical, within seed noise, or different: lotterylib/compare.py).
 demo:
-	$(MAKE) grid PRESET=demo
+	$(MAKE) grid PRESET=demo OUT=outputs/local/demo
+	$(BIN)/python -m lotterylib.compare outputs/demo outputs/local/demo
 
+# OUT: the output folder (default outputs/<preset>, the committed run's).
 grid:
 	$(BIN)/python -m lotterylib.timing estimate --preset $(PRESET) --cores $(CORES)
 	$(BIN)/snakemake --snakefile workflow/Snakefile --cores $(CORES) --config preset=$(PRESET) \
-	    --rerun-incomplete --keep-going --printshellcmds
-	$(BIN)/python -m lotterylib.summary outputs/$(PRESET)
-	$(BIN)/python -m lotterylib.timing jobs outputs/$(PRESET) --keep-log "$$(ls -t .snakemake/log/*.log | head -1)"
+	    $(if $(OUT),outputs_root=$(OUT)) --rerun-incomplete --keep-going --printshellcmds
+	$(BIN)/python -m lotterylib.summary $(or $(OUT),outputs/$(PRESET))
+	$(BIN)/python -m lotterylib.timing jobs $(or $(OUT),outputs/$(PRESET)) --keep-log "$$(ls -t .snakemake/log/*.log | head -1)"
 
 # The README's results section, generated from every committed preset's outputs/<preset>/results.csv.
 readme-results:

@@ -150,6 +150,10 @@ def _coerce(key: str, value: Any, spec: dict[str, Any]) -> Any:
                     items.append(_task_name(key, v) if key == "tasks" else _coerce(key, v, item))
                 except ParameterError:
                     raise _error(key, value, f"its item {v!r} is not allowed") from None
+            repeated = sorted({v for v in items if items.count(v) > 1}, key=items.index)
+            if repeated:
+                raise _error(key, value, f"{', '.join(map(repr, repeated))} "
+                                         f"{'is' if len(repeated) == 1 else 'are'} repeated; each item counts once")
             value = items
     if key == "task":
         value = _task_name(key, value)
@@ -185,10 +189,21 @@ def validate_params(params: Mapping[str, Any], *, per_task: bool = False, unknow
     return out
 
 
+_PLAIN = (str, int, float, bool, list, dict, type(None))  # what papermill injects
+_KERNEL_NAMES = {"In", "Out"}  # IPython's own plain globals
+
+
 def validate_globals(namespace: MutableMapping[str, Any]) -> dict[str, Any]:
     """A notebook's parameters (the names of `namespace`, its `globals()`, that the schema declares),
-    validated and normalised in place. Call it first thing, before anything is written. A `model` must be of
-    a supported encoder family (`lotterylib.families`): its config is read to check that."""
+    validated and normalised in place. Call it first thing, after the imports and before anything is
+    written. A `model` must be of a supported encoder family (`lotterylib.families`): its config is read to
+    check that. A plain value the schema does not know (papermill injects `-p learning_rat 5e-5` as the global
+    `learning_rat`, and only warns) is an unknown parameter: an error with the nearest known name."""
+    stray = [k for k, v in namespace.items()
+             if not k.startswith("_") and k not in _KERNEL_NAMES and k not in schema()["properties"]
+             and isinstance(v, _PLAIN)]
+    if stray:
+        raise _unknown(stray[0])
     values = validate_params({k: namespace[k] for k in parameter_names() if k in namespace})
     if "model" in values:
         from .models import check_model   # transformers is imported only where a notebook runs

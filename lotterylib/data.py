@@ -141,6 +141,23 @@ def dev_halves(data: GlueSplit, seed: int) -> tuple[GlueSplit, GlueSplit]:
     return data.subset(np.sort(order[:half])), data.subset(np.sort(order[half:]))
 
 
+def min_eval_examples(task: Task) -> int:
+    """The fewest examples a score may be computed on: 3 for a correlation (on 2 it is +-1 whatever the
+    model), 1 otherwise."""
+    return 3 if task.is_regression else 1
+
+
+def check_halves(data: GlueSplit, halves: tuple[GlueSplit, GlueSplit]) -> None:
+    """Raise unless each half of dev (`dev_halves`) holds enough examples to score on, naming the half."""
+    need = min_eval_examples(data.task)
+    small = [f"the {name} half has {len(half)}" for name, half in zip(("selection", "report"), halves)
+             if len(half) < need]
+    if small:
+        raise ValueError(f"selection: split halves {data.task.name}'s {len(data)} dev examples, and "
+                         f"{' and '.join(small)}; a {data.task.metric} score needs at least {need}. Fix: raise "
+                         f"max_dev_examples (0: all of dev) to at least {2 * need}, or use selection: dev.")
+
+
 def majority_labels(data: GlueSplit) -> np.ndarray:
     """The majority-class baseline's predictions (the dev-set majority; STS-B: the mean score)."""
     if data.task.is_regression:

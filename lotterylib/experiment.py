@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from .data import Encoded, GlueSplit, dev_halves, encode, load_split, subsample
+from .data import Encoded, GlueSplit, check_halves, dev_halves, encode, load_split, subsample
 from .gates import Gates
 from .models import load_classifier, quiet_loading
 from .physical import prune_physically
@@ -67,7 +67,9 @@ def load_task_data(task: str, tokenizer, glue_dir: str = "", max_train_examples:
     train = subsample(load_split(t, "train", glue_dir or None), max_train_examples, DATA_SEED) if with_train else None
     dev = subsample(load_split(t, dev_split, glue_dir or None), max_dev_examples, DATA_SEED)
     if dev_half:
-        dev = dev_halves(dev, DATA_SEED)[DEV_HALVES.index(dev_half) - 1]
+        halves = dev_halves(dev, DATA_SEED)
+        check_halves(dev, halves)
+        dev = halves[DEV_HALVES.index(dev_half) - 1]
     return TaskData(t, train, dev, encode(train, tokenizer, max_seq_len) if train else None,
                     encode(dev, tokenizer, max_seq_len))
 
@@ -114,12 +116,34 @@ def save_checkpoint(model: torch.nn.Module, tokenizer, folder: str | Path) -> Pa
     interrupted save leaves the old checkpoint or none, never a partial one (the run removes leftovers)."""
     folder = Path(folder)
     tmp = temporary_sibling(folder)
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
+    try:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+    except OSError as e:  # disk full, quota, permissions: say where and what
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise OSError(e.errno, f"Saving the fine-tuned checkpoint (model weights and tokenizer, about "
+                               f"{_size_mb(model):.0f} MB) into {display_path(folder)} failed: {e.strerror or e}. "
+                               "Nothing is marked done. Fix: free space there (or point outputs_root at a "
+                               "larger disk) and rerun the stage.") from e
+    share_like_umask(tmp)
     if folder.exists():
         shutil.rmtree(folder)
     os.replace(tmp, folder)
     return folder
+
+
+def _size_mb(model: torch.nn.Module) -> float:
+    return sum(p.numel() * p.element_size() for p in model.parameters()) / 2**20
+
+
+def share_like_umask(folder: Path) -> None:
+    """Give the files of `folder` the permissions of any other file (0666 less the umask): safetensors
+    writes its file with mode 0600, which the group of a shared cluster file system cannot read."""
+    umask = os.umask(0)
+    os.umask(umask)
+    for path in folder.rglob("*"):
+        if path.is_file():
+            path.chmod(0o666 & ~umask)
 
 
 def load_checkpoint(folder: str | Path, device: torch.device | None = None):
@@ -132,7 +156,24 @@ def load_checkpoint(folder: str | Path, device: torch.device | None = None):
     try:
         with quiet_loading():
             net = AutoModelForSequenceClassification.from_pretrained(folder).to(device or default_device())
-        return net.eval(), AutoTokenizer.from_pretrained(folder)
+            tokenizer = AutoTokenizer.from_pretrained(folder)
     except Exception as e:  # safetensors, torch and json each raise their own kind for a corrupt file
         raise RuntimeError(f"The checkpoint in {display_path(folder)} does not load ({type(e).__name__}: {e}). "
                            "Fix: rerun the fine-tuning stage for this task and seed.") from e
+    check_vocabulary(tokenizer, net, folder)
+    return net.eval(), tokenizer
+
+
+VOCAB_PADDING = 128  # embedding rows (at most 1% of them) a model may have beyond its tokenizer's vocabulary
+
+
+def check_vocabulary(tokenizer, net: torch.nn.Module, folder: str | Path) -> None:
+    """Raise unless the tokenizer's vocabulary fits the model's token embeddings: no id beyond them, and at
+    most `VOCAB_PADDING` rows, and at most 1% of them, unused (padding). A checkpoint without its tokenizer files loads a tokenizer of only
+    the special tokens (every word `[UNK]`), which this catches."""
+    rows, size = net.get_input_embeddings().num_embeddings, len(tokenizer)
+    if not rows - min(VOCAB_PADDING, rows // 100) <= size <= rows:
+        raise RuntimeError(f"The tokenizer in {display_path(folder)} has {size} tokens, but the model's embeddings "
+                           f"have {rows} rows: its tokenizer files (tokenizer.json, vocab.txt, ...) are missing "
+                           "or belong to another model. Fix: rerun the fine-tuning stage for this task and seed, "
+                           "or copy the pre-trained model's tokenizer files into that folder.")

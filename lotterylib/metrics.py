@@ -5,6 +5,7 @@ import numpy as np
 from scipy.stats import pearsonr, spearmanr
 from sklearn.metrics import f1_score, matthews_corrcoef
 
+from .data import min_eval_examples
 from .tasks import Task, get_task
 
 
@@ -27,6 +28,10 @@ def compute_metrics(task: Task | str, preds: np.ndarray, labels: np.ndarray,
     """
     task = get_task(task) if isinstance(task, str) else task
     preds, labels = np.asarray(preds), np.asarray(labels)
+    need = min_eval_examples(task)
+    if len(labels) < need:
+        raise ValueError(f"A {task.name} {task.metric} score on {len(labels)} example(s) is not a measurement: "
+                         f"it needs at least {need}. Fix: evaluate on more examples (max_dev_examples).")
     if task.is_regression:
         p, s = _safe_corr(pearsonr, preds, labels), _safe_corr(spearmanr, preds, labels)
         out = {"pearson": p, "spearman": s, "corr": (p + s) / 2}

@@ -11,7 +11,12 @@ import fcntl
 import hashlib
 import json
 import os
+import signal
+import subprocess
+import sys
+import threading
 import time
+import warnings
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -19,8 +24,8 @@ from typing import Any, Iterator
 
 import yaml
 
-from .config import GRID_KEYS, validate_preset
-from .runs import ALL_TASKS, PROJECT_ROOT, display_path, resolve, stage_dir
+from .config import GRID_KEYS, ParameterError, validate_preset
+from .runs import ALL_TASKS, PROJECT_ROOT, display_path, edited_params, resolve, stage_dir
 
 
 @dataclass(frozen=True)
@@ -61,7 +66,7 @@ def load_preset(name_or_path: str | None = None, overrides: dict[str, Any] | Non
     chosen = name_or_path or overrides.pop("preset", None)
     path = _preset_path(chosen or overrides.get("name") or DEFAULT_PRESET)
     if path.is_file():
-        preset, source = {"name": path.stem, **(yaml.safe_load(path.read_text()) or {})}, display_path(path)
+        preset, source = {"name": path.stem, **read_preset_yaml(path)}, display_path(path)
     elif not chosen and set(GRID_KEYS) <= set(overrides):  # a whole config of its own (--configfile)
         preset, source = {}, "the config"
     else:
@@ -74,6 +79,23 @@ def load_preset(name_or_path: str | None = None, overrides: dict[str, Any] | Non
     split = "-split" if preset.get("selection") == "split" else ""  # held-out selection: its own run folders
     preset.setdefault("outputs_root", f"outputs/{preset['name']}{split}")
     return preset
+
+
+def read_preset_yaml(path: Path) -> dict[str, Any]:
+    """A preset file's mapping; a ParameterError naming the file and line when it is not valid YAML or not
+    a mapping."""
+    try:
+        values = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(e, "problem", None) or str(e)
+        raise ParameterError(f"{display_path(path)}{where}: not valid YAML ({problem}). Fix: correct the "
+                             "file there (a `key: value` per line, lists as [a, b]).") from None
+    if values is not None and not isinstance(values, dict):
+        raise ParameterError(f"{display_path(path)}: a preset is a mapping of `key: value` lines, not a "
+                             f"{type(values).__name__}. Fix: correct the file.")
+    return values or {}
 
 
 def _preset_path(name_or_path: str) -> Path:
@@ -188,9 +210,16 @@ def job_signature(preset: dict[str, Any], stage: str, task: str | None = None, s
 
 def is_current(preset: dict[str, Any], stage: str, task: str | None = None, seed: int | None = None) -> bool:
     """Whether a job's run folder records the signature the job has now: its result stands, whatever its
-    files' times say (a fresh clone's are checkout times)."""
-    recorded = stage_dir(preset["outputs_root"], stage, task, seed) / SIGNATURE_FILE
-    return recorded.is_file() and recorded.read_text().strip() == job_signature(preset, stage, task, seed)
+    files' times say (a fresh clone's are checkout times). A run whose params.json was edited after it ran
+    is not current (a warning names the file): it reruns."""
+    folder = stage_dir(preset["outputs_root"], stage, task, seed)
+    recorded = folder / SIGNATURE_FILE
+    if not recorded.is_file() or recorded.read_text().strip() != job_signature(preset, stage, task, seed):
+        return False
+    problem = edited_params(folder)
+    if problem:
+        warnings.warn(problem, stacklevel=2)
+    return problem is None
 
 
 def _sha(text: str) -> str:
@@ -240,10 +269,9 @@ def run_stage(notebook: str, metrics_file: str, log_file: str, params: dict[str,
     """Execute one notebook with papermill into its run folder; fail if it did not write metrics.json; then
     record the job's `signature` there.
 
-    The notebook's stdout and stderr go to `log_file`, between a start and an end line that give the time
-    (Unix seconds) and CUDA_VISIBLE_DEVICES; a failure's message names the log and the executed notebook."""
-    import papermill
-
+    The notebook runs in a child process (`execute_in_child`) that stops with the workflow. The notebook's
+    stdout and stderr go to `log_file`, between a start and an end line that give the time (Unix seconds)
+    and CUDA_VISIBLE_DEVICES; a failure's message names the log and the executed notebook."""
     out_dir = Path(metrics_file).parent
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / SIGNATURE_FILE).unlink(missing_ok=True)
@@ -251,24 +279,109 @@ def run_stage(notebook: str, metrics_file: str, log_file: str, params: dict[str,
     log_path = Path(log_file)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     os.environ["OMP_NUM_THREADS"] = str(threads)  # inherited by the kernel: torch uses this many threads
-    with open(log_path, "w") as log, gpu_slot(PROJECT_ROOT / ".snakemake" / "gpu_locks"):
+    log_path.write_text("")
+    with open(log_path, "a") as log, gpu_slot(PROJECT_ROOT / ".snakemake" / "gpu_locks"):  # the runner appends too
         def mark(event: str) -> None:
             gpu = os.environ.get("CUDA_VISIBLE_DEVICES", "")
             log.write(f"[{event} {time.time():.3f} CUDA_VISIBLE_DEVICES={gpu}] {notebook}\n")
             log.flush()
 
         mark("start")
-        try:
-            papermill.execute_notebook(str(resolve(notebook)), str(executed), parameters=params,
-                                       kernel_name="python3", cwd=str(PROJECT_ROOT), progress_bar=False,
-                                       stdout_file=log, stderr_file=log)
-        except Exception as error:
-            log.write(f"{type(error).__name__}: {error}\n")
-            summary = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
-            raise RuntimeError(f"{notebook} failed: {summary}\n  log: {display_path(log_path)}\n"
-                               f"  executed notebook: {display_path(executed)}") from error
+        failure = execute_in_child(notebook, executed, params, log_path)
+        if failure:
+            raise RuntimeError(f"{notebook} failed: {failure}\n  log: {display_path(log_path)}\n"
+                               f"  executed notebook: {display_path(executed)}")
         mark("end")
     if not Path(metrics_file).is_file():
         raise RuntimeError(f"{notebook} finished without writing {metrics_file}; see the executed notebook "
                            f"{display_path(executed)} and the log {display_path(log_path)}.")
     (out_dir / SIGNATURE_FILE).write_text(signature + "\n")
+
+
+# --- jobs that stop with the workflow ------------------------------------------------------------------
+# Snakemake runs a `run:` job in a thread of its own process and cannot stop it: on Ctrl-C it waits for the
+# job, whose notebook then finishes and marks itself done. So each job's notebook runs in a child process
+# (the runner: papermill, which starts the kernel). The runner stays in Snakemake's process group (a Ctrl-C
+# in the terminal reaches it), gets SIGTERM when Snakemake dies however it dies (Linux PR_SET_PDEATHSIG, e.g.
+# kill -9, of the Snakemake process that runs the job), and is sent SIGTERM when Snakemake alone gets SIGINT
+# (`forward_interrupts`, installed by the Snakefile). The kernel (in a session of its own, as jupyter_client starts it) exits as soon as its parent,
+# the runner, is gone (ipykernel's parent poller), so nothing keeps writing the run folder.
+
+_RUNNERS: set[subprocess.Popen] = set()  # the live runners of this process's jobs
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the runner, before it starts: SIGTERM when the thread that started it (its job) dies (Linux)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass  # not Linux: forward_interrupts and the kernel's parent poller remain
+
+
+def execute_in_child(notebook: str, executed: Path, params: dict[str, Any], log_path: Path) -> str | None:
+    """Run `notebook` with papermill in a runner process (see above) that appends to `log_path`; None when it
+    succeeded, otherwise the failure in one line."""
+    spec = json.dumps({"notebook": str(resolve(notebook)), "executed": os.path.abspath(executed), "params": params,
+                       "log": os.path.abspath(log_path)}, default=str)  # the runner works in the project root
+    proc = subprocess.Popen([sys.executable, "-m", "lotterylib.pipeline", "execute", spec], cwd=PROJECT_ROOT,
+                            stdout=subprocess.PIPE, text=True, preexec_fn=_die_with_parent)
+    _RUNNERS.add(proc)
+    try:
+        out, _ = proc.communicate()
+    finally:
+        _RUNNERS.discard(proc)
+    if proc.returncode == 0:
+        return None
+    lines = out.strip().splitlines()
+    if lines:
+        return lines[-1]
+    if proc.returncode < 0:
+        return f"stopped by {signal.Signals(-proc.returncode).name}"
+    return f"interrupted (exit code {proc.returncode})"
+
+
+def forward_interrupts() -> None:
+    """In the workflow's main thread (the Snakefile runs this): on SIGINT, stop the jobs, then interrupt as
+    usual (KeyboardInterrupt). Snakemake runs each `run:` job in a Snakemake subprocess of its process group
+    and, interrupted, waits for it; so a Snakemake that leads its process group (started from a shell) sends
+    SIGINT to the group, as a Ctrl-C in the terminal does, and every process sends SIGTERM to its own jobs'
+    runners (their kernels follow)."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        if os.getpgrp() == os.getpid():
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # not to itself again
+            os.killpg(os.getpgrp(), signal.SIGINT)
+            signal.signal(signal.SIGINT, interrupt)
+        for proc in list(_RUNNERS):
+            with contextlib.suppress(ProcessLookupError):
+                proc.terminate()
+        signal.default_int_handler(signum, frame)
+
+    signal.signal(signal.SIGINT, interrupt)
+
+
+def _execute(spec: dict[str, Any]) -> int:
+    """The runner: execute the notebook; on failure append the error to the log and print its last line."""
+    import papermill
+
+    with open(spec["log"], "a") as log:
+        try:
+            papermill.execute_notebook(spec["notebook"], spec["executed"], parameters=spec["params"],
+                                       kernel_name="python3", cwd=str(PROJECT_ROOT), progress_bar=False,
+                                       stdout_file=log, stderr_file=log)
+        except Exception as error:
+            log.write(f"{type(error).__name__}: {error}\n")
+            print(str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__)
+            return 1
+    return 0
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] != ["execute"] or len(sys.argv) != 3:
+        sys.exit("usage: python -m lotterylib.pipeline execute SPEC_JSON (the runner of one job; see run_stage)")
+    sys.exit(_execute(json.loads(sys.argv[2])))

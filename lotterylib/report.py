@@ -639,7 +639,7 @@ def split_results(outputs_root: str | Path, heldout_root: str | Path = "") -> tu
 def run_settings(outputs_root: str | Path, stage: str = "lottery") -> dict:
     """The parameters one of the preset's `stage` runs recorded (params.json), e.g. compat, epochs, model."""
     for path in sorted(runs.resolve(outputs_root).glob(f"*/seed_*/{stage}/params.json")):
-        return runs.read_json(path)["params"]
+        return runs.read_params(path.parent)
     return {}
 
 
@@ -794,7 +794,7 @@ def headline_table(res: pd.DataFrame) -> pd.DataFrame:
 def report_split(outputs_root: str | Path) -> pd.DataFrame | None:
     """`split_results` for the `heldout_root` the preset's report recorded (its params.json)."""
     params = runs.stage_dir(outputs_root, "report") / "params.json"
-    heldout = runs.read_json(params)["params"].get("heldout_root", "") if params.is_file() else ""
+    heldout = runs.read_params(params.parent).get("heldout_root", "") if params.is_file() else ""
     return split_results(outputs_root, heldout)[0]
 
 

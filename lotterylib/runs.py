@@ -2,18 +2,26 @@
 
 Every folder holds `params.json` (the validated parameters, their hash and the thread count), the stage's
 artifacts, and `metrics.json`, written last and atomically: its presence with a matching hash means "done".
-Opening a run removes an old `metrics.json` first, so a rerun is never marked done while it rewrites.
+A `params.json` whose parameters no longer give its stored hash (edited by hand) makes the run not done.
+A run's folder is made when the work first touches it (`Run.dir`, `Run.path`), after its inputs loaded:
+opening it takes the folder's lock (`.lock`, held until the run finishes or its process dies, so a second
+writer fails naming the first) and removes an old `metrics.json` first, so a rerun is never marked done while it rewrites.
 Relative paths are resolved against the project root, so notebooks run the same from any directory.
 """
 from __future__ import annotations
 
+import atexit
+import fcntl
 import hashlib
 import json
 import math
 import os
 import secrets
 import shutil
+import socket
+import warnings
 from pathlib import Path
+from typing import IO
 from typing import Any
 
 import numpy as np
@@ -22,6 +30,9 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 ALL_SEEDS = "all_seeds"   # task-level stages (across seeds)
 ALL_TASKS = "all_tasks"   # preset-level stages (across tasks)
 TMP_SUFFIX = ".tmp"       # partial files and folders (an interrupted write) end in this; a new run removes them
+LOCK_FILE = ".lock"       # in a run folder: flock-ed by the process writing it; holds its host and pid
+_HELD_LOCKS: dict[Path, IO[str]] = {}  # the run folders this process has locked (released when it exits)
+atexit.register(lambda: [handle.close() for handle in _HELD_LOCKS.values()])
 
 
 def resolve(path: str | Path) -> Path:
@@ -128,46 +139,122 @@ def non_finite(metrics: dict[str, Any]) -> list[str]:
             if isinstance(v, (float, np.floating)) and not math.isfinite(v)]
 
 
+class RunLockedError(RuntimeError):
+    """Another live process is writing the run folder."""
+
+
+def lock_folder(folder: str | Path) -> None:
+    """Take the run folder's lock until `unlock_folder` or the end of this process (a second call is a
+    no-op). The OS releases it when the process dies, however it dies: there are no stale locks. A folder
+    another process holds raises RunLockedError naming that process."""
+    folder = resolve(folder)
+    if folder in _HELD_LOCKS:
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    handle = open(folder / LOCK_FILE, "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise RunLockedError(f"{display_path(folder)} is being written by {holder}. Fix: wait for that job to "
+                             "finish, or stop it (an orphan of an interrupted workflow), then rerun.") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+    handle.flush()
+    _HELD_LOCKS[folder] = handle
+
+
+def unlock_folder(folder: str | Path) -> None:
+    """Release the run folder's lock this process holds (if it holds it)."""
+    handle = _HELD_LOCKS.pop(resolve(folder), None)
+    if handle is not None:
+        handle.close()
+
+
 class Run:
-    """A stage's run folder. `Run(dir, params)` validates the parameters (before creating anything), removes
-    an old done-marker and partial files, and writes params.json; `finish(metrics)` marks it done."""
+    """A stage's run folder. `Run(dir, params)` validates the parameters and creates nothing; the first use
+    of `dir` or `path()` (when the work starts, after the inputs loaded) locks the folder, removes an old
+    done-marker and partial files, and writes params.json; `finish(metrics)` marks it done and unlocks it."""
 
     def __init__(self, directory: str | Path, params: dict[str, Any]):
-        import torch
-
         from .config import validate_params
 
         self.params = _jsonable(validate_params(params, unknown="ignore"))
         self.hash = params_hash(self.params)
-        self.dir = resolve(directory)
-        self.dir.mkdir(parents=True, exist_ok=True)
-        (self.dir / "metrics.json").unlink(missing_ok=True)
-        remove_partial(self.dir)
-        write_json_atomic(self.dir / "params.json", {"hash": self.hash, "params": self.params,
-                                                     "threads": torch.get_num_threads()})
+        self._dir = resolve(directory)
+        self._opened = False
+
+    @property
+    def dir(self) -> Path:
+        """The run folder, opened (made, locked, params.json written) on first use."""
+        if not self._opened:
+            self._open()
+        return self._dir
+
+    def _open(self) -> None:
+        import torch
+
+        lock_folder(self._dir)
+        (self._dir / "metrics.json").unlink(missing_ok=True)
+        remove_partial(self._dir)
+        write_json_atomic(self._dir / "params.json", {"hash": self.hash, "params": self.params,
+                                                      "threads": torch.get_num_threads()})
+        self._opened = True
 
     def path(self, name: str) -> Path:
         return self.dir / name
 
     def is_done(self) -> bool:
         """metrics.json exists and was written for these very parameters."""
-        return is_done(self.dir, self.hash)
+        return is_done(self._dir, self.hash)
 
     def finish(self, metrics: dict[str, Any]) -> dict[str, Any]:
         """Write metrics.json (with the params hash) last and atomically; an invalid result (a NaN or
         infinite top-level number) raises instead and leaves the run unfinished."""
         bad = non_finite(metrics)
         if bad:
-            raise ValueError(f"Not marking {display_path(self.dir)} done: {', '.join(bad)} "
+            raise ValueError(f"Not marking {display_path(self._dir)} done: {', '.join(bad)} "
                              f"{'is' if len(bad) == 1 else 'are'} not finite ({', '.join(str(metrics[k]) for k in bad)}). "
                              "Fix the run's inputs (e.g. a lower learning_rate) and rerun it.")
         write_json_atomic(self.dir / "metrics.json", {**metrics, "params_hash": self.hash})
+        unlock_folder(self._dir)  # done writing: another process may rerun it now
         return metrics
 
 
+def edited_params(directory: str | Path) -> str | None:
+    """Why a run folder's params.json cannot be trusted (its parameters no longer give the hash stored
+    beside them: edited by hand after the run), or None when it is intact or absent."""
+    path = resolve(directory) / "params.json"
+    if not path.is_file():
+        return None
+    stored = read_json(path)
+    if params_hash(stored.get("params", {})) == stored.get("hash"):
+        return None
+    return (f"{display_path(path)} was changed after its run: its parameters give hash "
+            f"{params_hash(stored.get('params', {}))}, not the stored {stored.get('hash')}, so they may not be "
+            "the settings the results came from. Fix: restore the file, or rerun the stage.")
+
+
+def read_params(directory: str | Path) -> dict[str, Any]:
+    """The parameters a run recorded (params.json); a ValueError if the file was edited after the run."""
+    problem = edited_params(directory)
+    if problem:
+        raise ValueError(problem)
+    return read_json(resolve(directory) / "params.json")["params"]
+
+
 def is_done(directory: str | Path, expected_hash: str | None = None) -> bool:
+    """metrics.json exists (written for `expected_hash`, when given) and params.json is intact; an edited
+    params.json warns, naming it, and the run counts as not done."""
     path = resolve(directory) / "metrics.json"
     if not path.is_file():
+        return False
+    problem = edited_params(directory)
+    if problem:
+        warnings.warn(problem, stacklevel=2)
         return False
     return expected_hash is None or read_json(path).get("params_hash") == expected_hash
 

@@ -236,6 +236,15 @@ def load_search_history(folder: str | Path) -> dict[str, np.ndarray]:
         return {k: data[k] for k in data.files}
 
 
+def load_npy(path: Path) -> np.ndarray:
+    """An array from a .npy file; a truncated or corrupt file raises a ValueError naming it."""
+    try:
+        return np.load(path)
+    except (ValueError, OSError, EOFError) as e:
+        raise ValueError(f"{path} is not a readable .npy file ({e}): it is truncated or corrupt. Fix: rerun the "
+                         "stage that wrote it, or copy it again.") from e
+
+
 def load_masks(folder: str | Path) -> tuple[np.ndarray, np.ndarray]:
     """(head_mask (L, H), mlp_mask (L,)) as float arrays from one folder of the authors' layout.
 
@@ -244,9 +253,9 @@ def load_masks(folder: str | Path) -> tuple[np.ndarray, np.ndarray]:
     head_path = folder / "head_mask.npy"
     if not head_path.is_file():
         raise FileNotFoundError(f"No mask in {folder}: {head_path.name} is missing. Expected the layout {LAYOUT}.")
-    head = np.load(head_path).astype(np.float64)
+    head = load_npy(head_path).astype(np.float64)
     mlp_path = folder / "mlp_mask.npy"
-    mlp = np.load(mlp_path).astype(np.float64) if mlp_path.is_file() else np.ones(head.shape[:1])
+    mlp = load_npy(mlp_path).astype(np.float64) if mlp_path.is_file() else np.ones(head.shape[:1])
     _check_shapes(head, mlp, str(folder))
     return head, mlp
 

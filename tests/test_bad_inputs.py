@@ -6,6 +6,7 @@ and no artifact marked done (no run folder for an invalid parameter, no `metrics
 The notebooks run in this process as papermill runs them (parameters cell, injected values, code cells);
 the few tests through papermill's and Snakemake's command lines are slow."""
 import itertools
+import json
 import re
 import subprocess
 import sys
@@ -227,14 +228,15 @@ def test_stability_with_allow_missing_seeds_warns_which_seeds_and_writes_only_to
     assert not (tmp_path / "outputs").exists()
 
 
-@pytest.mark.parametrize("seeds", [[1, 1], [1]])
-def test_stability_with_fewer_than_two_distinct_seeds_is_an_error_before_anything_is_written(tmp_path, seeds):
+@pytest.mark.parametrize("seeds, message", [
+    ([1, 1], r"seeds = \[1, 1\]: 1 is repeated; each item counts once"),     # the parameter check refuses it
+    ([1], r"seeds = \[1\]: stability needs at least 2 distinct seeds, found \[1\]\. Fix: give two or more different seeds")])
+def test_stability_with_fewer_than_two_distinct_seeds_is_an_error_before_anything_is_written(tmp_path, seeds, message):
     """It used to mark the stage done with every statistic null."""
     root = tmp_path / "outputs"
     for seed in seeds:
         save_masks(root / "RTE" / f"seed_{seed}" / "s_pruning", np.ones((2, 3)), np.ones(2))
-    with pytest.raises(ParameterError, match=rf"seeds = {re.escape(str(seeds))}: stability needs at least 2 distinct "
-                                             r"seeds, found \[1\]\. Fix: give two or more different seeds"):
+    with pytest.raises(ParameterError, match=message):
         run_notebook("stability", {"tasks": ["RTE"], "seeds": seeds, "outputs_root": str(root)})
     assert not (root / "all_tasks").exists() and nothing_done(tmp_path)
 
@@ -292,6 +294,19 @@ def test_papermill_with_a_bad_seed_fails_naming_it_and_leaves_no_run_folder(tmp_
     assert not (tmp_path / "outputs").exists()
 
 
+@pytest.mark.slow
+def test_papermill_with_a_misspelt_parameter_fails_naming_the_near_miss(tmp_path):
+    """papermill injects `-p learning_rat 5e-5` and only warns; the notebook's first check refuses it, in a real
+    kernel (whose own globals, In, Out, get_ipython..., are not parameters)."""
+    out = subprocess.run([sys.executable, "-m", "papermill", "notebooks/01_finetune.ipynb", str(tmp_path / "out.ipynb"),
+                          "-k", "python3", "--cwd", str(ROOT), "-p", "learning_rat", "5e-5",
+                          "-p", "outputs_root", str(tmp_path / "outputs")],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode != 0
+    assert "ParameterError: Unknown parameter `learning_rat` (did you mean `learning_rate`?)" in out.stderr
+    assert not (tmp_path / "outputs").exists()
+
+
 # --- library calls with masks or task names that do not fit -----------------------------------------------
 
 def test_gates_of_the_wrong_shape_name_the_expected_one_and_leave_the_model_unhooked():
@@ -316,3 +331,177 @@ def test_an_unknown_task_names_every_known_one(tmp_path):
     with pytest.raises(ParameterError, match="task = 'FOO': unknown GLUE task"):
         runs.Run(runs.stage_dir(tmp_path, "finetune", "FOO", 1), {"task": "FOO"})
     assert not list(tmp_path.iterdir())
+
+
+# --- issue 19: no wrong result marked done; errors that name the file; locked run folders -----------------
+
+def _checkpoint_with_tokenizer(folder: Path) -> Path:
+    """A fine-tuned checkpoint (tiny model) saved with MiniLM's tokenizer, whose vocabulary fills its embeddings."""
+    from transformers import BertForSequenceClassification
+
+    from lotterylib import experiment, models
+
+    tokenizer = models.load_tokenizer("minilm-l6")
+    config = tiny_config()
+    config.vocab_size = len(tokenizer)
+    return experiment.save_checkpoint(BertForSequenceClassification(config), tokenizer, folder)
+
+
+def test_a_checkpoint_without_its_tokenizer_files_is_refused_naming_the_folder(tmp_path):
+    """Without tokenizer.json transformers builds a tokenizer of the 5 special tokens (every word [UNK]):
+    loading checks its vocabulary against the model's embeddings instead of pruning on [UNK]s."""
+    from lotterylib import experiment
+
+    checkpoint = _checkpoint_with_tokenizer(runs.stage_dir(tmp_path, "finetune", "SST-2", 1) / "checkpoint")
+    experiment.load_checkpoint(checkpoint)  # whole: it loads
+    for name in checkpoint.glob("*"):
+        if name.name not in ("config.json", "model.safetensors"):
+            name.unlink()
+    with pytest.raises(RuntimeError, match=r"The tokenizer in .*checkpoint has 5 tokens, but the model's embeddings "
+                                           r"have 30522 rows: its tokenizer files .* are missing"):
+        experiment.load_checkpoint(checkpoint)
+
+
+def test_an_unknown_injected_parameter_is_an_error_with_the_near_miss_and_no_run_folder(tmp_path):
+    """`papermill -p learning_rat 5e-5`: papermill only warns and injects the global `learning_rat`."""
+    with pytest.raises(ParameterError, match=r"Unknown parameter `learning_rat` \(did you mean `learning_rate`\?\)"):
+        run_notebook("finetune", {"learning_rat": 5e-5, "outputs_root": str(tmp_path / "outputs")})
+    assert not (tmp_path / "outputs").exists()
+
+
+@pytest.mark.parametrize("key, value, repeated", [("seeds", "[1, 1]", "1 is repeated"),
+                                                  ("tasks", "[SST-2, sst-2]", "'SST-2' is repeated")])
+def test_a_repeated_seed_or_task_in_a_preset_is_refused_naming_it(tmp_path, key, value, repeated):
+    with pytest.raises(ParameterError, match=f"Invalid parameter {key} = .*: {repeated}; each item counts once"):
+        pipeline.load_preset(overrides={"preset": "smoke", key: value, "outputs_root": str(tmp_path / "outputs")})
+    assert not (tmp_path / "outputs").exists()
+
+
+def _glue(root: Path, task: str, dev_rows: int) -> Path:
+    header, row = GLUE_FILES[task]
+    folder = root / task
+    folder.mkdir(parents=True)
+    (folder / "train.tsv").write_text(f"{header}\n{row}\n{row}\n")
+    (folder / "dev.tsv").write_text(f"{header}\n" + "".join(f"{row}\n" for _ in range(dev_rows)))
+    return root
+
+
+@pytest.mark.parametrize("task, dev_rows, says", [
+    ("STS-B", 2, "STS-B's 2 dev examples, and the selection half has 1 and the report half has 1; a pearson score "
+                 "needs at least 3"),
+    ("SST-2", 1, "SST-2's 1 dev examples, and the selection half has 0; a acc score needs at least 1"),
+], ids=["stsb_two_examples", "one_example"])
+def test_selection_split_on_too_few_dev_examples_names_the_half_and_writes_nothing(tmp_path, task, dev_rows, says):
+    glue = _glue(tmp_path / "glue", task, dev_rows)
+    with pytest.raises(ValueError) as err:
+        run_notebook("finetune", {"task": task, "glue_dir": str(glue), "selection": "split", "max_dev_examples": 0,
+                                  "outputs_root": str(tmp_path / "out"), "progress": False})
+    assert says in str(err.value) and "Fix: raise max_dev_examples" in str(err.value)
+    assert not (tmp_path / "out").exists()  # the run folder is made only once the inputs have loaded
+
+
+def test_a_correlation_on_two_examples_is_not_a_score():
+    from lotterylib.metrics import compute_metrics
+
+    with pytest.raises(ValueError, match=r"A STS-B pearson score on 2 example\(s\) is not a measurement"):
+        compute_metrics("STS-B", np.array([1.0, 2.0]), np.array([2.0, 1.0]))
+
+
+def test_a_hand_edited_params_json_is_not_done_and_is_named(tmp_path):
+    from lotterylib import report
+
+    preset = pipeline.load_preset("smoke", {"outputs_root": str(tmp_path), "stages": "[finetune]"})
+    folder = runs.stage_dir(tmp_path, "finetune", "SST-2", 1)
+    run = runs.Run(folder, {"task": "SST-2", "seed": 1, "epochs": 1.0})
+    run.finish({"dev_score": 0.5})
+    (folder / pipeline.SIGNATURE_FILE).write_text(pipeline.job_signature(preset, "finetune", "SST-2", 1) + "\n")
+    assert runs.is_done(folder, run.hash) and pipeline.is_current(preset, "finetune", "SST-2", 1)
+    stored = runs.read_json(folder / "params.json")
+    stored["params"]["epochs"] = 3.0
+    (folder / "params.json").write_text(json.dumps(stored))
+    with pytest.warns(UserWarning, match=r"params.json was changed after its run"):
+        assert not runs.is_done(folder, run.hash)
+    with pytest.warns(UserWarning, match="params.json was changed after its run"):
+        assert not pipeline.is_current(preset, "finetune", "SST-2", 1)  # Snakemake reruns it
+    with pytest.raises(ValueError, match=r"seed_1/finetune/params.json was changed after its run: its parameters "
+                                         r"give hash \w+, not the stored \w+"):
+        report.run_settings(tmp_path, "finetune")
+
+
+def test_a_malformed_preset_names_its_file_and_line(tmp_path):
+    (tmp_path / "mine.yaml").write_text("name: mine\ntasks: [SST-2\nseeds: [1]\n")
+    with pytest.raises(ParameterError, match=r"mine.yaml, line 3, column 6: not valid YAML \(expected ',' or ']'"):
+        pipeline.load_preset(str(tmp_path / "mine.yaml"))
+
+
+def test_a_truncated_mask_names_its_file(tmp_path):
+    save_masks(tmp_path, np.ones((3, 4)), np.ones(3))
+    (tmp_path / "head_mask.npy").write_bytes((tmp_path / "head_mask.npy").read_bytes()[:100])
+    from lotterylib.structured import load_masks
+
+    with pytest.raises(ValueError, match=f"{tmp_path / 'head_mask.npy'} is not a readable .npy file .*truncated"):
+        load_masks(tmp_path)
+
+
+def test_disk_full_while_saving_a_checkpoint_names_the_folder_and_leaves_nothing(tmp_path, monkeypatch):
+    import errno
+
+    from lotterylib import experiment
+    from test_checkpoints import tiny_tokenizer
+
+    model = tiny_model()
+
+    def full(folder, **kwargs):
+        Path(folder).mkdir(parents=True)
+        (Path(folder) / "model.safetensors").write_bytes(b"partial")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(model, "save_pretrained", full)
+    target = tmp_path / "run" / "checkpoint"
+    with pytest.raises(OSError, match=r"Saving the fine-tuned checkpoint \(model weights and tokenizer, about 0 MB\) "
+                                      f"into {target} failed: No space left on device. Nothing is marked done"):
+        experiment.save_checkpoint(model, tiny_tokenizer(tmp_path / "tok"), target)
+    assert not (tmp_path / "run").exists() or not list((tmp_path / "run").iterdir())
+
+
+def test_a_failing_input_leaves_no_run_folder_of_the_stage(tmp_path):
+    """s-pruning without its checkpoint: the error, and no s_pruning folder with a params.json behind."""
+    with pytest.raises(FileNotFoundError):
+        run_notebook("s_pruning", {"outputs_root": str(tmp_path)})
+    assert not runs.stage_dir(tmp_path, "s_pruning", "SST-2", 1).exists()
+
+
+def test_checkpoint_files_follow_the_umask(tmp_path):
+    """safetensors writes model.safetensors with mode 0600; the group of a shared file system must read it."""
+    import os
+
+    from lotterylib import experiment
+    from test_checkpoints import tiny_tokenizer
+
+    old = os.umask(0o027)
+    try:
+        folder = experiment.save_checkpoint(tiny_model(), tiny_tokenizer(tmp_path / "tok"), tmp_path / "checkpoint")
+    finally:
+        os.umask(old)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in folder.iterdir()}
+    assert modes["model.safetensors"] == 0o640 and set(modes.values()) == {0o640}
+
+
+def test_a_second_writer_of_a_run_folder_is_refused_naming_the_holder(tmp_path):
+    """A job (another process) holds the folder's lock while it writes; a second opening fails naming its pid;
+    once the holder dies (however: here SIGKILL) the OS releases the lock and the rerun proceeds."""
+    folder = tmp_path / "RTE" / "seed_1" / "finetune"
+    code = ("import sys, time; from lotterylib import runs; run = runs.Run(sys.argv[1], {'task': 'RTE'}); "
+            "run.dir; print('ready', flush=True); time.sleep(600)")
+    holder = subprocess.Popen([sys.executable, "-c", code, str(folder)], stdout=subprocess.PIPE, text=True,
+                              env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        with pytest.raises(runs.RunLockedError, match=f"finetune is being written by pid {holder.pid} on .*Fix: wait"):
+            runs.Run(folder, {"task": "RTE"}).dir
+    finally:
+        holder.kill()
+        holder.wait(timeout=60)
+    run = runs.Run(folder, {"task": "RTE"})
+    run.finish({"dev_score": 0.5})
+    assert runs.is_done(folder, run.hash)

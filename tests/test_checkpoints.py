@@ -12,7 +12,7 @@ import pytest
 import torch
 from transformers import BertTokenizerFast
 
-from conftest import tiny_encoded, tiny_model
+from conftest import tiny_config, tiny_encoded, tiny_model
 from lotterylib import experiment, runs
 from lotterylib.tasks import get_task
 from lotterylib.training import TrainConfig, fine_tune
@@ -21,9 +21,10 @@ TESTS = Path(__file__).resolve().parent
 
 
 def tiny_tokenizer(folder: Path) -> BertTokenizerFast:
+    """A tokenizer whose vocabulary fills the tiny model's 100 embedding rows (`load_checkpoint` checks it)."""
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "b"]) + "\n")
-    return BertTokenizerFast(vocab_file=str(folder / "vocab.txt"))
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [f"w{i}" for i in range(tiny_config().vocab_size - 5)]
+    return BertTokenizerFast(vocab={word: i for i, word in enumerate(words)})
 
 
 def test_diverging_fine_tuning_stops_with_the_step_loss_and_learning_rate():

@@ -349,7 +349,9 @@ def test_readme_section_is_generated_between_the_markers(tmp_path):
     split.mkdir()
     table({"score_search": {(S, "good", PRUNED): [0.88, 0.90, 0.86]},
            "score_unseen": {(S, "good", PRUNED): [0.75, 0.76, 0.74]}}).to_csv(split / results.CSV_NAME, index=False)
-    runs.write_json_atomic(runs.stage_dir(root, "report") / "params.json", {"params": {"heldout_root": str(split)}})
+    report_params = {"heldout_root": str(split)}
+    runs.write_json_atomic(runs.stage_dir(root, "report") / "params.json",
+                           {"hash": runs.params_hash(report_params), "params": report_params})
     line = report.heldout_line(report.report_split(root))
     assert line.endswith("mean ± std over seeds: SST-2, s: 0.130 ± 0.010.")
     assert line in report.readme_section(root)
@@ -444,7 +446,9 @@ def test_split_results_says_where_the_held_out_scores_come_from(tmp_path):
     table().to_csv(split / results.CSV_NAME, index=False)
     found, where = report.split_results(dev, split)
     assert len(found) == len(table()) and "demo-split" in where
-    runs.write_json_atomic(runs.stage_dir(split, "lottery", "SST-2", 1) / "params.json", {"params": {"selection": "split"}})
+    split_params = {"selection": "split"}
+    runs.write_json_atomic(runs.stage_dir(split, "lottery", "SST-2", 1) / "params.json",
+                           {"hash": runs.params_hash(split_params), "params": split_params})
     assert "this run" in report.split_results(split, "")[1]                    # a split run's own report
 
 

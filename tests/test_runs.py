@@ -40,7 +40,7 @@ def test_a_rerun_removes_the_done_marker_and_partial_files_first(tmp_path):
     (run.dir / ".checkpoint.1234abcd.tmp").mkdir()          # what a killed save leaves
     (run.dir / ".metrics.json.1234abcd.tmp").write_text("{")
     rerun = runs.Run(tmp_path / "r", {"a": 1})              # the same parameters: still redone from scratch
-    assert not rerun.is_done() and sorted(p.name for p in rerun.dir.iterdir()) == ["params.json"]
+    assert sorted(p.name for p in rerun.dir.iterdir()) == [".lock", "params.json"] and not rerun.is_done()
 
 
 def test_the_hash_is_of_typed_normalised_values():
