@@ -241,8 +241,9 @@ def run_stage(notebook: str, metrics_file: str, log_file: str, params: dict[str,
     record the job's `signature` there.
 
     The notebook's stdout and stderr go to `log_file`, between a start and an end line that give the time
-    (Unix seconds) and CUDA_VISIBLE_DEVICES; a failure's message names the log and the executed notebook."""
-    import papermill
+    (Unix seconds) and CUDA_VISIBLE_DEVICES; a failure's message names the log and the executed notebook.
+    The kernel talks over its own Unix sockets (`kernel.IPCKernelManager`): parallel jobs cannot collide."""
+    from . import kernel
 
     out_dir = Path(metrics_file).parent
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -259,9 +260,7 @@ def run_stage(notebook: str, metrics_file: str, log_file: str, params: dict[str,
 
         mark("start")
         try:
-            papermill.execute_notebook(str(resolve(notebook)), str(executed), parameters=params,
-                                       kernel_name="python3", cwd=str(PROJECT_ROOT), progress_bar=False,
-                                       stdout_file=log, stderr_file=log)
+            kernel.execute(resolve(notebook), executed, params, PROJECT_ROOT, stdout_file=log, stderr_file=log)
         except Exception as error:
             log.write(f"{type(error).__name__}: {error}\n")
             summary = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__

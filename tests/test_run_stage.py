@@ -43,6 +43,21 @@ def test_a_finished_job_records_its_signature(tmp_path):
     assert re.search(r"\[end [\d.]+ CUDA_VISIBLE_DEVICES=\]", log.read_text())
 
 
+def test_the_kernel_talks_over_its_own_unix_sockets(tmp_path):
+    """IPC transport with a socket prefix unique to each kernel: parallel jobs cannot be handed one TCP port."""
+    body = ("import json\nfrom pathlib import Path\nfrom ipykernel.connect import get_connection_info\n"
+            "info = json.loads(get_connection_info())\nprint('transport', info['transport'], info['ip'])\n"
+            "Path(metrics).write_text('{}')")
+    notebook = tiny_notebook(tmp_path / "ipc.ipynb", body)
+    prefixes = []
+    for i in range(2):
+        metrics, log = tmp_path / f"run{i}" / "metrics.json", tmp_path / f"job{i}.log"
+        pipeline.run_stage(notebook, str(metrics), str(log), {"metrics": str(metrics)}, "abc")
+        prefixes += re.findall(r"transport ipc (\S*lottery-kernel-[0-9a-f]{32})", log.read_text())
+    assert len(set(prefixes)) == 2
+    assert not [p for p in Path(prefixes[0]).parent.glob(Path(prefixes[0]).name + "-*")]  # removed at the end
+
+
 @pytest.mark.slow
 def test_with_four_fake_gpus_no_two_jobs_share_one(tmp_path):
     """Six jobs at once on LOTTERY_GPUS=0,1,2,3 (no GPU needed): each sees one GPU, never one in use."""
