@@ -30,9 +30,9 @@ import torch
 from sklearn.metrics import confusion_matrix
 from sklearn.model_selection import train_test_split
 from torch import nn
-from tqdm import tqdm
 
 from .data import Encoded
+from .progress import bar as progress_bar
 from .training import default_device
 
 CLASSES = ("vertical", "diagonal", "vertical+diagonal", "block", "heterogeneous")
@@ -300,7 +300,7 @@ def train_classifier(maps: Sequence[np.ndarray], labels: Sequence[int], seed: in
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     loss_fn = nn.CrossEntropyLoss()
     best_acc, best_epoch, best_state = -1.0, 0, None
-    bar = tqdm(range(1, epochs + 1), desc="head classifier", disable=not progress)
+    bar = progress_bar(range(1, epochs + 1), desc="head classifier", disable=not progress, unit="epoch")
     for epoch in bar:
         model.train()
         order = torch.from_numpy(train_idx)[torch.randperm(len(train_idx), generator=gen)]

@@ -20,6 +20,7 @@ from typing import Any, Iterator
 import yaml
 
 from .config import GRID_KEYS, validate_preset
+from .progress import clock, duration
 from .runs import ALL_TASKS, PROJECT_ROOT, display_path, resolve, stage_dir
 
 
@@ -42,6 +43,20 @@ STAGES: dict[str, Stage] = {
     "stability": Stage("notebooks/06_stability.ipynb", "preset", ("s_pruning", "m_pruning")),
     "attention_patterns": Stage("notebooks/07_attention_patterns.ipynb", "preset", ("s_pruning",)),
     "report": Stage("notebooks/00_report.ipynb", "preset"),  # last: results.csv and every other stage of the grid
+}
+
+# What Snakemake's HTML report shows of each stage (`lottery report PRESET`): files its notebook always writes
+# into the run folder, captioned by workflow/report/<stage>.rst. Declared outputs of the stage's rule, so a
+# missing one reruns the job.
+REPORT_FILES: dict[str, tuple[str, ...]] = {
+    "finetune": ("loss.png",),
+    "s_pruning": ("trajectory.png", "good_mask.png"),
+    "m_pruning": ("trajectory.png", "survival.png"),
+    "lottery": ("lottery_bars.png",),
+    "bad_subnetworks": ("figure2.png", "table2.csv"),
+    "stability": ("overlap_seeds.png",),
+    "attention_patterns": ("rule_vs_cnn.png",),
+    "report": ("00_report.ipynb", "figure2.png", "claims.csv"),  # the executed report notebook first
 }
 
 DEFAULT_PRESET = "smoke"
@@ -241,7 +256,7 @@ def run_stage(notebook: str, metrics_file: str, log_file: str, params: dict[str,
     record the job's `signature` there.
 
     The notebook's stdout and stderr go to `log_file`, between a start and an end line that give the time
-    (Unix seconds) and CUDA_VISIBLE_DEVICES; a failure's message names the log and the executed notebook.
+    (UTC, `progress.clock`), CUDA_VISIBLE_DEVICES and, at the end, how long it took; a failure's message names the log and the executed notebook.
     The kernel talks over its own Unix sockets (`kernel.IPCKernelManager`): parallel jobs cannot collide."""
     from . import kernel
 
@@ -253,9 +268,12 @@ def run_stage(notebook: str, metrics_file: str, log_file: str, params: dict[str,
     log_path.parent.mkdir(parents=True, exist_ok=True)
     os.environ["OMP_NUM_THREADS"] = str(threads)  # inherited by the kernel: torch uses this many threads
     with open(log_path, "w") as log, gpu_slot(PROJECT_ROOT / ".snakemake" / "gpu_locks"):
+        started = time.time()
+
         def mark(event: str) -> None:
             gpu = os.environ.get("CUDA_VISIBLE_DEVICES", "")
-            log.write(f"[{event} {time.time():.3f} CUDA_VISIBLE_DEVICES={gpu}] {notebook}\n")
+            took = f" ({duration(time.time() - started)})" if event == "end" else ""
+            log.write(f"[{event} {clock()} CUDA_VISIBLE_DEVICES={gpu}] {notebook}{took}\n")
             log.flush()
 
         mark("start")

@@ -3,12 +3,13 @@ import os
 import re
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import nbformat
 import pytest
 
-from lotterylib import pipeline, runs
+from lotterylib import pipeline, progress, runs
 
 
 def tiny_notebook(path: Path, body: str) -> str:
@@ -40,7 +41,9 @@ def test_a_finished_job_records_its_signature(tmp_path):
     metrics, log = tmp_path / "run" / "metrics.json", tmp_path / "job.log"
     pipeline.run_stage(notebook, str(metrics), str(log), {"metrics": str(metrics)}, "abc")
     assert (tmp_path / "run" / pipeline.SIGNATURE_FILE).read_text() == "abc\n"
-    assert re.search(r"\[end [\d.]+ CUDA_VISIBLE_DEVICES=\]", log.read_text())
+    start, end = log.read_text().splitlines()[0], log.read_text().splitlines()[-1]
+    assert re.fullmatch(r"\[start \d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} UTC CUDA_VISIBLE_DEVICES=\] .*ok\.ipynb", start)
+    assert re.fullmatch(r"\[end [-\d]+ [:\d.]+ UTC CUDA_VISIBLE_DEVICES=\] .*ok\.ipynb \((?:[\d.]+ s|\d+ min \d+ s)\)", end)
 
 
 def test_the_kernel_talks_over_its_own_unix_sockets(tmp_path):
@@ -76,9 +79,9 @@ def test_with_four_fake_gpus_no_two_jobs_share_one(tmp_path):
     held = []  # (gpu, start, end) per job, from its log
     for log in logs:
         text = log.read_text()
-        (start, gpu), (end, gpu_end) = re.findall(r"\[(?:start|end) ([\d.]+) CUDA_VISIBLE_DEVICES=(\d)\]", text)
+        (start, gpu), (end, gpu_end) = re.findall(r"\[(?:start|end) (.+ UTC) CUDA_VISIBLE_DEVICES=(\d)\]", text)
         assert gpu == gpu_end and f"sees {gpu}" in text
-        held.append((gpu, float(start), float(end)))
+        held.append((gpu, *(datetime.strptime(t, progress.CLOCK_FORMAT) for t in (start, end))))
     assert {gpu for gpu, _, _ in held} == {"0", "1", "2", "3"}
     for i, (gpu, start, end) in enumerate(held):
         for other, other_start, other_end in held[i + 1:]:
