@@ -62,6 +62,7 @@ REPORT_FILES: dict[str, tuple[str, ...]] = {
 DEFAULT_PRESET = "smoke"
 Job = tuple[str, str | None, int | None]  # (stage, task, seed)
 SIGNATURE_FILE = "signature.txt"  # in a run folder: the `job_signature` of its finished job
+DISPLAY_ONLY = ("progress",)  # parameters that change what a job prints, not what it computes: no rerun
 GPU_ENV = "LOTTERY_GPUS"  # e.g. "0,1,2,3": each job takes one free GPU of these (CUDA_VISIBLE_DEVICES)
 
 
@@ -193,11 +194,12 @@ def code_hash(notebook: str) -> str:
 
 
 def job_signature(preset: dict[str, Any], stage: str, task: str | None = None, seed: int | None = None) -> str:
-    """A hash of what a job's result follows from: its parameters and notebook code, and the signatures of
-    the jobs it reads. The Snakefile passes it as a param (so a change reruns the job) and `run_stage`
+    """A hash of what a job's result follows from: its parameters (those in `DISPLAY_ONLY` left out) and
+    notebook code, and the signatures of the jobs it reads. The Snakefile passes it as a param (so a change reruns the job) and `run_stage`
     records it in the run folder (`is_current`)."""
     upstream = sorted(job_signature(preset, *job) for job in set(upstream_jobs(preset, stage, task, seed)))
-    own = json.dumps(stage_params(preset, stage, task, seed), sort_keys=True, default=str)
+    values = {k: v for k, v in stage_params(preset, stage, task, seed).items() if k not in DISPLAY_ONLY}
+    own = json.dumps(values, sort_keys=True, default=str)
     return _sha("\n".join([own, code_hash(STAGES[stage].notebook), *upstream]))
 
 

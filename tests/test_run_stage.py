@@ -86,3 +86,31 @@ def test_with_four_fake_gpus_no_two_jobs_share_one(tmp_path):
     for i, (gpu, start, end) in enumerate(held):
         for other, other_start, other_end in held[i + 1:]:
             assert gpu != other or end <= other_start or other_end <= start, f"GPU {gpu} held twice at once"
+
+
+@pytest.mark.slow
+def test_a_smoke_job_s_log_shows_its_progress(tmp_path, glue_dir):
+    """Fine-tuning, s-pruning and m-pruning of one smoke job through `run_stage`: each log has human start and
+    end times, whole-line bars (no carriage returns) and one line per search step with score and threshold."""
+    preset = pipeline.load_preset("smoke", {"outputs_root": str(tmp_path / "out"), "glue_dir": str(glue_dir),
+                                            "progress": True})
+    logs = {}
+    for stage in ("finetune", "s_pruning", "m_pruning"):
+        metrics = pipeline.metrics_path(preset, stage, "SST-2", 1)
+        logs[stage] = tmp_path / f"{stage}.log"
+        pipeline.run_stage(pipeline.STAGES[stage].notebook, metrics, str(logs[stage]),
+                           pipeline.stage_params(preset, stage, "SST-2", 1), "x")
+    text = {stage: log.read_text() for stage, log in logs.items()}
+    clock = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} UTC"
+    for stage, log in text.items():
+        lines = log.splitlines()
+        assert re.match(rf"\[start {clock} ", lines[0]) and re.match(rf"\[end {clock} .*\(.+s\)$", lines[-1]), stage
+        assert "\r" not in log, stage
+    assert re.search(r"^fine-tune: 100%\|#+\| 3/3 ", text["finetune"], re.M)        # 48 examples / 16 per batch
+    s_steps = re.findall(r"^\[\d\d:\d\d:\d\d\] s-pruning step \d+ \(\w+\): pruned .+; score [\d.]+ vs threshold "
+                         r"[\d.]+: .+$", text["s_pruning"], re.M)
+    s_metrics = runs.read_json(Path(pipeline.metrics_path(preset, "s_pruning", "SST-2", 1)))
+    assert len(s_steps) == s_metrics["steps"] and "s-pruning done" in text["s_pruning"]
+    m_steps = re.findall(r"^\[\d\d:\d\d:\d\d\] m-pruning step \d+: pruned \d+ weights, sparsity [\d.]+%; score",
+                         text["m_pruning"], re.M)
+    assert m_steps and "m-pruning done" in text["m_pruning"]
