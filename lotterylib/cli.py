@@ -9,8 +9,8 @@
     lottery notebook finetune --preset smoke --task SST-2 --seed 1 -p epochs 2
     lottery kernel --user                register this environment's Jupyter kernel (bert-lottery)
 
-`run`, `report` and `notebook` need the workflow extra (`pip install 'lotterylib[workflow]'`) and the project's
-checkout (workflow/, notebooks/, params/); the others need the library only.
+`run`, `report` and `notebook` need the workflow extra (`pip install 'lotterylib[workflow]'`); `run`, `report`
+and `notebook STAGE` also the project's checkout (workflow/, notebooks/, params/). The others need the library.
 """
 from __future__ import annotations
 
@@ -30,12 +30,12 @@ SNAKEFILE = PROJECT_ROOT / "workflow" / "Snakefile"
 KERNEL = "bert-lottery"  # the Jupyter kernel name `lottery kernel` registers: unique to the project
 
 
-def _need_workflow(what: str) -> None:
-    """Raise with the fix when the workflow extra or the checkout is missing."""
+def _need_workflow(what: str, checkout: bool = True) -> None:
+    """Raise with the fix when the workflow extra or (with `checkout`) the project's checkout is missing."""
     missing = [m for m in ("snakemake", "papermill", "ipykernel") if importlib.util.find_spec(m) is None]
     if missing:
         raise SystemExit(f"lottery {what}: needs {', '.join(missing)}. Fix: pip install 'lotterylib[workflow]'.")
-    if not SNAKEFILE.is_file():
+    if checkout and not SNAKEFILE.is_file():
         raise SystemExit(f"lottery {what}: needs the project's checkout (no {SNAKEFILE}). Fix: run it inside "
                          "a clone of the project.")
 
@@ -99,10 +99,10 @@ def _value(text: str) -> Any:
 def notebook(args: argparse.Namespace) -> int:
     """Execute one stage's notebook (or any notebook path) with a preset's values for a task and seed, and
     `-p` overrides; on the project's kernel transport (`kernel.execute`)."""
-    _need_workflow("notebook")
+    stage = pipeline.STAGES.get(args.name)
+    _need_workflow("notebook", checkout=stage is not None)
     from . import kernel
 
-    stage = pipeline.STAGES.get(args.name)
     path = pipeline.resolve(stage.notebook if stage else args.name)
     if not path.is_file():
         raise SystemExit(f"lottery notebook: no stage or notebook {args.name!r}. Stages: "
