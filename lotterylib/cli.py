@@ -59,8 +59,9 @@ def run(args: argparse.Namespace) -> int:
     if not args.dry_run:
         timing.main(["estimate", "--preset", args.preset, "--cores", str(args.cores)])
     config = [f"preset={args.preset}", *args.config]
+    # --keep-incomplete: a failed job's executed notebook stays for reading (the report stage declares its own)
     code = _snakemake("--cores", str(args.cores), "--config", *config, "--rerun-incomplete", "--keep-going",
-                      "--printshellcmds", *(["--dry-run"] if args.dry_run else []), *args.snakemake)
+                      "--keep-incomplete", "--printshellcmds", *(["--dry-run"] if args.dry_run else []), *args.snakemake)
     if args.dry_run:
         return code
     root = display_path(pipeline.resolve(pipeline.load_preset(args.preset, _overrides(args.config))["outputs_root"]))
