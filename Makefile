@@ -12,24 +12,32 @@ export LOTTERY_GLUE_DIR ?= $(GLUE_LOCAL)
 export HF_HUB_OFFLINE ?= 1
 endif
 
-.PHONY: setup test test-fast test-slurm golden demo grid readme-results
+.PHONY: setup lock test test-fast test-slurm golden demo grid report readme-results
 
+# The environment CI tested, from requirements.lock (every package, transitive ones too, pinned: `make lock`),
+# then the project itself without dependencies. Which torch build pip picks is pip's configuration: on Linux
+# the default index gives the CUDA build (GBs of CUDA libraries); for the CPU build point pip at PyTorch's
+# CPU index (PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu) before `make setup`.
 setup:
 	$(PY) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	# torch first and alone, pinned. Which build pip picks is pip's configuration: on Linux the default
-	# index gives the CUDA build (GBs of CUDA libraries); for the CPU build point pip at PyTorch's CPU index
-	# (PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu) before `make setup`.
-	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --upgrade pip==26.3
+	$(BIN)/pip install --quiet -r requirements.lock
+	$(BIN)/pip install --quiet --no-deps -e .
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (bert-lottery)"
+	$(BIN)/lottery kernel
+
+# Re-pin requirements.lock from this venv after changing pyproject.toml's dependencies (`pip install -e '.[dev]'`
+# first, test, then lock). torch is pinned without its local build tag (+cpu, +cu128): pip's configuration picks it.
+lock:
+	{ echo "# pip freeze of the tested environment (make lock): pyproject.toml's [dev] and [workflow] extras"; \
+	  $(BIN)/pip freeze --exclude-editable | grep -v '^#' | sed -E 's/^(torch==[^+]*)\+.*/\1/'; } > requirements.lock
 
 # Unit tests, then the smoke grid through Snakemake, then the golden notebooks (nbval re-runs each with its
 # defaults, which read the smoke grid's outputs, and compares the cells marked NBVAL_CHECK_OUTPUT).
 test:
 	$(BIN)/pytest tests -m "not slurm"
 	$(MAKE) grid PRESET=smoke
-	$(BIN)/pytest --nbval-lax --nbval-current-env -p no:cacheprovider notebooks
+	$(BIN)/pytest -p no:cacheprovider notebooks  # nbval options and GLUE folder: notebooks/conftest.py
 
 # The workflow on a one-node SLURM cluster on this machine (root: installs slurm-wlm and munge with apt-get,
 # the SLURM executor plugin into the venv; starts the daemons and stops them again).
@@ -50,16 +58,17 @@ test-fast:
 # committed outputs/demo (bit-identical, within seed noise, or different: lotterylib/compare.py).
 demo:
 	$(MAKE) grid PRESET=demo OUT=outputs/local/demo
-	$(BIN)/python -m lotterylib.compare outputs/demo outputs/local/demo
+	$(BIN)/lottery compare outputs/demo outputs/local/demo
 
 # OUT: the output folder (default outputs/<preset>, the committed run's).
 grid:
-	$(BIN)/python -m lotterylib.timing estimate --preset $(PRESET) --cores $(CORES)
-	$(BIN)/snakemake --snakefile workflow/Snakefile --cores $(CORES) --config preset=$(PRESET) \
-	    $(if $(OUT),outputs_root=$(OUT)) --rerun-incomplete --keep-going --printshellcmds
-	$(BIN)/python -m lotterylib.summary $(or $(OUT),outputs/$(PRESET))
-	$(BIN)/python -m lotterylib.timing jobs $(or $(OUT),outputs/$(PRESET)) --keep-log "$$(ls -t .snakemake/log/*.log | head -1)"
+	$(BIN)/lottery run $(PRESET) --cores $(CORES) $(if $(OUT),--config outputs_root=$(OUT))
+
+# Snakemake's HTML report of a finished grid: the figures, the results table and the report notebook,
+# by stage and task (outputs/<preset>/report.html).
+report:
+	$(BIN)/lottery report $(PRESET)
 
 # The README's results section, generated from every committed preset's outputs/<preset>/results.csv.
 readme-results:
-	$(BIN)/python -m lotterylib.report --readme README.md
+	$(BIN)/lottery readme --readme README.md

@@ -86,7 +86,7 @@ def summary(table: pd.DataFrame) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m lotterylib.compare", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="lottery compare", description=__doc__.splitlines()[0])
     parser.add_argument("committed", help="the committed run's output folder, e.g. outputs/demo")
     parser.add_argument("rerun", help="the rerun's output folder, e.g. outputs/local/demo")
     parser.add_argument("--show", type=int, default=40, help="print at most this many numbers that are not "

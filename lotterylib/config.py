@@ -1,6 +1,6 @@
 """Parameter validation, shared by the notebooks and the presets: one schema, one error type.
 
-`workflow/schemas/config.schema.yaml` declares every parameter (type, range, allowed values, a one-line
+`lotterylib/schema/config.schema.yaml` (package data: it ships in the wheel) declares every parameter (type, range, allowed values, a one-line
 description); Snakemake validates presets against it too. `validate_params` checks values against it
 before anything is written and returns them normalised, so that equal settings are equal values (and give
 the same run hash): task names become canonical (`sst-2` -> `SST-2`), numbers take their declared type
@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-SCHEMA_PATH = Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml"
+SCHEMA_PATH = Path(__file__).resolve().parent / "schema" / "config.schema.yaml"
 GRID_KEYS = ("tasks", "seeds", "stages")
 _TRUE, _FALSE = ("true", "yes", "on"), ("false", "no", "off")
 

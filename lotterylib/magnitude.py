@@ -28,11 +28,11 @@ import pandas as pd
 import torch
 from torch import nn
 from torch.nn.utils import prune
-from tqdm import tqdm
 
 from .config import check_compat
 from .data import Encoded
 from .families import FAMILIES, family_of, submodule
+from .progress import step_line
 from .tasks import Task
 from .training import evaluate
 
@@ -223,22 +223,27 @@ def magnitude_search(model: nn.Module, scorer: Callable[[], float], full_score: 
     apply_weight_masks(model, start, compat)
     passed = [(start, float(full_score), 0)]  # the last two passing states: (masks, score, steps)
     steps: list[MagnitudeStep] = []
-    with tqdm(desc="m-pruning", disable=not progress, unit="step") as pbar:
-        while limit is None or len(steps) < limit:
-            before = kept_count(passed[-1][0])
-            masks = magnitude_step(model, compat)
-            if kept_count(masks) == before:
-                break
-            score = float(scorer())
-            steps.append(MagnitudeStep(len(steps) + 1, sparsity(masks), score, score >= bar))
-            pbar.update(1)
-            pbar.set_postfix(sparsity=f"{steps[-1].sparsity:.4f}", score=f"{score:.4f}", refresh=False)
-            if not steps[-1].accepted:
-                break
-            passed = [passed[-1], (masks, score, len(steps))]
+    step_line(f"m-pruning: full model {full_score:.4f}; keep pruning while the score is at least {threshold:g} x "
+              f"{full_score:.4f} = {bar:.4f}" + (f", at most {limit} steps" if limit is not None else ""), progress)
+    while limit is None or len(steps) < limit:
+        before = kept_count(passed[-1][0])
+        masks = magnitude_step(model, compat)
+        if kept_count(masks) == before:
+            step_line("m-pruning: a further step would prune nothing; stopping", progress)
+            break
+        score = float(scorer())
+        steps.append(MagnitudeStep(len(steps) + 1, sparsity(masks), score, score >= bar))
+        step_line(f"m-pruning step {len(steps)}: pruned {before - kept_count(masks)} weights, sparsity "
+                  f"{steps[-1].sparsity:.2%}; score {score:.4f} vs threshold {bar:.4f}: "
+                  + ("kept" if steps[-1].accepted else "below the threshold: undone, search ends"), progress)
+        if not steps[-1].accepted:
+            break
+        passed = [passed[-1], (masks, score, len(steps))]
     all_passed_to_limit = limit is not None and len(steps) == limit and steps[-1].accepted
     masks, score, kept = passed[0] if compat == "authors" and all_passed_to_limit else passed[-1]
     apply_weight_masks(model, masks, compat)
+    step_line(f"m-pruning done: {len(steps)} steps; the good subnetwork is step {kept}, sparsity "
+              f"{sparsity(masks):.2%}, score {score:.4f}", progress)
     return MagnitudeResult(masks, steps, float(full_score), threshold, compat, kept, score)
 
 

@@ -37,9 +37,9 @@ import torch
 from sklearn.metrics import confusion_matrix
 from sklearn.model_selection import train_test_split
 from torch import nn
-from tqdm import tqdm
 
 from .data import Encoded
+from .progress import bar as progress_bar
 from .training import default_device
 
 CLASSES = ("vertical", "diagonal", "vertical+diagonal", "block", "heterogeneous")
@@ -358,7 +358,8 @@ def _train_member(x: torch.Tensor, y: torch.Tensor, train_idx: np.ndarray, val_i
     loss_fn = nn.CrossEntropyLoss()
     val_labels = y[val_idx].cpu().numpy()
     best_acc, best_epoch, best_state = -1.0, 0, None
-    for epoch in range(1, epochs + 1):
+    bar = progress_bar(range(1, epochs + 1), desc="head classifier", disable=not progress, unit="epoch")
+    for epoch in bar:
         model.train()
         order = torch.from_numpy(train_idx)[torch.randperm(len(train_idx), generator=gen)]
         for i in range(0, len(order), batch_size):

@@ -25,6 +25,7 @@ from typing import Any, Iterator
 import yaml
 
 from .config import GRID_KEYS, ParameterError, validate_preset
+from .progress import clock, duration
 from .runs import ALL_TASKS, PROJECT_ROOT, display_path, edited_params, resolve, stage_dir
 
 
@@ -49,9 +50,24 @@ STAGES: dict[str, Stage] = {
     "report": Stage("notebooks/00_report.ipynb", "preset"),  # last: results.csv and every other stage of the grid
 }
 
+# What Snakemake's HTML report shows of each stage (`lottery report PRESET`): files its notebook always writes
+# into the run folder, captioned by workflow/report/<stage>.rst. Declared outputs of the stage's rule, so a
+# missing one reruns the job.
+REPORT_FILES: dict[str, tuple[str, ...]] = {
+    "finetune": ("loss.png",),
+    "s_pruning": ("trajectory.png", "good_mask.png"),
+    "m_pruning": ("trajectory.png", "survival.png"),
+    "lottery": ("lottery_bars.png",),
+    "bad_subnetworks": ("figure2.png", "table2.csv"),
+    "stability": ("overlap_seeds.png",),
+    "attention_patterns": ("rule_vs_cnn.png",),
+    "report": ("00_report.ipynb", "figure2.png", "claims.csv"),  # the executed report notebook first
+}
+
 DEFAULT_PRESET = "smoke"
 Job = tuple[str, str | None, int | None]  # (stage, task, seed)
 SIGNATURE_FILE = "signature.txt"  # in a run folder: the `job_signature` of its finished job
+DISPLAY_ONLY = ("progress",)  # parameters that change what a job prints, not what it computes: no rerun
 GPU_ENV = "LOTTERY_GPUS"  # e.g. "0,1,2,3": each job takes one free GPU of these (CUDA_VISIBLE_DEVICES)
 
 
@@ -200,11 +216,12 @@ def code_hash(notebook: str) -> str:
 
 
 def job_signature(preset: dict[str, Any], stage: str, task: str | None = None, seed: int | None = None) -> str:
-    """A hash of what a job's result follows from: its parameters and notebook code, and the signatures of
-    the jobs it reads. The Snakefile passes it as a param (so a change reruns the job) and `run_stage`
+    """A hash of what a job's result follows from: its parameters (those in `DISPLAY_ONLY` left out) and
+    notebook code, and the signatures of the jobs it reads. The Snakefile passes it as a param (so a change reruns the job) and `run_stage`
     records it in the run folder (`is_current`)."""
     upstream = sorted(job_signature(preset, *job) for job in set(upstream_jobs(preset, stage, task, seed)))
-    own = json.dumps(stage_params(preset, stage, task, seed), sort_keys=True, default=str)
+    values = {k: v for k, v in stage_params(preset, stage, task, seed).items() if k not in DISPLAY_ONLY}
+    own = json.dumps(values, sort_keys=True, default=str)
     return _sha("\n".join([own, code_hash(STAGES[stage].notebook), *upstream]))
 
 
@@ -269,9 +286,11 @@ def run_stage(notebook: str, metrics_file: str, log_file: str, params: dict[str,
     """Execute one notebook with papermill into its run folder; fail if it did not write metrics.json; then
     record the job's `signature` there.
 
-    The notebook runs in a child process (`execute_in_child`) that stops with the workflow. The notebook's
-    stdout and stderr go to `log_file`, between a start and an end line that give the time (Unix seconds)
-    and CUDA_VISIBLE_DEVICES; a failure's message names the log and the executed notebook."""
+    The notebook runs in a child process (`execute_in_child`) that stops with the workflow; its kernel talks over
+    its own Unix sockets (`kernel.IPCKernelManager`), so parallel jobs cannot collide. The notebook's stdout and
+    stderr go to `log_file`, between a start and an end line that give the time (UTC, `progress.clock`),
+    CUDA_VISIBLE_DEVICES and, at the end, how long it took; a failure's message names the log and the executed
+    notebook."""
     out_dir = Path(metrics_file).parent
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / SIGNATURE_FILE).unlink(missing_ok=True)
@@ -281,9 +300,12 @@ def run_stage(notebook: str, metrics_file: str, log_file: str, params: dict[str,
     os.environ["OMP_NUM_THREADS"] = str(threads)  # inherited by the kernel: torch uses this many threads
     log_path.write_text("")
     with open(log_path, "a") as log, gpu_slot(PROJECT_ROOT / ".snakemake" / "gpu_locks"):  # the runner appends too
+        started = time.time()
+
         def mark(event: str) -> None:
             gpu = os.environ.get("CUDA_VISIBLE_DEVICES", "")
-            log.write(f"[{event} {time.time():.3f} CUDA_VISIBLE_DEVICES={gpu}] {notebook}\n")
+            took = f" ({duration(time.time() - started)})" if event == "end" else ""
+            log.write(f"[{event} {clock()} CUDA_VISIBLE_DEVICES={gpu}] {notebook}{took}\n")
             log.flush()
 
         mark("start")
@@ -367,13 +389,12 @@ def forward_interrupts() -> None:
 
 def _execute(spec: dict[str, Any]) -> int:
     """The runner: execute the notebook; on failure append the error to the log and print its last line."""
-    import papermill
+    from . import kernel
 
     with open(spec["log"], "a") as log:
         try:
-            papermill.execute_notebook(spec["notebook"], spec["executed"], parameters=spec["params"],
-                                       kernel_name="python3", cwd=str(PROJECT_ROOT), progress_bar=False,
-                                       stdout_file=log, stderr_file=log)
+            kernel.execute(spec["notebook"], spec["executed"], spec["params"], PROJECT_ROOT, stdout_file=log,
+                           stderr_file=log)
         except Exception as error:
             log.write(f"{type(error).__name__}: {error}\n")
             print(str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__)

@@ -26,7 +26,16 @@ from typing import Any
 
 import numpy as np
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _project_root() -> Path:
+    """The checkout the package sits in (beside workflow/, notebooks/, params/); for an installed wheel, the
+    current folder: relative paths (outputs/...) are taken from where the user works."""
+    checkout = Path(__file__).resolve().parents[1]
+    return checkout if (checkout / "workflow" / "Snakefile").is_file() else Path.cwd()
+
+
+PROJECT_ROOT = _project_root()
 ALL_SEEDS = "all_seeds"   # task-level stages (across seeds)
 ALL_TASKS = "all_tasks"   # preset-level stages (across tasks)
 TMP_SUFFIX = ".tmp"       # partial files and folders (an interrupted write) end in this; a new run removes them

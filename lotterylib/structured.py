@@ -26,11 +26,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
 from .config import check_compat
 from .data import Encoded
 from .gates import Gates
+from .progress import step_line
 from .runs import missing_stage_error
 from .tasks import Task
 from .training import evaluate
@@ -146,6 +146,18 @@ def _score(scorer: Scorer, phase: str, head: np.ndarray, mlp: np.ndarray, bar: f
                       accepted=bool(scored.score >= bar))
 
 
+def _step_text(number: int, before: SearchStep, step: SearchStep, bar: float) -> str:
+    """One search step for the log: what it pruned (layer:head, from 0), what is left, the score and the verdict."""
+    heads = [f"{layer}:{head}" for layer, head in zip(*np.nonzero((before.head_mask > 0) & (step.head_mask == 0)))]
+    mlps = [str(layer) for layer in np.flatnonzero((before.mlp_mask > 0) & (step.mlp_mask == 0))]
+    pruned = "; ".join(part for part in (f"heads {', '.join(heads)}" if heads else "",
+                                         f"MLPs {', '.join(mlps)}" if mlps else "") if part)
+    verdict = "kept" if step.accepted else "below the threshold: undone, phase ends"
+    return (f"s-pruning step {number} ({step.phase}): pruned {pruned or 'nothing'}; left "
+            f"{int(step.head_mask.sum())}/{step.head_mask.size} heads, {int(step.mlp_mask.sum())}/{step.mlp_mask.size} "
+            f"MLPs; score {step.score:.4f} vs threshold {bar:.4f}: {verdict}")
+
+
 def structured_search(scorer: Scorer, full_score: float | None, num_layers: int, num_heads: int,
                       mode: str = "joint", threshold: float = 0.9, progress: bool = True,
                       compat: str = "paper") -> SearchResult:
@@ -162,22 +174,24 @@ def structured_search(scorer: Scorer, full_score: float | None, num_layers: int,
     full_score = current.score if full_score is None else full_score
     bar = threshold * full_score
     steps, failed = [current], None
-    with tqdm(desc=f"s-pruning ({mode})", disable=not progress, unit="step") as pbar:
-        for phase, heads_per_step, mlps_per_step in phases:
-            ranking = failed if compat == "authors" and failed is not None else current
-            failed = None
-            while not _exhausted(current, heads_per_step, mlps_per_step):
-                step = _score(scorer, phase,
-                              _drop_lowest(current.head_mask, ranking.head_importance, heads_per_step),
-                              _drop_lowest(current.mlp_mask, ranking.mlp_importance, mlps_per_step), bar)
-                steps.append(step)
-                pbar.update(1)
-                pbar.set_postfix(phase=phase, heads=int(step.head_mask.sum()), mlps=int(step.mlp_mask.sum()),
-                                 score=f"{step.score:.4f}", refresh=False)
-                if not step.accepted:
-                    failed = step
-                    break
-                current = ranking = step
+    step_line(f"s-pruning ({mode}): full model {current.score:.4f}; keep pruning while the score is at least "
+              f"{threshold:g} x {full_score:.4f} = {bar:.4f}", progress)
+    for phase, heads_per_step, mlps_per_step in phases:
+        ranking = failed if compat == "authors" and failed is not None else current
+        failed = None
+        while not _exhausted(current, heads_per_step, mlps_per_step):
+            step = _score(scorer, phase,
+                          _drop_lowest(current.head_mask, ranking.head_importance, heads_per_step),
+                          _drop_lowest(current.mlp_mask, ranking.mlp_importance, mlps_per_step), bar)
+            steps.append(step)
+            step_line(_step_text(len(steps) - 1, current, step, bar), progress)
+            if not step.accepted:
+                failed = step
+                break
+            current = ranking = step
+    step_line(f"s-pruning done: {len(steps) - 1} steps; the good subnetwork keeps {int(current.head_mask.sum())}"
+              f"/{current.head_mask.size} heads and {int(current.mlp_mask.sum())}/{current.mlp_mask.size} MLPs, "
+              f"score {current.score:.4f}", progress)
     return SearchResult(mode, float(full_score), threshold, current.head_mask, current.mlp_mask,
                         current.score, steps)
 

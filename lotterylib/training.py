@@ -13,12 +13,12 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 from torch.nn import functional as F
-from tqdm import tqdm  # plain text bars: the same in a terminal, a notebook and a papermill log
 
 from .data import Encoded, batch_indices, collate
 from .gates import Gates
 from .hardware import bf16_enabled
 from .metrics import compute_metrics
+from .progress import bar as progress_bar
 from .tasks import Task
 
 
@@ -82,7 +82,7 @@ def fine_tune(model: torch.nn.Module, task: Task, train: Encoded, cfg: TrainConf
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: max(0.0, 1.0 - step / total))
     model.train()
     losses: list[float] = []
-    bar = tqdm(total=total, desc=desc, disable=not progress, mininterval=2.0)
+    bar = progress_bar(total=total, desc=desc, disable=not progress, unit="step")
     epoch = 0
     while len(losses) < total:
         for idx in batch_indices(train, cfg.batch_size, shuffle=True, seed=seed * 1000 + epoch,
@@ -140,7 +140,7 @@ def evaluate(model: torch.nn.Module, task: Task, data: Encoded, batch_size: int 
         head_imp, mlp_imp = torch.zeros_like(gates.head), torch.zeros_like(gates.mlp)
         head_acc, mlp_acc = torch.zeros_like(gates.head), torch.zeros_like(gates.mlp)
     batches = batch_indices(data, batch_size, shuffle=False)
-    for idx in tqdm(batches, desc=desc, disable=not progress, mininterval=2.0):
+    for idx in progress_bar(batches, desc=desc, disable=not progress, unit="batch"):
         batch = collate(data, idx)
         if importance:
             with gates.track_grad(), torch.enable_grad():

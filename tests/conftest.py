@@ -15,7 +15,7 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_DATASETS_OFFLINE"] = "1"
 torch.set_num_threads(1)
 
-GLUE_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "glue"
+GLUE_DIR = Path(os.environ.get("LOTTERY_GLUE_DIR") or Path(__file__).resolve().parents[2] / "shared" / "data" / "glue")
 
 
 @pytest.fixture

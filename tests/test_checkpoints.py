@@ -117,16 +117,15 @@ def test_kill_9_mid_write_leaves_nothing_marked_done_and_the_rerun_redoes_that_j
 @pytest.mark.slow
 def test_two_smoke_fine_tunes_at_one_thread_are_bit_identical(tmp_path, glue_dir):
     """notebooks/01_finetune.ipynb twice with the smoke values, one thread each: the same weights and metrics."""
-    import papermill
+    from lotterylib import kernel
 
     env_threads = os.environ.get("OMP_NUM_THREADS")
     os.environ["OMP_NUM_THREADS"] = "1"   # inherited by the kernels
     try:
         for copy in ("a", "b"):
-            papermill.execute_notebook(str(runs.PROJECT_ROOT / "notebooks" / "01_finetune.ipynb"),
-                                       str(tmp_path / f"{copy}.ipynb"), kernel_name="python3", progress_bar=False,
-                                       parameters={"outputs_root": str(tmp_path / copy), "glue_dir": str(glue_dir),
-                                                   "progress": False}, cwd=str(runs.PROJECT_ROOT))
+            kernel.execute(runs.PROJECT_ROOT / "notebooks" / "01_finetune.ipynb", tmp_path / f"{copy}.ipynb",
+                           {"outputs_root": str(tmp_path / copy), "glue_dir": str(glue_dir), "progress": False},
+                           runs.PROJECT_ROOT)
     finally:
         os.environ.pop("OMP_NUM_THREADS") if env_threads is None else os.environ.update(OMP_NUM_THREADS=env_threads)
     a, b = (runs.stage_dir(tmp_path / c, "finetune", "SST-2", 1) for c in "ab")

@@ -70,8 +70,8 @@ def test_make_demo_reruns_the_whole_demo_into_a_git_ignored_folder_and_compares(
     run there, on a fresh copy (no outputs/local), plans every job of the grid: nothing is taken from the
     committed run."""
     plan = subprocess.run(["make", "-n", "demo"], cwd=ROOT, capture_output=True, text=True, timeout=60).stdout
-    assert "--config preset=demo" in plan and "outputs_root=outputs/local/demo" in plan
-    assert plan.strip().endswith("-m lotterylib.compare outputs/demo outputs/local/demo")
+    assert "lottery run demo " in plan and "--config outputs_root=outputs/local/demo" in plan
+    assert plan.strip().endswith("lottery compare outputs/demo outputs/local/demo")
     ignored = subprocess.run(["git", "check-ignore", "-q", "outputs/local/demo/results.csv"], cwd=ROOT)
     assert ignored.returncode == 0
     out = tmp_path / "local" / "demo"

@@ -44,7 +44,16 @@ def test_every_project_path_in_the_readme_exists():
 
 def test_every_python_module_in_the_readme_exists():
     for module in re.findall(r"python -m ([\w.]+)", README):
-        assert (ROOT / (module.replace(".", "/") + ".py")).is_file(), module
+        path = ROOT / module.replace(".", "/")
+        assert path.with_suffix(".py").is_file() or (path / "__main__.py").is_file(), module
+
+
+def test_every_lottery_command_in_the_readme_and_makefile_exists():
+    from lotterylib import cli
+
+    named = set(re.findall(r"(?:^|`|/)lottery ([a-z]+)", README + (ROOT / "Makefile").read_text(), re.M))
+    commands = set(cli.parser()._subparsers._group_actions[0].choices)
+    assert {"run", "report", "notebook"} <= named and named <= commands, named - commands
 
 
 def test_the_method_document_is_in_the_repository_and_every_cited_section_exists():

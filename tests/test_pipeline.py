@@ -93,26 +93,36 @@ def test_stage_registry_points_at_existing_notebooks():
         assert (ROOT / stage.notebook).is_file() and stage.level in ("seed", "task", "preset")
 
 
-def test_environment_yml_installs_exactly_the_project():
+def test_environment_yml_installs_the_lock_then_the_project():
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     deps = env["dependencies"]
     assert "pip" in deps and any(str(d).startswith("python=3.11") for d in deps)
     assert project["requires-python"] == ">=3.11,<3.12"
-    pip = next(d["pip"] for d in deps if isinstance(d, dict))
-    torch_pin = next(d for d in project["dependencies"] if d.startswith("torch=="))
-    assert pip[0] == torch_pin  # installed first, as `make setup` does
-    extras = re.fullmatch(r"-e \.\[(.*)\]", pip[1]).group(1).split(",")
-    assert set(extras) <= set(project["optional-dependencies"]) and len(pip) == 2
+    assert next(d["pip"] for d in deps if isinstance(d, dict)) == ["-r requirements.lock", "-e ."]
 
 
-def test_every_dependency_is_pinned():
+def lock() -> dict[str, str]:
+    """requirements.lock as {normalised name: version}."""
+    lines = [line for line in (ROOT / "requirements.lock").read_text().splitlines() if not line.startswith("#")]
+    pins = [re.fullmatch(r"([A-Za-z0-9_.\-]+)==([\w.]+)", line) for line in lines]
+    assert all(pins), [line for line, pin in zip(lines, pins) if not pin]
+    return {re.sub(r"[-_.]+", "-", pin[1]).lower(): pin[2] for pin in pins}
+
+
+def test_every_dependency_is_pinned_and_the_lock_holds_the_same_versions():
+    """pyproject pins the direct dependencies; requirements.lock (`make setup` installs it) every package of the
+    tested environment, transitive ones too, at the same versions (`make lock` after changing a pin)."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    deps = project["dependencies"] + [d for ds in project["optional-dependencies"].values() for d in ds]
+    deps = project["dependencies"] + [d for ds in project["optional-dependencies"].values() for d in ds
+                                      if not d.startswith("lotterylib[")]
     assert all(re.fullmatch(r"[A-Za-z0-9_.\-]+==[\w.]+", d) for d in deps), deps
-    makefile = (ROOT / "Makefile").read_text()
-    torch_pin = next(d for d in project["dependencies"] if d.startswith("torch=="))
-    assert f"pip install --quiet {torch_pin}" in makefile
+    locked = lock()
+    slurm = set(project["optional-dependencies"]["slurm"])   # `make test-slurm` installs it on top
+    for dep in set(deps) - slurm:
+        name, version = dep.split("==")
+        assert locked.get(re.sub(r"[-_.]+", "-", name).lower()) == version, f"{dep}: run `make lock`"
+    assert "lotterylib" not in locked and "pip install --quiet -r requirements.lock" in (ROOT / "Makefile").read_text()
 
 
 @pytest.mark.parametrize("stage", sorted(pipeline.STAGES))
@@ -149,6 +159,14 @@ def test_code_hash_follows_code_cells_only(tmp_path):
     nb.cells[1].source = "x = 2"
     nbformat.write(nb, tmp_path / "c.ipynb")
     assert pipeline.code_hash(str(tmp_path / "b.ipynb")) == before != pipeline.code_hash(str(tmp_path / "c.ipynb"))
+
+
+def test_progress_changes_what_a_job_prints_not_its_signature():
+    p = pipeline.load_preset("smoke")
+    q = {**p, "progress": not p["progress"]}
+    assert pipeline.stage_params(q, "finetune", "SST-2", 1)["progress"] != pipeline.stage_params(p, "finetune", "SST-2", 1)["progress"]
+    assert [pipeline.job_signature(q, *job) for job in pipeline.grid_jobs(p)] == \
+        [pipeline.job_signature(p, *job) for job in pipeline.grid_jobs(p)]
 
 
 def test_a_job_signature_follows_its_upstream_jobs():

@@ -3,12 +3,13 @@ import os
 import re
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import nbformat
 import pytest
 
-from lotterylib import pipeline, runs
+from lotterylib import pipeline, progress, runs
 
 
 def tiny_notebook(path: Path, body: str) -> str:
@@ -40,7 +41,24 @@ def test_a_finished_job_records_its_signature(tmp_path):
     metrics, log = tmp_path / "run" / "metrics.json", tmp_path / "job.log"
     pipeline.run_stage(notebook, str(metrics), str(log), {"metrics": str(metrics)}, "abc")
     assert (tmp_path / "run" / pipeline.SIGNATURE_FILE).read_text() == "abc\n"
-    assert re.search(r"\[end [\d.]+ CUDA_VISIBLE_DEVICES=\]", log.read_text())
+    start, end = log.read_text().splitlines()[0], log.read_text().splitlines()[-1]
+    assert re.fullmatch(r"\[start \d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} UTC CUDA_VISIBLE_DEVICES=\] .*ok\.ipynb", start)
+    assert re.fullmatch(r"\[end [-\d]+ [:\d.]+ UTC CUDA_VISIBLE_DEVICES=\] .*ok\.ipynb \((?:[\d.]+ s|\d+ min \d+ s)\)", end)
+
+
+def test_the_kernel_talks_over_its_own_unix_sockets(tmp_path):
+    """IPC transport with a socket prefix unique to each kernel: parallel jobs cannot be handed one TCP port."""
+    body = ("import json\nfrom pathlib import Path\nfrom ipykernel.connect import get_connection_info\n"
+            "info = json.loads(get_connection_info())\nprint('transport', info['transport'], info['ip'])\n"
+            "Path(metrics).write_text('{}')")
+    notebook = tiny_notebook(tmp_path / "ipc.ipynb", body)
+    prefixes = []
+    for i in range(2):
+        metrics, log = tmp_path / f"run{i}" / "metrics.json", tmp_path / f"job{i}.log"
+        pipeline.run_stage(notebook, str(metrics), str(log), {"metrics": str(metrics)}, "abc")
+        prefixes += re.findall(r"transport ipc (\S*lottery-kernel-[0-9a-f]{32})", log.read_text())
+    assert len(set(prefixes)) == 2
+    assert not [p for p in Path(prefixes[0]).parent.glob(Path(prefixes[0]).name + "-*")]  # removed at the end
 
 
 @pytest.mark.slow
@@ -61,10 +79,38 @@ def test_with_four_fake_gpus_no_two_jobs_share_one(tmp_path):
     held = []  # (gpu, start, end) per job, from its log
     for log in logs:
         text = log.read_text()
-        (start, gpu), (end, gpu_end) = re.findall(r"\[(?:start|end) ([\d.]+) CUDA_VISIBLE_DEVICES=(\d)\]", text)
+        (start, gpu), (end, gpu_end) = re.findall(r"\[(?:start|end) (.+ UTC) CUDA_VISIBLE_DEVICES=(\d)\]", text)
         assert gpu == gpu_end and f"sees {gpu}" in text
-        held.append((gpu, float(start), float(end)))
+        held.append((gpu, *(datetime.strptime(t, progress.CLOCK_FORMAT) for t in (start, end))))
     assert {gpu for gpu, _, _ in held} == {"0", "1", "2", "3"}
     for i, (gpu, start, end) in enumerate(held):
         for other, other_start, other_end in held[i + 1:]:
             assert gpu != other or end <= other_start or other_end <= start, f"GPU {gpu} held twice at once"
+
+
+@pytest.mark.slow
+def test_a_smoke_job_s_log_shows_its_progress(tmp_path, glue_dir):
+    """Fine-tuning, s-pruning and m-pruning of one smoke job through `run_stage`: each log has human start and
+    end times, whole-line bars (no carriage returns) and one line per search step with score and threshold."""
+    preset = pipeline.load_preset("smoke", {"outputs_root": str(tmp_path / "out"), "glue_dir": str(glue_dir),
+                                            "progress": True})
+    logs = {}
+    for stage in ("finetune", "s_pruning", "m_pruning"):
+        metrics = pipeline.metrics_path(preset, stage, "SST-2", 1)
+        logs[stage] = tmp_path / f"{stage}.log"
+        pipeline.run_stage(pipeline.STAGES[stage].notebook, metrics, str(logs[stage]),
+                           pipeline.stage_params(preset, stage, "SST-2", 1), "x")
+    text = {stage: log.read_text() for stage, log in logs.items()}
+    clock = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} UTC"
+    for stage, log in text.items():
+        lines = log.splitlines()
+        assert re.match(rf"\[start {clock} ", lines[0]) and re.match(rf"\[end {clock} .*\(.+s\)$", lines[-1]), stage
+        assert "\r" not in log, stage
+    assert re.search(r"^fine-tune: 100%\|#+\| 3/3 ", text["finetune"], re.M)        # 48 examples / 16 per batch
+    s_steps = re.findall(r"^\[\d\d:\d\d:\d\d\] s-pruning step \d+ \(\w+\): pruned .+; score [\d.]+ vs threshold "
+                         r"[\d.]+: .+$", text["s_pruning"], re.M)
+    s_metrics = runs.read_json(Path(pipeline.metrics_path(preset, "s_pruning", "SST-2", 1)))
+    assert len(s_steps) == s_metrics["steps"] and "s-pruning done" in text["s_pruning"]
+    m_steps = re.findall(r"^\[\d\d:\d\d:\d\d\] m-pruning step \d+: pruned \d+ weights, sparsity [\d.]+%; score",
+                         text["m_pruning"], re.M)
+    assert m_steps and "m-pruning done" in text["m_pruning"]

@@ -261,19 +261,16 @@ def test_load_m_survival(tmp_path):
 @pytest.mark.slow
 def test_notebook_on_masks_in_the_authors_layout(tmp_path):
     """06_stability.ipynb end to end on a folder of someone else's masks, tables and figures to out_dir."""
-    import papermill
-
-    from lotterylib import runs
+    from lotterylib import kernel, runs
     from lotterylib.structured import load_masks_tree, save_masks
 
     rng = np.random.default_rng(0)
     for task in ("RTE", "MRPC"):
         for seed in (42, 86, 71):
             save_masks(tmp_path / "masks" / task / f"seed_{seed}", rng.integers(0, 2, (4, 6)), rng.integers(0, 2, 4))
-    papermill.execute_notebook(str(runs.PROJECT_ROOT / "notebooks" / "06_stability.ipynb"), str(tmp_path / "out.ipynb"),
-                               parameters={"outputs_root": str(tmp_path / "outputs"),
-                                           "masks_dir": str(tmp_path / "masks"), "out_dir": str(tmp_path / "figures")},
-                               kernel_name="python3", cwd=str(runs.PROJECT_ROOT), progress_bar=False)
+    kernel.execute(runs.PROJECT_ROOT / "notebooks" / "06_stability.ipynb", tmp_path / "out.ipynb",
+                   {"outputs_root": str(tmp_path / "outputs"), "masks_dir": str(tmp_path / "masks"),
+                    "out_dir": str(tmp_path / "figures")}, runs.PROJECT_ROOT)
     table = pd.read_csv(tmp_path / "figures" / "stability.csv")
     expected = stability.stability_table(load_masks_tree(tmp_path / "masks"))
     assert table.task.tolist() == ["MRPC", "RTE", "all tasks"] and table.n_seeds.tolist() == [3, 3, 3]

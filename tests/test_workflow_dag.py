@@ -21,7 +21,7 @@ STAGE_NOTEBOOK = {name: Path(stage.notebook) for name, stage in pipeline.STAGES.
 @pytest.fixture
 def project(tmp_path) -> Path:
     """A copy of the project's code, notebooks and presets, whose smoke grid has finished: each run folder has
-    a (faked) metrics.json and the signature `run_stage` records."""
+    a (faked) metrics.json, report files and the signature `run_stage` records."""
     copy = tmp_path / "project"
     for part in ("lotterylib", "workflow", "notebooks", "params"):
         shutil.copytree(runs.PROJECT_ROOT / part, copy / part, ignore=shutil.ignore_patterns("__pycache__"))
@@ -30,6 +30,8 @@ def project(tmp_path) -> Path:
         folder = (copy / pipeline.metrics_path(preset, *job)).parent
         folder.mkdir(parents=True)
         (folder / "metrics.json").write_text("{}")
+        for name in pipeline.REPORT_FILES[job[0]]:   # the files the rule marks for Snakemake's report
+            (folder / name).write_text("")
         (folder / pipeline.SIGNATURE_FILE).write_text(pipeline.job_signature(preset, *job))
     (copy / preset["outputs_root"] / "results.csv").write_text("task\n")
     return copy
@@ -116,3 +118,17 @@ def test_a_lottery_job_without_extras_waits_only_for_its_own_seed_and_every_job_
     assert "logs/finetune/SST-2_1.log" in logs and "logs/stability/all_tasks.log" in logs
     assert "benchmarks/lottery/STS-B_2.tsv" in benchmarks
     assert len(logs) == len(benchmarks) == sum(jobs_to_run(with_extras).values()) == 21
+
+
+def test_the_html_report_holds_every_stage_s_figures_with_their_captions(project, tmp_path):
+    snakemake(project, "--report", str(tmp_path / "report.html"))
+    html = (tmp_path / "report.html").read_text()
+    for stage, names in pipeline.REPORT_FILES.items():
+        assert all(name in html for name in names), stage
+        caption = (runs.PROJECT_ROOT / "workflow" / "report" / f"{stage}.rst").read_text().split("(notebook")[0]
+        assert caption.strip() in html, stage
+    assert "results.csv" in html and "4. lottery" in html
+
+
+def test_snakemake_lint_is_clean(project):
+    assert "Congratulations, your workflow is in a good condition!" in snakemake(project, "--lint")
