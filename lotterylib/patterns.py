@@ -358,8 +358,7 @@ def _train_member(x: torch.Tensor, y: torch.Tensor, train_idx: np.ndarray, val_i
     loss_fn = nn.CrossEntropyLoss()
     val_labels = y[val_idx].cpu().numpy()
     best_acc, best_epoch, best_state = -1.0, 0, None
-    bar = progress_bar(range(1, epochs + 1), desc="head classifier", disable=not progress, unit="epoch")
-    for epoch in bar:
+    for epoch in range(1, epochs + 1):
         model.train()
         order = torch.from_numpy(train_idx)[torch.randperm(len(train_idx), generator=gen)]
         for i in range(0, len(order), batch_size):
@@ -394,7 +393,8 @@ def train_classifier(maps: Sequence[np.ndarray], labels: Sequence[int], seed: in
     x, y = to_tensor(maps, input_size).to(device), torch.from_numpy(labels).to(device)
     train_idx, val_idx = train_test_split(np.arange(len(y)), test_size=0.2, stratify=labels, random_state=seed)
     members, best_epochs = [], []
-    with deterministic(), tqdm(total=ensemble * epochs, desc="head classifier", disable=not progress) as bar:
+    with deterministic(), progress_bar(total=ensemble * epochs, desc="head classifier", disable=not progress,
+                                      unit="epoch") as bar:
         for k in range(ensemble):
             member, best_epoch = _train_member(x, y, train_idx, val_idx, seed + k, epochs, batch_size, lr,
                                                patience, bar)
