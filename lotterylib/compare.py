@@ -44,7 +44,7 @@ def compare_results(committed: pd.DataFrame, rerun: pd.DataFrame) -> pd.DataFram
         frame = frame.copy()
         frame["seed"] = pd.to_numeric(frame["seed"], errors="coerce").astype("Int64")
         for column in results.TEXT_COLUMNS:
-            frame[column] = frame[column].fillna("").astype(str)
+            frame[column] = frame[column].astype("string").fillna("").astype(str)
         return frame
 
     committed, rerun = keyed(committed), keyed(rerun)
