@@ -9,7 +9,9 @@ row of results.csv, keyed by every column but `value`) is
 - "different": otherwise;
 - "only committed" / "only rerun": the row is missing from the other run.
 The runs' precision (the fine-tuning's `bf16`, from params.json) is compared too: with another precision
-bit-identical numbers are not expected, and the verdict says so.
+bit-identical numbers are not expected, and the verdict says so. So is the committed run's age: where its jobs
+recorded another signature than the current code and parameters give (`pipeline.is_current`), it was made by
+older code, and differences are expected until it is rerun.
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import report, results, runs
+from . import pipeline, report, results, runs
 
 IDENTICAL, NOISE, DIFFERENT = "bit-identical", "within seed noise", "different"
 ONLY_COMMITTED, ONLY_RERUN = "only committed", "only rerun"
@@ -79,6 +81,31 @@ def precision_note(committed_root: str | Path, rerun_root: str | Path) -> str:
             "compare against the seed noise.")
 
 
+def stale_jobs(preset: dict) -> list[pipeline.Job]:
+    """The jobs of a preset's grid whose run folder records another signature than the current code and
+    parameters give (or none): made by older code, or never run."""
+    return [job for job in pipeline.grid_jobs(preset) if not pipeline.is_current(preset, *job)]
+
+
+def stale_note(committed_root: str | Path) -> str | None:
+    """Where the committed folder is a preset's own (`outputs/<preset>` of `params/<preset>.yaml`): a sentence
+    naming the stages of its `stale_jobs`; None when every job is current, or when the folder is not a
+    preset's."""
+    root = runs.resolve(committed_root)
+    if not (pipeline.PROJECT_ROOT / "params" / f"{root.name}.yaml").is_file():
+        return None
+    preset = pipeline.load_preset(root.name)
+    if runs.resolve(preset["outputs_root"]) != root:
+        return None
+    stale = stale_jobs(preset)
+    if not stale:
+        return None
+    stages = ", ".join(dict.fromkeys(stage for stage, _, _ in stale))
+    return (f"The committed run predates the current code or parameters: {len(stale)} of its "
+            f"{len(pipeline.grid_jobs(preset))} jobs recorded another signature ({stages}). Differences are "
+            f"expected until it is rerun (`make grid PRESET={root.name}`).")
+
+
 def summary(table: pd.DataFrame) -> str:
     """The verdict counts in one line, e.g. "320 numbers: 320 bit-identical"."""
     counts = table["verdict"].value_counts()
@@ -103,6 +130,9 @@ def main(argv: list[str] | None = None) -> int:
     table.to_csv(out, index=False)
     print(f"{runs.display_path(paths[1])} against the committed {runs.display_path(paths[0])}: {summary(table)}.")
     print(precision_note(args.committed, args.rerun))
+    stale = stale_note(args.committed)
+    if stale:
+        print(stale)
     shown = table[table["verdict"] != IDENTICAL]
     if len(shown):
         with pd.option_context("display.width", 200, "display.max_columns", None):

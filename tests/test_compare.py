@@ -64,6 +64,20 @@ def test_a_rerun_in_another_precision_is_said_so(tmp_path):
     assert compare.precision_note(tmp_path / "a", tmp_path / "a") == "Both runs in fp32."
 
 
+def test_a_committed_run_made_by_older_code_is_said_so(tmp_path):
+    preset = pipeline.load_preset("smoke", {"outputs_root": str(tmp_path / "smoke")})
+    jobs = pipeline.grid_jobs(preset)
+    for job in jobs:
+        folder = runs.stage_dir(preset["outputs_root"], *job)
+        folder.mkdir(parents=True)
+        (folder / pipeline.SIGNATURE_FILE).write_text(pipeline.job_signature(preset, *job))
+    assert compare.stale_jobs(preset) == []
+    (runs.stage_dir(preset["outputs_root"], *jobs[0]) / pipeline.SIGNATURE_FILE).write_text("older code")
+    assert compare.stale_jobs(preset) == [jobs[0]]
+    assert compare.stale_note(tmp_path / "smoke") is None           # not the preset's own folder (outputs/smoke)
+    assert compare.stale_note(tmp_path / "elsewhere") is None       # not a preset's folder at all
+
+
 @pytest.mark.slow
 def test_make_demo_reruns_the_whole_demo_into_a_git_ignored_folder_and_compares(tmp_path):
     """`make -n demo` runs the grid with outputs_root=outputs/local/demo and then the comparison; Snakemake's dry
