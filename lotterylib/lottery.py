@@ -1,7 +1,9 @@
 """Lottery-ticket tests for one (task, seed) (docs/method.md section 4; `notebooks/04_lottery_tests.ipynb`): good /
 random / bad subnetworks drawn, pruned and re-fine-tuned, the Appendix D, random-init and Appendix E extras.
 
-Every evaluation becomes one row of a tidy table (`SCORE_COLUMNS`). Across tasks and seeds those tables are
+Every evaluation becomes one row of a tidy table (`SCORE_COLUMNS`, then `SPREAD_COLUMNS`: how varied its dev
+predictions are, to tell a collapsed model from a weak one), and every re-fine-tuning's per-step loss a curve
+(`curves_table`). Across tasks and seeds those tables are
 collected and summarised by `lottery_stats`, Table 2 and the appendix tables are built by `tables`, and
 Figure 2 is drawn by `plots.lottery_figure`. Scores are the paper's metric per task (`metrics["score"]`),
 on a 0-1 scale.
@@ -21,12 +23,16 @@ from .data import Encoded
 from .experiment import dev_half, finetune_model, load_task_data
 from .gates import Gates
 from .tasks import Task, get_task
-from .training import TrainConfig, evaluate
+from .training import TrainConfig, evaluate, result_line
 
 # weight_share: s-masks, the kept heads' and MLPs' share of the encoder weight matrices
 # (`subnetworks.weight_share`); m-masks, the kept share of the prunable set. sparsity = 1 - weight_share.
 SCORE_COLUMNS = ["task", "seed", "method", "subnetwork", "setting", "epochs", "heads_kept", "mlps_kept",
                  "weight_share", "sparsity", "score"]
+# pred_std (regression) or pred_major_share (classification), and whether the predictions are constant
+# (`metrics.prediction_spread`); the other one of the first two is empty. CURVE_COLUMNS: `curves_table`.
+SPREAD_COLUMNS = ["pred_std", "pred_major_share", "constant_predictions"]
+CURVE_COLUMNS = ["method", "subnetwork", "setting", "step", "loss"]
 PRUNED, REFINETUNED, REFINETUNED_2X = "pruned", "re-fine-tuned", "re-fine-tuned 2x epochs"
 S, M, SUPER, RANDOM_INIT = "s-pruning", "m-pruning", "super-survivors", "random-init"
 SUBNETWORKS = ("good", "random", "bad")
@@ -125,6 +131,16 @@ def load_s_subnetworks(path: str | Path) -> dict[str, subnetworks.SMasks]:
 
 
 @dataclass
+class Outcome:
+    """One evaluation: the dev score, the predictions' spread (`metrics.prediction_spread`) and, for a
+    re-fine-tuning, its loss at every step."""
+
+    score: float
+    spread: dict
+    losses: list[float] = field(default_factory=list)
+
+
+@dataclass
 class LotterySetup:
     """What every evaluation of one (task, seed) shares; `cache` keeps s re-fine-tuning scores so that an
     identical s-subnetwork (e.g. the super-survivors of a single seed = the good set) is trained once."""
@@ -139,11 +155,13 @@ class LotterySetup:
     progress: bool = True
     cache: dict = field(default_factory=dict)
 
-    def score(self, net: torch.nn.Module, gates: Gates | None = None, desc: str = "evaluate",
-              key: str = "score") -> float:
-        """The paper metric of `net` on dev (`key="stop_score"`: what the pruning searches compared)."""
-        return evaluate(net, self.task, self.dev, self.cfg.eval_batch_size, gates=gates, compat=self.compat,
-                        bf16=self.cfg.bf16, progress=self.progress, desc=desc).metrics[key]
+    def evaluate(self, net: torch.nn.Module, gates: Gates | None = None, desc: str = "evaluate",
+                 key: str = "score") -> Outcome:
+        """The paper metric of `net` on dev (`key="stop_score"`: what the pruning searches compared), and
+        the spread of its predictions."""
+        result = evaluate(net, self.task, self.dev, self.cfg.eval_batch_size, gates=gates, compat=self.compat,
+                          bf16=self.cfg.bf16, progress=self.progress, desc=desc)
+        return Outcome(result.metrics[key], result.spread)
 
 
 def search_setup(setup: LotterySetup, tokenizer, glue_dir: str, max_dev_examples: int, max_seq_len: int,
@@ -157,25 +175,32 @@ def search_setup(setup: LotterySetup, tokenizer, glue_dir: str, max_dev_examples
     return replace(setup, dev=part.dev_enc)
 
 
-def pruned_s_score(setup: LotterySetup, net: torch.nn.Module, head_mask: np.ndarray, mlp_mask: np.ndarray,
-                   desc: str = "evaluate", key: str = "score") -> float:
+def pruned_s(setup: LotterySetup, net: torch.nn.Module, head_mask: np.ndarray, mlp_mask: np.ndarray,
+             desc: str = "evaluate", key: str = "score") -> Outcome:
     """Dev score of the fine-tuned `net` with heads/MLPs gated by the masks; the gates are removed after."""
     with Gates(net, head_mask, mlp_mask) as gates:
-        return setup.score(net, gates, desc, key)
+        return setup.evaluate(net, gates, desc, key)
 
 
-def pruned_m_score(setup: LotterySetup, net: torch.nn.Module, masks: subnetworks.MMasks,
-                   desc: str = "evaluate", key: str = "score") -> float:
+def pruned_m(setup: LotterySetup, net: torch.nn.Module, masks: subnetworks.MMasks,
+             desc: str = "evaluate", key: str = "score") -> Outcome:
     """Dev score of the fine-tuned `net` with the weight masks; its dense weights are restored after."""
     magnitude.apply_weight_masks(net, masks, setup.compat)
     try:
-        return setup.score(net, desc=desc, key=key)
+        return setup.evaluate(net, desc=desc, key=key)
     finally:
         magnitude.remove_weight_masks(net, permanent=False)
 
 
-def refinetuned_s_score(setup: LotterySetup, head_mask: np.ndarray, mlp_mask: np.ndarray,
-                        epochs_factor: float = 1.0, random_init: bool = False, desc: str = "re-fine-tune") -> float:
+def _refit_outcome(setup: LotterySetup, net: torch.nn.Module, losses: list[float], desc: str) -> Outcome:
+    """A re-fine-tuned `net` scored on dev, with its losses; prints its `training.result_line`."""
+    outcome = replace(setup.evaluate(net), losses=losses)
+    print(result_line(desc, setup.task, outcome.score, outcome.spread, losses), flush=True)
+    return outcome
+
+
+def refinetuned_s(setup: LotterySetup, head_mask: np.ndarray, mlp_mask: np.ndarray, epochs_factor: float = 1.0,
+                  random_init: bool = False, desc: str = "re-fine-tune") -> Outcome:
     """Fine-tune from the pre-trained (or random) weights with the s-masks held, then score with them on.
 
     The s-subnetwork is trained physically pruned (`finetune_model(physical=True)`): what the gated model
@@ -183,37 +208,44 @@ def refinetuned_s_score(setup: LotterySetup, head_mask: np.ndarray, mlp_mask: np
     key = ((np.asarray(head_mask) != 0).tobytes(), (np.asarray(mlp_mask) != 0).tobytes(), epochs_factor, random_init)
     if key not in setup.cache:
         cfg = replace(setup.cfg, epochs=setup.cfg.epochs * epochs_factor)
-        net, _, _ = finetune_model(setup.model, setup.task, setup.train, cfg, setup.seed, head_mask=head_mask,
-                                   mlp_mask=mlp_mask, compat=setup.compat, random_init=random_init,
-                                   progress=setup.progress, desc=desc, physical=True)
-        setup.cache[key] = setup.score(net)
+        net, _, losses = finetune_model(setup.model, setup.task, setup.train, cfg, setup.seed, head_mask=head_mask,
+                                        mlp_mask=mlp_mask, compat=setup.compat, random_init=random_init,
+                                        progress=setup.progress, desc=desc, physical=True)
+        setup.cache[key] = _refit_outcome(setup, net, losses, desc)
         del net
     return setup.cache[key]
 
 
-def refinetuned_m_score(setup: LotterySetup, masks: subnetworks.MMasks, desc: str = "re-fine-tune") -> float:
+def refinetuned_m(setup: LotterySetup, masks: subnetworks.MMasks, desc: str = "re-fine-tune") -> Outcome:
     """Fine-tune from the pre-trained weights with the weight masks held (masked weights stay zero), then score."""
-    net, gates, _ = finetune_model(setup.model, setup.task, setup.train, setup.cfg, setup.seed,
-                                   weight_masks=masks, compat=setup.compat, progress=setup.progress, desc=desc)
+    net, gates, losses = finetune_model(setup.model, setup.task, setup.train, setup.cfg, setup.seed,
+                                        weight_masks=masks, compat=setup.compat, progress=setup.progress, desc=desc)
     gates.remove()
-    return setup.score(net)
+    return _refit_outcome(setup, net, losses, desc)
+
+
+def _outcome_fields(outcome: Outcome) -> dict:
+    """A row's score, spread columns and (dropped by `tidy`, read by `curves_table`) losses."""
+    return dict(score=outcome.score, **{c: outcome.spread.get(c, np.nan) for c in SPREAD_COLUMNS},
+                losses=outcome.losses)
 
 
 def s_row(task: str, seed: int, method: str, subnetwork: str, setting: str, epochs: float,
-          head_mask: np.ndarray, mlp_mask: np.ndarray, config, score: float) -> dict:
+          head_mask: np.ndarray, mlp_mask: np.ndarray, config, outcome: Outcome) -> dict:
     """A tidy row for an s-mask: heads/MLPs kept, their share of the encoder weight matrices."""
     heads, mlps = subnetworks.subnetwork_size(head_mask, mlp_mask)
     share = subnetworks.weight_share(head_mask, mlp_mask, config)
     return dict(task=task, seed=seed, method=method, subnetwork=subnetwork, setting=setting, epochs=epochs,
-                heads_kept=heads, mlps_kept=mlps, weight_share=share, sparsity=1 - share, score=score)
+                heads_kept=heads, mlps_kept=mlps, weight_share=share, sparsity=1 - share, **_outcome_fields(outcome))
 
 
 def m_row(task: str, seed: int, subnetwork: str, setting: str, epochs: float, masks: subnetworks.MMasks,
-          score: float) -> dict:
+          outcome: Outcome) -> dict:
     """A tidy row for a weight mask: share of the prunable weights kept, and the sparsity."""
     sparsity = magnitude.sparsity(masks)
     return dict(task=task, seed=seed, method=M, subnetwork=subnetwork, setting=setting, epochs=epochs,
-                heads_kept=np.nan, mlps_kept=np.nan, weight_share=1 - sparsity, sparsity=sparsity, score=score)
+                heads_kept=np.nan, mlps_kept=np.nan, weight_share=1 - sparsity, sparsity=sparsity,
+                **_outcome_fields(outcome))
 
 
 def s_lottery_rows(setup: LotterySetup, net: torch.nn.Module, subnets: dict[str, subnetworks.SMasks],
@@ -221,8 +253,8 @@ def s_lottery_rows(setup: LotterySetup, net: torch.nn.Module, subnets: dict[str,
     """Each s-subnetwork pruned (on the fine-tuned `net`) and re-fine-tuned: two rows per subnetwork."""
     rows, epochs = [], setup.cfg.epochs
     for name, (head, mlp) in subnets.items():
-        pruned = pruned_s_score(setup, net, head, mlp, desc=f"{method} {name} pruned")
-        retrained = refinetuned_s_score(setup, head, mlp, desc=f"{method} {name} re-fine-tune")
+        pruned = pruned_s(setup, net, head, mlp, desc=f"{method} {name} pruned")
+        retrained = refinetuned_s(setup, head, mlp, desc=f"{method} {name} re-fine-tune")
         rows += [s_row(setup.task.name, setup.seed, method, name, PRUNED, epochs, head, mlp, net.config, pruned),
                  s_row(setup.task.name, setup.seed, method, name, REFINETUNED, epochs, head, mlp, net.config,
                        retrained)]
@@ -233,8 +265,8 @@ def m_lottery_rows(setup: LotterySetup, net: torch.nn.Module, subnets: dict[str,
     """Each weight-mask subnetwork pruned (on the fine-tuned `net`) and re-fine-tuned: two rows each."""
     rows, epochs = [], setup.cfg.epochs
     for name, masks in subnets.items():
-        pruned = pruned_m_score(setup, net, masks, desc=f"{M} {name} pruned")
-        retrained = refinetuned_m_score(setup, masks, desc=f"{M} {name} re-fine-tune")
+        pruned = pruned_m(setup, net, masks, desc=f"{M} {name} pruned")
+        retrained = refinetuned_m(setup, masks, desc=f"{M} {name} re-fine-tune")
         rows += [m_row(setup.task.name, setup.seed, name, PRUNED, epochs, masks, pruned),
                  m_row(setup.task.name, setup.seed, name, REFINETUNED, epochs, masks, retrained)]
     return rows
@@ -246,16 +278,23 @@ def extra_rows(setup: LotterySetup, net: torch.nn.Module, s_subnets: dict[str, s
     the random s-mask (the good = bad size) fine-tuned (Table 2); super / bad / random sets (Appendix E)."""
     t, seed, epochs = setup.task.name, setup.seed, setup.cfg.epochs
     bad, rand = s_subnets["bad"], s_subnets["random"]
-    long = refinetuned_s_score(setup, *bad, epochs_factor=2.0, desc="bad s re-fine-tune 2x")
-    rand_init = refinetuned_s_score(setup, *rand, random_init=True, desc="random init + random s")
+    long = refinetuned_s(setup, *bad, epochs_factor=2.0, desc="bad s re-fine-tune 2x")
+    rand_init = refinetuned_s(setup, *rand, random_init=True, desc="random init + random s")
     return [s_row(t, seed, S, "bad", REFINETUNED_2X, 2 * epochs, *bad, net.config, long),
             s_row(t, seed, RANDOM_INIT, "random", REFINETUNED, epochs, *rand, net.config, rand_init),
             *s_lottery_rows(setup, net, super_subnets, method=SUPER)]
 
 
 def tidy(rows: Iterable[dict]) -> pd.DataFrame:
-    """The rows as a table with the `SCORE_COLUMNS`, in that order."""
-    return pd.DataFrame(list(rows), columns=SCORE_COLUMNS)
+    """The rows as a table with the `SCORE_COLUMNS` and `SPREAD_COLUMNS`, in that order."""
+    return pd.DataFrame(list(rows), columns=SCORE_COLUMNS + SPREAD_COLUMNS)
+
+
+def curves_table(rows: Iterable[dict]) -> pd.DataFrame:
+    """Every re-fine-tuning's loss per step (1-based), one row per step (`CURVE_COLUMNS`); pruned rows have none."""
+    out = [dict(method=r["method"], subnetwork=r["subnetwork"], setting=r["setting"], step=i, loss=loss)
+           for r in rows for i, loss in enumerate(r.get("losses", []), start=1)]
+    return pd.DataFrame(out, columns=CURVE_COLUMNS)
 
 
 def seed_table(scores: pd.DataFrame) -> pd.DataFrame:
