@@ -1,5 +1,7 @@
 """Fine-tuning: determinism, the schedule, masks held during training, importance scores."""
+import io
 import re
+import sys
 
 import numpy as np
 import pytest
@@ -143,3 +145,14 @@ def test_regression_head_runs_in_fp32_under_bf16_autocast():
     assert "forward" not in vars(model.classifier)  # the head is itself again afterwards
     # without autocast nothing changes: the fp32 run computes what it did before the fix
     assert torch.equal(training._forward(model, batch, False, True), training._forward(model, batch, False, False))
+
+
+def test_progress_bars_off_a_terminal_write_whole_lines(monkeypatch):
+    log = io.StringIO()                                                 # not a terminal, like a job's log
+    monkeypatch.setattr(sys, "stderr", log)
+    for _ in training.progress_bar(3, "steps", iterable=range(3)):
+        pass
+    text = log.getvalue()
+    assert "\r" not in text and text.endswith("\n")
+    assert text.splitlines()[0].startswith("steps:") and "3/3" in text.splitlines()[-1]
+    assert len(text.splitlines()) <= 3                                  # no redraw per step: at most start, end
