@@ -17,7 +17,8 @@ the lottery stage does (`finetune_model(physical=True)`), under a few settings:
 
 Prints one row per (case, setting): dev Pearson, the predictions' std (`pred_std`, the labels' is about
 1.5) and whether they are constant, the mean loss of the first 25 steps and of the last epoch over the
-train labels' variance (1 = predicting the mean), and the minutes it took. Results: docs/method.md section 1.
+train labels' variance (1 = predicting the mean), and the minutes it took. Results: docs/method.md,
+"Re-fine-tuning STS-B".
 """
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from lotterylib import experiment, lottery, metrics, models, training
+from lotterylib import experiment, lottery, models, training
 from lotterylib.training import TrainConfig, evaluate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -67,7 +68,7 @@ def refit(td: experiment.TaskData, seed: int, subnetwork: str, cfg: TrainConfig,
                                                    mlp_mask=mlp, progress=False, desc=f"{seed} {subnetwork}",
                                                    physical=True)
         result = evaluate(net, td.task, td.dev_enc, cfg.eval_batch_size, bf16=cfg.bf16, progress=False)
-    spread = metrics.prediction_spread(td.task, result.preds, td.dev_enc.labels)
+    spread = result.spread
     var = float(np.var(td.train_enc.labels))
     epoch = len(losses) // int(cfg.epochs)
     return {"pearson": result.metrics["score"], "pred_std": spread["pred_std"],
