@@ -142,7 +142,7 @@ class Outcome:
 
 @dataclass
 class LotterySetup:
-    """What every evaluation of one (task, seed) shares; `cache` keeps s re-fine-tuning scores so that an
+    """What every evaluation of one (task, seed) shares; `cache` keeps s re-fine-tunings' outcomes so that an
     identical s-subnetwork (e.g. the super-survivors of a single seed = the good set) is trained once."""
 
     model: str
