@@ -1,7 +1,9 @@
 """Lottery-ticket tests for one (task, seed) (docs/method.md section 4; `notebooks/04_lottery_tests.ipynb`): good /
 random / bad subnetworks drawn, pruned and re-fine-tuned, the Appendix D, random-init and Appendix E extras.
 
-Every evaluation becomes one row of a tidy table (`SCORE_COLUMNS`). Across tasks and seeds those tables are
+Every evaluation becomes one row of a tidy table (`SCORE_COLUMNS`, then `SPREAD_COLUMNS`: how varied its dev
+predictions are, to tell a collapsed model from a weak one), and every re-fine-tuning's per-step loss a curve
+(`curves_table`). Across tasks and seeds those tables are
 collected and summarised by `lottery_stats`, Table 2 and the appendix tables are built by `tables`, and
 Figure 2 is drawn by `plots.lottery_figure`. Scores are the paper's metric per task (`metrics["score"]`),
 on a 0-1 scale. With `selection: split` every `score` is on the report half of dev, which the searches never
@@ -24,7 +26,7 @@ from .experiment import dev_half, finetune_model, load_task_data
 from .gates import Gates
 from .results import FINETUNED, FULL
 from .tasks import Task, get_task
-from .training import TrainConfig, evaluate
+from .training import TrainConfig, evaluate, result_line
 
 # weight_share: s-masks, the kept heads' and MLPs' share of the encoder weight matrices
 # (`subnetworks.weight_share`); m-masks, the kept share of the prunable set. sparsity = 1 - weight_share.
@@ -33,6 +35,10 @@ SCORE_COLUMNS = ["task", "seed", "method", "subnetwork", "setting", "epochs", "h
 # selection "split": a pruned row's (and the full model's) score on the search half and on the unseen (report)
 # half of dev; NaN on re-fine-tuned rows and in "dev" runs. scores.csv holds SCORE_COLUMNS + HELDOUT_COLUMNS.
 HELDOUT_COLUMNS = ["score_search", "score_unseen"]
+# pred_std (regression) or pred_major_share (classification), and whether the predictions are constant
+# (`metrics.prediction_spread`); the other one of the first two is empty. CURVE_COLUMNS: `curves_table`.
+SPREAD_COLUMNS = ["pred_std", "pred_major_share", "constant_predictions"]
+CURVE_COLUMNS = ["method", "subnetwork", "setting", "step", "loss"]
 PRUNED, REFINETUNED, REFINETUNED_2X = "pruned", "re-fine-tuned", "re-fine-tuned 2x epochs"
 S, M, SUPER, RANDOM_INIT = "s-pruning", "m-pruning", "super-survivors", "random-init"
 SUBNETWORKS = ("good", "random", "bad")
@@ -131,8 +137,18 @@ def load_s_subnetworks(path: str | Path) -> dict[str, subnetworks.SMasks]:
 
 
 @dataclass
+class Outcome:
+    """One evaluation: the dev score, the predictions' spread (`metrics.prediction_spread`) and, for a
+    re-fine-tuning, its loss at every step."""
+
+    score: float
+    spread: dict
+    losses: list[float] = field(default_factory=list)
+
+
+@dataclass
 class LotterySetup:
-    """What every evaluation of one (task, seed) shares; `cache` keeps s re-fine-tuning scores so that an
+    """What every evaluation of one (task, seed) shares; `cache` keeps s re-fine-tunings' outcomes so that an
     identical s-subnetwork (e.g. the super-survivors of a single seed = the good set) is trained once.
     `search_dev` (selection "split", `with_search_half`): the half of dev the masks were chosen on; `dev`
     is then the other half."""
@@ -148,12 +164,13 @@ class LotterySetup:
     cache: dict = field(default_factory=dict)
     search_dev: Encoded | None = None
 
-    def score(self, net: torch.nn.Module, gates: Gates | None = None, desc: str = "evaluate",
-              key: str = "score", dev: Encoded | None = None) -> float:
+    def evaluate(self, net: torch.nn.Module, gates: Gates | None = None, desc: str = "evaluate",
+                 key: str = "score", dev: Encoded | None = None) -> Outcome:
         """The paper metric of `net` on `dev` (default: the setup's dev set; `key="stop_score"`: what the
-        pruning searches compared)."""
-        return evaluate(net, self.task, self.dev if dev is None else dev, self.cfg.eval_batch_size, gates=gates,
-                        compat=self.compat, bf16=self.cfg.bf16, progress=self.progress, desc=desc).metrics[key]
+        pruning searches compared), and the spread of its predictions."""
+        result = evaluate(net, self.task, self.dev if dev is None else dev, self.cfg.eval_batch_size, gates=gates,
+                          compat=self.compat, bf16=self.cfg.bf16, progress=self.progress, desc=desc)
+        return Outcome(result.metrics[key], result.spread)
 
 
 def with_search_half(setup: LotterySetup, tokenizer, glue_dir: str, max_dev_examples: int, max_seq_len: int,
@@ -181,25 +198,32 @@ def held_out(setup: LotterySetup, score: float, evaluate_on: Callable[[Encoded],
     return {"score_search": evaluate_on(setup.search_dev), "score_unseen": score}
 
 
-def pruned_s_score(setup: LotterySetup, net: torch.nn.Module, head_mask: np.ndarray, mlp_mask: np.ndarray,
-                   desc: str = "evaluate", key: str = "score", dev: Encoded | None = None) -> float:
+def pruned_s(setup: LotterySetup, net: torch.nn.Module, head_mask: np.ndarray, mlp_mask: np.ndarray,
+             desc: str = "evaluate", key: str = "score", dev: Encoded | None = None) -> Outcome:
     """Dev score of the fine-tuned `net` with heads/MLPs gated by the masks; the gates are removed after."""
     with Gates(net, head_mask, mlp_mask) as gates:
-        return setup.score(net, gates, desc, key, dev)
+        return setup.evaluate(net, gates, desc, key, dev)
 
 
-def pruned_m_score(setup: LotterySetup, net: torch.nn.Module, masks: subnetworks.MMasks,
-                   desc: str = "evaluate", key: str = "score", dev: Encoded | None = None) -> float:
+def pruned_m(setup: LotterySetup, net: torch.nn.Module, masks: subnetworks.MMasks,
+             desc: str = "evaluate", key: str = "score", dev: Encoded | None = None) -> Outcome:
     """Dev score of the fine-tuned `net` with the weight masks; its dense weights are restored after."""
     magnitude.apply_weight_masks(net, masks, setup.compat)
     try:
-        return setup.score(net, desc=desc, key=key, dev=dev)
+        return setup.evaluate(net, desc=desc, key=key, dev=dev)
     finally:
         magnitude.remove_weight_masks(net, permanent=False)
 
 
-def refinetuned_s_score(setup: LotterySetup, head_mask: np.ndarray, mlp_mask: np.ndarray,
-                        epochs_factor: float = 1.0, random_init: bool = False, desc: str = "re-fine-tune") -> float:
+def _refit_outcome(setup: LotterySetup, net: torch.nn.Module, losses: list[float], desc: str) -> Outcome:
+    """A re-fine-tuned `net` scored on dev, with its losses; prints its `training.result_line`."""
+    outcome = replace(setup.evaluate(net), losses=losses)
+    print(result_line(desc, setup.task, outcome.score, outcome.spread, losses), flush=True)
+    return outcome
+
+
+def refinetuned_s(setup: LotterySetup, head_mask: np.ndarray, mlp_mask: np.ndarray, epochs_factor: float = 1.0,
+                  random_init: bool = False, desc: str = "re-fine-tune") -> Outcome:
     """Fine-tune from the pre-trained (or random) weights with the s-masks held, then score with them on.
 
     The s-subnetwork is trained physically pruned (`finetune_model(physical=True)`): what the gated model
@@ -207,37 +231,44 @@ def refinetuned_s_score(setup: LotterySetup, head_mask: np.ndarray, mlp_mask: np
     key = ((np.asarray(head_mask) != 0).tobytes(), (np.asarray(mlp_mask) != 0).tobytes(), epochs_factor, random_init)
     if key not in setup.cache:
         cfg = replace(setup.cfg, epochs=setup.cfg.epochs * epochs_factor)
-        net, _, _ = finetune_model(setup.model, setup.task, setup.train, cfg, setup.seed, head_mask=head_mask,
-                                   mlp_mask=mlp_mask, compat=setup.compat, random_init=random_init,
-                                   progress=setup.progress, desc=desc, physical=True)
-        setup.cache[key] = setup.score(net)
+        net, _, losses = finetune_model(setup.model, setup.task, setup.train, cfg, setup.seed, head_mask=head_mask,
+                                        mlp_mask=mlp_mask, compat=setup.compat, random_init=random_init,
+                                        progress=setup.progress, desc=desc, physical=True)
+        setup.cache[key] = _refit_outcome(setup, net, losses, desc)
         del net
     return setup.cache[key]
 
 
-def refinetuned_m_score(setup: LotterySetup, masks: subnetworks.MMasks, desc: str = "re-fine-tune") -> float:
+def refinetuned_m(setup: LotterySetup, masks: subnetworks.MMasks, desc: str = "re-fine-tune") -> Outcome:
     """Fine-tune from the pre-trained weights with the weight masks held (masked weights stay zero), then score."""
-    net, gates, _ = finetune_model(setup.model, setup.task, setup.train, setup.cfg, setup.seed,
-                                   weight_masks=masks, compat=setup.compat, progress=setup.progress, desc=desc)
+    net, gates, losses = finetune_model(setup.model, setup.task, setup.train, setup.cfg, setup.seed,
+                                        weight_masks=masks, compat=setup.compat, progress=setup.progress, desc=desc)
     gates.remove()
-    return setup.score(net)
+    return _refit_outcome(setup, net, losses, desc)
+
+
+def _outcome_fields(outcome: Outcome) -> dict:
+    """A row's score, spread columns and (dropped by `tidy`, read by `curves_table`) losses."""
+    return dict(score=outcome.score, **{c: outcome.spread.get(c, np.nan) for c in SPREAD_COLUMNS},
+                losses=outcome.losses)
 
 
 def s_row(task: str, seed: int, method: str, subnetwork: str, setting: str, epochs: float,
-          head_mask: np.ndarray, mlp_mask: np.ndarray, config, score: float) -> dict:
+          head_mask: np.ndarray, mlp_mask: np.ndarray, config, outcome: Outcome) -> dict:
     """A tidy row for an s-mask: heads/MLPs kept, their share of the encoder weight matrices."""
     heads, mlps = subnetworks.subnetwork_size(head_mask, mlp_mask)
     share = subnetworks.weight_share(head_mask, mlp_mask, config)
     return dict(task=task, seed=seed, method=method, subnetwork=subnetwork, setting=setting, epochs=epochs,
-                heads_kept=heads, mlps_kept=mlps, weight_share=share, sparsity=1 - share, score=score)
+                heads_kept=heads, mlps_kept=mlps, weight_share=share, sparsity=1 - share, **_outcome_fields(outcome))
 
 
 def m_row(task: str, seed: int, subnetwork: str, setting: str, epochs: float, masks: subnetworks.MMasks,
-          score: float) -> dict:
+          outcome: Outcome) -> dict:
     """A tidy row for a weight mask: share of the prunable weights kept, and the sparsity."""
     sparsity = magnitude.sparsity(masks)
     return dict(task=task, seed=seed, method=M, subnetwork=subnetwork, setting=setting, epochs=epochs,
-                heads_kept=np.nan, mlps_kept=np.nan, weight_share=1 - sparsity, sparsity=sparsity, score=score)
+                heads_kept=np.nan, mlps_kept=np.nan, weight_share=1 - sparsity, sparsity=sparsity,
+                **_outcome_fields(outcome))
 
 
 def s_lottery_rows(setup: LotterySetup, net: torch.nn.Module, subnets: dict[str, subnetworks.SMasks],
@@ -246,10 +277,10 @@ def s_lottery_rows(setup: LotterySetup, net: torch.nn.Module, subnets: dict[str,
     rows, epochs = [], setup.cfg.epochs
     for name, (head, mlp) in subnets.items():
         desc = f"{method} {name} pruned"
-        pruned = pruned_s_score(setup, net, head, mlp, desc=desc)
-        halves = held_out(setup, pruned, lambda dev: pruned_s_score(setup, net, head, mlp, f"{desc}, search half",
-                                                                    dev=dev))
-        retrained = refinetuned_s_score(setup, head, mlp, desc=f"{method} {name} re-fine-tune")
+        pruned = pruned_s(setup, net, head, mlp, desc=desc)
+        halves = held_out(setup, pruned.score,
+                          lambda dev: pruned_s(setup, net, head, mlp, f"{desc}, search half", dev=dev).score)
+        retrained = refinetuned_s(setup, head, mlp, desc=f"{method} {name} re-fine-tune")
         rows += [s_row(setup.task.name, setup.seed, method, name, PRUNED, epochs, head, mlp, net.config, pruned)
                  | halves,
                  s_row(setup.task.name, setup.seed, method, name, REFINETUNED, epochs, head, mlp, net.config,
@@ -262,9 +293,10 @@ def m_lottery_rows(setup: LotterySetup, net: torch.nn.Module, subnets: dict[str,
     rows, epochs = [], setup.cfg.epochs
     for name, masks in subnets.items():
         desc = f"{M} {name} pruned"
-        pruned = pruned_m_score(setup, net, masks, desc=desc)
-        halves = held_out(setup, pruned, lambda dev: pruned_m_score(setup, net, masks, f"{desc}, search half", dev=dev))
-        retrained = refinetuned_m_score(setup, masks, desc=f"{M} {name} re-fine-tune")
+        pruned = pruned_m(setup, net, masks, desc=desc)
+        halves = held_out(setup, pruned.score, lambda dev: pruned_m(setup, net, masks, f"{desc}, search half",
+                                                                    dev=dev).score)
+        retrained = refinetuned_m(setup, masks, desc=f"{M} {name} re-fine-tune")
         rows += [m_row(setup.task.name, setup.seed, name, PRUNED, epochs, masks, pruned) | halves,
                  m_row(setup.task.name, setup.seed, name, REFINETUNED, epochs, masks, retrained)]
     return rows
@@ -277,10 +309,11 @@ def full_rows(setup: LotterySetup, net: torch.nn.Module) -> list[dict]:
     if setup.search_dev is None:
         return []
     layers, heads = net.config.num_hidden_layers, net.config.num_attention_heads
-    score = setup.score(net, desc="full model")
-    halves = held_out(setup, score, lambda dev: setup.score(net, desc="full model, search half", dev=dev))
+    outcome = setup.evaluate(net, desc="full model")
+    halves = held_out(setup, outcome.score,
+                      lambda dev: setup.evaluate(net, desc="full model, search half", dev=dev).score)
     return [s_row(setup.task.name, setup.seed, FULL, "", FINETUNED, setup.cfg.epochs, np.ones((layers, heads)),
-                  np.ones(layers), net.config, score) | halves]
+                  np.ones(layers), net.config, outcome) | halves]
 
 
 def extra_rows(setup: LotterySetup, net: torch.nn.Module, s_subnets: dict[str, subnetworks.SMasks],
@@ -289,17 +322,17 @@ def extra_rows(setup: LotterySetup, net: torch.nn.Module, s_subnets: dict[str, s
     the random s-mask (the good = bad size) fine-tuned (Table 2); super / bad / random sets (Appendix E)."""
     t, seed, epochs = setup.task.name, setup.seed, setup.cfg.epochs
     bad, rand = s_subnets["bad"], s_subnets["random"]
-    long = refinetuned_s_score(setup, *bad, epochs_factor=2.0, desc="bad s re-fine-tune 2x")
-    rand_init = refinetuned_s_score(setup, *rand, random_init=True, desc="random init + random s")
+    long = refinetuned_s(setup, *bad, epochs_factor=2.0, desc="bad s re-fine-tune 2x")
+    rand_init = refinetuned_s(setup, *rand, random_init=True, desc="random init + random s")
     return [s_row(t, seed, S, "bad", REFINETUNED_2X, 2 * epochs, *bad, net.config, long),
             s_row(t, seed, RANDOM_INIT, "random", REFINETUNED, epochs, *rand, net.config, rand_init),
             *s_lottery_rows(setup, net, super_subnets, method=SUPER)]
 
 
 def tidy(rows: Iterable[dict]) -> pd.DataFrame:
-    """The rows as a table with the `SCORE_COLUMNS` and `HELDOUT_COLUMNS`, in that order (NaN where a row has
-    no held-out scores)."""
-    return pd.DataFrame(list(rows), columns=SCORE_COLUMNS + HELDOUT_COLUMNS)
+    """The rows as a table with the `SCORE_COLUMNS`, `HELDOUT_COLUMNS` and `SPREAD_COLUMNS`, in that order (NaN
+    where a row has no held-out scores)."""
+    return pd.DataFrame(list(rows), columns=SCORE_COLUMNS + HELDOUT_COLUMNS + SPREAD_COLUMNS)
 
 
 def leaks(scores: pd.DataFrame) -> pd.DataFrame:
@@ -333,6 +366,13 @@ def leak_table(scores: pd.DataFrame) -> pd.DataFrame:
     wide = per_seed.pivot_table(index=keys, columns="seed", values="leak", sort=False)
     wide.columns = [f"leak seed {s}" for s in wide.columns]
     return stats.join(wide).reset_index()
+
+
+def curves_table(rows: Iterable[dict]) -> pd.DataFrame:
+    """Every re-fine-tuning's loss per step (1-based), one row per step (`CURVE_COLUMNS`); pruned rows have none."""
+    out = [dict(method=r["method"], subnetwork=r["subnetwork"], setting=r["setting"], step=i, loss=loss)
+           for r in rows for i, loss in enumerate(r.get("losses", []), start=1)]
+    return pd.DataFrame(out, columns=CURVE_COLUMNS)
 
 
 def seed_table(scores: pd.DataFrame) -> pd.DataFrame:

@@ -44,3 +44,34 @@ def compute_metrics(task: Task | str, preds: np.ndarray, labels: np.ndarray,
     out["score"] = out[task.metric]
     out["stop_score"] = out["corr"] if (compat == "authors" and task.is_regression) else out["score"]
     return out
+
+
+CONSTANT_TOLERANCE = 0.01  # regression predictions with a std below this share of the labels' std are "constant"
+
+
+def prediction_spread(task: Task | str, preds: np.ndarray, labels: np.ndarray) -> dict[str, float | bool]:
+    """How varied the predictions are, to tell a collapsed model from a weak one.
+
+    Regression: `pred_std`, the predictions' standard deviation; constant when it is below
+    `CONSTANT_TOLERANCE` times the labels' std. Classification: `pred_major_share`, the share of the most
+    predicted class; constant when it is 1 (one class for every example). `constant_predictions` says which."""
+    task = get_task(task) if isinstance(task, str) else task
+    preds = np.asarray(preds)
+    if task.is_regression:
+        std = float(np.std(preds.astype(np.float64)))
+        return {"pred_std": std, "constant_predictions": bool(std < CONSTANT_TOLERANCE * np.std(labels))}
+    share = float(np.bincount(preds.astype(np.int64)).max() / len(preds))
+    return {"pred_major_share": share, "constant_predictions": share == 1.0}
+
+
+def constant_loss(task: Task | str, labels: np.ndarray) -> float:
+    """The training loss of the best constant prediction: the labels' variance (MSE of predicting their
+    mean) for regression, the entropy of the class shares (cross-entropy of predicting them) otherwise. A
+    loss curve that sits at it has learned nothing about the inputs."""
+    task = get_task(task) if isinstance(task, str) else task
+    labels = np.asarray(labels)
+    if task.is_regression:
+        return float(np.var(labels.astype(np.float64)))
+    shares = np.bincount(labels.astype(np.int64)) / len(labels)
+    shares = shares[shares > 0]
+    return float(-(shares * np.log(shares)).sum())

@@ -178,6 +178,34 @@ def pattern_distribution(df: pd.DataFrame, class_order: Sequence[str] | None = N
     return _finish(fig, save)
 
 
+def refit_curves(curves: pd.DataFrame, constant_loss: float | None = None, window: int = 10, title: str = "",
+                 save: str | Path | None = None) -> Figure:
+    """The training loss of every re-fine-tuning (`lottery.curves_table`): one panel per method, one line
+    per subnetwork and setting (rolling mean over `window` steps; colour by subnetwork, dashed for a second
+    setting or rule), and a dotted line at `constant_loss`, the loss of the best constant prediction
+    (`metrics.constant_loss`): a curve that stays on it has collapsed to predicting the mean or the priors."""
+    methods = list(dict.fromkeys(curves["method"]))
+    fig, axes = plt.subplots(1, max(len(methods), 1), figsize=(4.2 * max(len(methods), 1), 3.2), sharey=True,
+                             squeeze=False)
+    for ax, method in zip(axes[0], methods):
+        part = curves[curves["method"] == method]
+        for k, ((name, setting), run) in enumerate(part.groupby(["subnetwork", "setting"], sort=False)):
+            base = name.partition(" (")[0]
+            dashed = base != name or setting != "re-fine-tuned"
+            ax.plot(run["step"], run["loss"].rolling(window, min_periods=1).mean(),
+                    color=SUBNETWORK_COLOURS.get(base, f"C{k}"), linestyle="--" if dashed else "-",
+                    label=name if setting == "re-fine-tuned" else f"{name}, {setting}")
+        if constant_loss is not None:
+            ax.axhline(constant_loss, color="black", linestyle=":", linewidth=1, label="constant prediction")
+        ax.set(xlabel="step", title=method)
+        ax.legend(fontsize="small")
+    axes[0][0].set_ylabel(f"training loss (rolling mean of {window})")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return _finish(fig, save)
+
+
 def score_trajectory(steps_df: pd.DataFrame, full_score: float, threshold: float = 0.9, x: str = "step",
                      y: str = "score", hue: str | None = "phase", title: str = "", ax: Axes | None = None,
                      save: str | Path | None = None) -> Figure:

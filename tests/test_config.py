@@ -86,7 +86,7 @@ def test_values_are_normalised_to_their_declared_type():
 
 def test_unknown_keys_name_the_key_a_close_match_and_every_allowed_key():
     with pytest.raises(ParameterError, match=r"Unknown parameter `learning_rat` \(did you mean `learning_rate`\?\)\. "
-                                             r"Allowed parameters: allow_missing_seeds, alpha, .*, threshold\."):
+                                             r"Allowed parameters: allow_missing_seeds, alpha, .*, threshold, warmup_ratio\."):
         config.validate_params({"learning_rat": 2e-5})
     assert config.validate_params({"lr": 1, "seed": 2.0}, unknown="ignore") == {"lr": 1, "seed": 2}
 

@@ -189,12 +189,13 @@ def test_attention_pattern_layout_of_bpe_and_sentencepiece_tokens():
 
 
 def save_tiny(name: str, folder) -> str:
-    """A tiny model of the family with a tiny WordPiece tokenizer (letters and their ## pieces)."""
+    """A tiny model of the family with a tiny WordPiece tokenizer (letters, their ## pieces and unused words up
+    to the model's 100 embedding rows, which `load_checkpoint` checks)."""
     family_model(name, seed=6).save_pretrained(folder)
     letters = [chr(c) for c in range(ord("a"), ord("z") + 1)]
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *letters, *(f"##{c}" for c in letters)]
-    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
-    BertTokenizerFast(vocab_file=str(folder / "vocab.txt")).save_pretrained(folder)
+    vocab += [f"[unused{i}]" for i in range(100 - len(vocab))]
+    BertTokenizerFast(vocab={word: i for i, word in enumerate(vocab)}).save_pretrained(folder)
     return str(folder)
 
 

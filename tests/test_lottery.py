@@ -81,8 +81,8 @@ def test_pruned_scores_use_the_masks_and_leave_the_model_unchanged():
     expected_m = evaluate(net, sts, setup.dev, progress=False).metrics["score"]
     mg.remove_weight_masks(net, permanent=False)
     assert plain.metrics["score"] not in (expected_s, expected_m)
-    assert lt.pruned_s_score(setup, net, head, mlp) == expected_s
-    assert lt.pruned_m_score(setup, net, wm) == expected_m
+    assert lt.pruned_s(setup, net, head, mlp).score == expected_s
+    assert lt.pruned_m(setup, net, wm).score == expected_m
     after = evaluate(net, sts, setup.dev, progress=False)               # no gates or masks left behind
     assert np.array_equal(after.preds, plain.preds)
     assert mg.current_masks(net) == {}
@@ -106,15 +106,15 @@ def test_refinetuning_keeps_masks_and_caches_identical_s_subnetworks(model_dir, 
         return net, gates, losses
 
     monkeypatch.setattr(lt, "finetune_model", spy)
-    first = lt.refinetuned_s_score(setup, head, mlp)
-    again = lt.refinetuned_s_score(setup, head.astype(np.float32), mlp)   # same subnetwork: from the cache
-    lt.refinetuned_s_score(setup, head, mlp, epochs_factor=2.0)
-    lt.refinetuned_s_score(setup, head, mlp, random_init=True)
+    first = lt.refinetuned_s(setup, head, mlp)
+    again = lt.refinetuned_s(setup, head.astype(np.float32), mlp)   # same subnetwork: from the cache
+    lt.refinetuned_s(setup, head, mlp, epochs_factor=2.0)
+    lt.refinetuned_s(setup, head, mlp, random_init=True)
     assert first == again and calls == [(1.0, False), (2.0, False), (1.0, True)]
     # by hand: the same fine-tuning and scoring of the physically pruned s-subnetwork
     net, _, _ = real(model_dir, TASK, setup.train, CFG, 3, head_mask=head, mlp_mask=mlp, progress=False, physical=True)
-    assert first == evaluate(net, TASK, setup.dev, progress=False).metrics["score"]
-    lt.refinetuned_m_score(setup, wm)
+    assert first.score == evaluate(net, TASK, setup.dev, progress=False).metrics["score"]
+    lt.refinetuned_m(setup, wm)
     assert len(calls) == 4
 
 
@@ -126,11 +126,11 @@ def test_lottery_and_extra_rows(model_dir):
     subnets = lt.draw_subnetworks(3, head, mlp, wm, *stacked)
     scores = lt.tidy(lt.s_lottery_rows(setup, net, subnets["s"]) + lt.m_lottery_rows(setup, net, subnets["m"])
                      + lt.extra_rows(setup, net, subnets["s"], subnets["super"]))
-    assert list(scores.columns) == lt.SCORE_COLUMNS + lt.HELDOUT_COLUMNS
+    assert list(scores.columns) == lt.SCORE_COLUMNS + lt.HELDOUT_COLUMNS + lt.SPREAD_COLUMNS
     assert len(scores) == 6 + 6 + 2 + 6
     assert scores[lt.HELDOUT_COLUMNS].isna().all().all() and lt.full_rows(setup, net) == []  # selection "dev"
     s = scores.set_index(["method", "subnetwork", "setting"])
-    assert s.loc[(lt.S, "good", lt.PRUNED), "score"] == lt.pruned_s_score(setup, net, head, mlp)
+    assert s.loc[(lt.S, "good", lt.PRUNED), "score"] == lt.pruned_s(setup, net, head, mlp).score
     assert s.loc[(lt.SUPER, "super", lt.REFINETUNED), "score"] == s.loc[(lt.S, "good", lt.REFINETUNED), "score"]
     assert s.loc[(lt.S, "bad", lt.REFINETUNED_2X), "epochs"] == 2 * CFG.epochs
     assert s.loc[(lt.S, "good", lt.PRUNED), "heads_kept"] == head.sum()
@@ -157,8 +157,8 @@ def test_split_runs_score_pruned_rows_and_the_full_model_on_both_halves(model_di
     good = s.loc[(lt.S, "good", lt.PRUNED)]
     assert (good.score_search, good.score_unseen, good.score) == (on_search, on_report, on_report)
     bad = s.loc[(lt.M, "bad", lt.PRUNED)]
-    assert bad.score_search == lt.pruned_m_score(setup, net, subnets["m"]["bad"], dev=search)
-    assert bad.score_unseen == bad.score == lt.pruned_m_score(setup, net, subnets["m"]["bad"])
+    assert bad.score_search == lt.pruned_m(setup, net, subnets["m"]["bad"], dev=search).score
+    assert bad.score_unseen == bad.score == lt.pruned_m(setup, net, subnets["m"]["bad"]).score
     full = s.loc[(lt.FULL, "", lt.FINETUNED)]
     assert full.score_search == evaluate(net, TASK, search, progress=False).metrics["score"]
     assert full.score_unseen == full.score == evaluate(net, TASK, setup.dev, progress=False).metrics["score"]
@@ -462,8 +462,8 @@ def test_refinetuning_starts_from_all_pretrained_weights_embeddings_included(mod
         return [0.0]
 
     monkeypatch.setattr(experiment, "fine_tune", capture)
-    lt.refinetuned_s_score(setup, head, mlp)
-    lt.refinetuned_m_score(setup, wm)
+    lt.refinetuned_s(setup, head, mlp)
+    lt.refinetuned_m(setup, wm)
     fresh = dict(experiment.build_model(model_dir, TASK, setup.seed).named_parameters())
     pretrained = dict(tiny_model(seed=11).named_parameters())          # what model_dir holds
     assert len(started) == 2
@@ -475,3 +475,30 @@ def test_refinetuning_starts_from_all_pretrained_weights_embeddings_included(mod
             assert torch.equal(value, fresh[name]), name
             if not name.startswith("classifier."):
                 assert torch.equal(value, pretrained[name]), name
+
+
+def test_refinetuning_curves_spread_columns_and_result_lines(model_dir, monkeypatch, capsys):
+    setup = setup_for(model_dir)
+    head, mlp, wm = good_masks()
+    subnets = lt.draw_subnetworks(3, head, mlp, wm, np.stack([head]), np.stack([mlp]))
+    trained = []
+    real = lt.finetune_model
+
+    def spy(*args, **kw):
+        net, gates, losses = real(*args, **kw)
+        trained.append(losses)
+        return net, gates, losses
+
+    monkeypatch.setattr(lt, "finetune_model", spy)
+    rows = lt.s_lottery_rows(setup, tiny_model(seed=4), subnets["s"])
+    curves = lt.curves_table(rows)
+    assert list(curves.columns) == lt.CURVE_COLUMNS
+    assert set(curves.setting) == {lt.REFINETUNED}                       # pruned rows have no curve
+    per_run = [g.loss.tolist() for _, g in curves.groupby(["subnetwork"], sort=False)]
+    assert per_run == trained and all(len(c) == 2 for c in per_run)      # ceil(16 / 8) steps, 1 epoch
+    assert curves.step.tolist() == [1, 2] * len(trained)
+    scores = lt.tidy(rows)
+    assert scores.pred_std.isna().all() and scores.pred_major_share.between(0.5, 1).all()  # RTE: 2 classes
+    assert scores.constant_predictions.tolist() == (scores.pred_major_share == 1).tolist()
+    lines = [x for x in capsys.readouterr().out.splitlines() if " re-fine-tune: dev acc " in x]
+    assert len(lines) == len(trained) and all("most predicted class" in x for x in lines)

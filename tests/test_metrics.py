@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from lotterylib import metrics
 from lotterylib.metrics import compute_metrics
 
 
@@ -52,3 +53,24 @@ def test_stsb_mean_score_baseline_is_zero_on_a_full_dev_set():
     assert np.std(preds) != 0                                    # the trap: a constant with a nonzero std
     out = compute_metrics("STS-B", preds, labels)
     assert out["pearson"] == out["spearman"] == out["score"] == 0.0
+
+
+def test_prediction_spread_flags_constant_predictions():
+    labels = np.array([0.0, 1.0, 2.0, 3.0, 4.0])                           # std 1.414
+    collapsed = metrics.prediction_spread("STS-B", np.full(5, 2.5, dtype=np.float32), labels)
+    assert collapsed == {"pred_std": 0.0, "constant_predictions": True}
+    nearly = metrics.prediction_spread("STS-B", np.array([2.5, 2.5, 2.5, 2.5, 2.53]), labels)
+    assert nearly["pred_std"] == pytest.approx(0.012) and nearly["constant_predictions"]  # < 0.01 * 1.414
+    weak = metrics.prediction_spread("STS-B", np.array([2.0, 2.5, 2.5, 2.5, 3.0]), labels)
+    assert weak["pred_std"] == pytest.approx(np.sqrt(0.1)) and not weak["constant_predictions"]
+    assert metrics.prediction_spread("MRPC", np.ones(4, dtype=int), np.array([0, 1, 1, 0])) == \
+        {"pred_major_share": 1.0, "constant_predictions": True}
+    assert metrics.prediction_spread("MRPC", np.array([1, 1, 1, 0]), np.array([0, 1, 1, 0])) == \
+        {"pred_major_share": 0.75, "constant_predictions": False}
+
+
+def test_constant_loss_is_the_loss_of_the_best_constant_prediction():
+    labels = np.array([1.0, 2.0, 3.0, 6.0])
+    assert metrics.constant_loss("STS-B", labels) == pytest.approx(np.mean((labels - 3.0) ** 2))
+    classes = np.array([0, 0, 0, 1])
+    assert metrics.constant_loss("MRPC", classes) == pytest.approx(-(0.75 * np.log(0.75) + 0.25 * np.log(0.25)))

@@ -110,3 +110,19 @@ def test_overlap_heatmaps_confusion_and_gallery():
     assert conf.collections[0].get_array().reshape(2, 2).tolist() == [[0.75, 0.25], [0.0, 0.0]]
     gallery = plots.map_gallery([np.eye(3)] * 3, ["x", "y", "z"], ncols=2)
     assert len(gallery.axes) == 4 and [ax.get_title() for ax in gallery.axes] == ["x", "y", "z", ""]
+
+
+def test_refit_curves_one_panel_per_method_and_the_constant_loss_line():
+    steps = np.arange(1, 21)
+    rows = [pd.DataFrame({"method": m, "subnetwork": n, "setting": st, "step": steps, "loss": np.linspace(2, 1, 20)})
+            for m, n, st in [("s-pruning", "good", "re-fine-tuned"), ("s-pruning", "bad", "re-fine-tuned 2x epochs"),
+                             ("m-pruning", "bad (authors)", "re-fine-tuned")]]
+    fig = plots.refit_curves(pd.concat(rows), constant_loss=1.5, window=1)
+    ax_s, ax_m = fig.axes
+    assert [ax_s.get_title(), ax_m.get_title()] == ["s-pruning", "m-pruning"]
+    good, bad, const = ax_s.get_lines()
+    assert np.allclose(good.get_ydata(), np.linspace(2, 1, 20))          # window 1: the losses themselves
+    assert good.get_color() == plots.SUBNETWORK_COLOURS["good"] and good.get_linestyle() == "-"
+    assert bad.get_linestyle() == "--" and bad.get_label() == "bad, re-fine-tuned 2x epochs"
+    assert list(const.get_ydata()) == [1.5, 1.5]
+    assert ax_m.get_lines()[0].get_linestyle() == "--"                  # the authors' rule: dashed

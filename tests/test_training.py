@@ -1,10 +1,13 @@
 """Fine-tuning: determinism, the schedule, masks held during training, importance scores."""
+import re
+
 import numpy as np
 import pytest
 import torch
 
 from conftest import tiny_encoded, tiny_model
-from lotterylib import experiment
+from lotterylib import experiment, training
+from lotterylib.data import collate
 from lotterylib.gates import Gates
 from lotterylib.tasks import get_task
 from lotterylib.training import TrainConfig, evaluate, fine_tune
@@ -86,3 +89,57 @@ def test_evaluate_preserves_example_order_and_regression_outputs():
         one = [model(input_ids=torch.tensor([ids])).logits.item() for ids in dev.input_ids]
     np.testing.assert_allclose(res.preds, one, atol=1e-5)
     assert set(res.metrics) >= {"pearson", "spearman", "score"}
+
+
+def test_every_steps_loss_is_recorded_as_the_loop_computed_it(monkeypatch):
+    from lotterylib import training
+
+    computed = []
+    real = training.task_loss
+
+    def spy(task, logits, labels):
+        loss = real(task, logits, labels)
+        computed.append(loss.item())
+        return loss
+
+    monkeypatch.setattr(training, "task_loss", spy)
+    torch.manual_seed(0)
+    losses = fine_tune(tiny_model(), get_task("RTE"), tiny_encoded(20), CFG, 0, progress=False)
+    assert len(losses) == 2 * 3  # 2 epochs of ceil(20 / 8) steps
+    assert losses == computed and all(np.isfinite(losses))
+
+
+def test_one_log_line_per_epoch_with_loss_and_throughput(capsys):
+    losses = fine_tune(tiny_model(), get_task("RTE"), tiny_encoded(20), CFG, 0, progress=False, desc="tiny")
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2
+    for epoch, line in enumerate(lines, start=1):
+        m = re.fullmatch(rf"tiny: epoch {epoch}/2 step {3 * epoch}/6 loss (\S+) (\S+) examples/s elapsed .+ ETA .+",
+                         line)
+        assert m, line
+        assert float(m[1]) == pytest.approx(np.mean(losses[3 * (epoch - 1):3 * epoch]), abs=5e-5)
+        assert float(m[2]) > 0
+    fine_tune(tiny_model(), get_task("RTE"), tiny_encoded(20), CFG, 0, progress=False, log=False)
+    assert capsys.readouterr().out == ""
+
+
+def test_warmup_then_linear_decay():
+    assert [training.lr_factor(s, 10, 0) for s in range(10)] == [1.0 - s / 10 for s in range(10)]  # the paper's
+    assert [training.lr_factor(s, 6, 2) for s in range(6)] == pytest.approx([0, 0.5, 1, 0.75, 0.5, 0.25])
+    with pytest.raises(ValueError, match="warmup_ratio"):
+        fine_tune(tiny_model(), get_task("RTE"), tiny_encoded(8), TrainConfig(warmup_ratio=1.0), 0, progress=False)
+
+
+def test_regression_head_runs_in_fp32_under_bf16_autocast():
+    model, batch = tiny_model(num_labels=1), collate(tiny_encoded(6, num_labels=1), list(range(6)))
+    pooled = []
+    model.classifier.register_forward_hook(lambda m, inputs, out: pooled.append(inputs[0]))
+    regression = training._forward(model, batch, bf16=True, regression=True)
+    assert regression.dtype == torch.float32 and pooled[-1].dtype == torch.bfloat16
+    # by hand: the fp32 linear map of the bf16 pooled output, not rounded to bf16 after
+    expected = pooled[-1].float() @ model.classifier.weight.T + model.classifier.bias
+    assert torch.equal(regression, expected)
+    assert training._forward(model, batch, bf16=True, regression=False).dtype == torch.bfloat16  # classifiers: as before
+    assert "forward" not in vars(model.classifier)  # the head is itself again afterwards
+    # without autocast nothing changes: the fp32 run computes what it did before the fix
+    assert torch.equal(training._forward(model, batch, False, True), training._forward(model, batch, False, False))
