@@ -401,30 +401,6 @@ def test_the_workflow_writes_results_then_runs_the_report_last(tmp_path):
     assert f"output: {root}/all_tasks/report/metrics.json" in jobs["report"]
 
 
-@pytest.mark.slow
-def test_the_workflow_writes_results_then_runs_the_report_last(tmp_path):
-    """Dry run of the smoke grid: one results job whose inputs are every other stage's metrics.json, then the
-    report, which needs results.csv and reads every other stage (its signature follows theirs)."""
-    import subprocess
-    import sys
-
-    from lotterylib import pipeline
-
-    root = tmp_path / "smoke"
-    out = subprocess.run([sys.executable, "-m", "snakemake", "-s", "workflow/Snakefile", "--dry-run", "--nolock",
-                          "--config", "preset=smoke", f"outputs_root={root}"], cwd=results.runs.PROJECT_ROOT,
-                         capture_output=True, text=True, timeout=600)
-    assert out.returncode == 0, out.stderr[-3000:]
-    log = out.stdout + out.stderr
-    jobs = dict(re.findall(r"^rule (\w+):\n((?:    .*\n)+)", log, flags=re.M))
-    preset = pipeline.load_preset("smoke", {"outputs_root": str(root)})
-    stages = [t for t in pipeline.targets(preset) if "/report/" not in t]
-    assert set(jobs["results"].split("input: ")[1].split("\n")[0].split(", ")) == set(stages)
-    report_inputs = set(jobs["report"].split("input: ")[1].split("\n")[0].split(", "))
-    assert report_inputs == {"notebooks/00_report.ipynb", f"{root}/results.csv", *stages}
-    assert f"output: {root}/all_tasks/report/metrics.json" in jobs["report"]
-
-
 def test_png_preview_scales_down_wide_figures_only(tmp_path):
     import matplotlib.pyplot as plt
     from PIL import Image
