@@ -83,7 +83,8 @@ def test_make_demo_reruns_the_whole_demo_into_a_git_ignored_folder_and_compares(
     """`make -n demo` runs the grid with outputs_root=outputs/local/demo and then the comparison; Snakemake's dry
     run there, on a fresh copy (no outputs/local), plans every job of the grid: nothing is taken from the
     committed run."""
-    plan = subprocess.run(["make", "-n", "demo"], cwd=ROOT, capture_output=True, text=True, timeout=60).stdout
+    plan = subprocess.run(["make", "--no-print-directory", "-n", "demo"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=60).stdout  # under `make test` too: no "Leaving directory" line after the plan
     assert "lottery run demo " in plan and "--config outputs_root=outputs/local/demo" in plan
     assert plan.strip().endswith("lottery compare outputs/demo outputs/local/demo")
     ignored = subprocess.run(["git", "check-ignore", "-q", "outputs/local/demo/results.csv"], cwd=ROOT)
