@@ -696,7 +696,8 @@ def run_description(params: Mapping) -> str:
         parts.append(f"Tasks: {', '.join(map(str, params['tasks']))}.")
     if params.get("seeds"):
         seeds = list(params["seeds"])
-        parts.append(f"Seeds: {', '.join(map(str, seeds))} ({len(seeds)}; the paper: 5).")
+        parts.append(f"Seed {seeds[0]} (this notebook runs one; the paper: 5 seeds)." if len(seeds) == 1 else
+                     f"Seeds: {', '.join(map(str, seeds))} ({len(seeds)}; the paper: 5).")
     if "learning_rate" in params:
         lr = float(params["learning_rate"])
         why = ("" if lr == PAPER_LEARNING_RATE else " The small model on a few thousand examples needs the larger "
