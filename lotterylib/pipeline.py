@@ -6,6 +6,7 @@ notebook with papermill into its run folder; the notebook writes `metrics.json` 
 """
 from __future__ import annotations
 
+import ast
 import contextlib
 import fcntl
 import hashlib
@@ -66,8 +67,12 @@ REPORT_FILES: dict[str, tuple[str, ...]] = {
 
 DEFAULT_PRESET = "smoke"
 Job = tuple[str, str | None, int | None]  # (stage, task, seed)
-SIGNATURE_FILE = "signature.txt"  # in a run folder: the `job_signature` of its finished job
+SIGNATURE_FILE = "signature.txt"  # in a run folder: the `job_signature` of its finished job, and its commit
+MARKERS = ".signatures"  # under outputs_root: `<stage>/<job>.<signature>`, the input that forces a stale job
+LIBRARY = Path(__file__).resolve().parent  # the lotterylib package whose code a job's signature covers
 DISPLAY_ONLY = ("progress",)  # parameters that change what a job prints, not what it computes: no rerun
+FOLDER_KEYS = ("preset", "name", "selection")  # overrides that choose a preset's output folder (`grid_preset`)
+LOCAL_OUTPUTS = "outputs/local"  # git-ignored: runs of a committed preset changed by overrides
 GPU_ENV = "LOTTERY_GPUS"  # e.g. "0,1,2,3": each job takes one free GPU of these (CUDA_VISIBLE_DEVICES)
 
 
@@ -95,6 +100,33 @@ def load_preset(name_or_path: str | None = None, overrides: dict[str, Any] | Non
     split = "-split" if preset.get("selection") == "split" else ""  # held-out selection: its own run folders
     preset.setdefault("outputs_root", f"outputs/{preset['name']}{split}")
     return preset
+
+
+def grid_preset(config: dict[str, Any]) -> dict[str, Any]:
+    """The preset a workflow runs with Snakemake's `config` (`load_preset`), kept out of a committed folder:
+    when the overrides change any job's signature and the preset's default folder is tracked by git, the
+    results go to `outputs/local/<folder>-<hash of the overrides>` (git-ignored) instead, which this prints.
+    An explicit `outputs_root` is taken as given; `preset`, `name` and `selection` choose the folder itself."""
+    preset = load_preset(overrides=config)
+    if "outputs_root" in config or not tracked(preset["outputs_root"]):
+        return preset
+    base = load_preset(overrides={k: v for k, v in config.items() if k in FOLDER_KEYS})
+    if all(job_signature(preset, *job) == job_signature(base, *job) for job in grid_jobs(preset)):
+        return preset
+    changes = {k: v for k, v in config.items() if k not in FOLDER_KEYS}
+    folder = Path(preset["outputs_root"]).name
+    preset["outputs_root"] = f"{LOCAL_OUTPUTS}/{folder}-{_sha(json.dumps(changes, sort_keys=True, default=str))[:8]}"
+    print(f"The overrides {changes} change what the committed {display_path(resolve(base['outputs_root']))} "
+          f"holds: writing to {preset['outputs_root']} instead (`--config outputs_root=...` chooses).",
+          file=sys.stderr)
+    return preset
+
+
+def tracked(path: str | Path) -> bool:
+    """Whether git tracks files under `path` (a committed run folder); False outside a git checkout."""
+    out = subprocess.run(["git", "ls-files", "--", str(resolve(path))], cwd=PROJECT_ROOT, capture_output=True,
+                         text=True)
+    return out.returncode == 0 and bool(out.stdout.strip())
 
 
 def read_preset_yaml(path: Path) -> dict[str, Any]:
@@ -209,34 +241,158 @@ def upstream_jobs(preset: dict[str, Any], stage: str, task: str | None = None, s
 @cache
 def code_hash(notebook: str) -> str:
     """A hash of a notebook's code cells (parameters cell included), blind to its outputs and markdown."""
+    return _sha("\n# cell\n".join(_code_cells(notebook)))
+
+
+def _code_cells(notebook: str) -> list[str]:
     import nbformat
 
     cells = nbformat.read(resolve(notebook), as_version=4).cells
-    return _sha("\n# cell\n".join(c.source.strip() for c in cells if c.cell_type == "code"))
+    return [c.source.strip() for c in cells if c.cell_type == "code"]
+
+
+def library_hash(notebook: str) -> str:
+    """A hash of the library code a notebook runs: the `lotterylib` modules it imports, transitively, with
+    the package data folders they name (e.g. `data_files`, `schema`)."""
+    return _library_hash(notebook, LIBRARY)
+
+
+@cache
+def _library_hash(notebook: str, package: Path) -> str:
+    files = sorted(library_files(notebook, package))
+    return _sha("\n".join(f"{f.relative_to(package)} {hashlib.sha256(f.read_bytes()).hexdigest()}" for f in files))
+
+
+def library_files(notebook: str, package: Path = LIBRARY) -> set[Path]:
+    """Every file of `package` a notebook's code may run or read: the modules its code cells import (`ast`;
+    a module's enclosing packages too), the modules those import, and the files under a data folder
+    (a subfolder that is no package) whose name a module holds as a string."""
+    todo = [m for cell in _code_cells(notebook) for m in _imports(_python(cell), package.name, None)]
+    files: set[Path] = set()
+    while todo:
+        name = todo.pop()
+        path = _module_file(name, package)
+        if path is None or path in files:
+            continue
+        files.add(path)
+        tree = ast.parse(path.read_text())
+        todo += _imports(tree, package.name, name if path.name == "__init__.py" else name.rpartition(".")[0])
+        todo.append(name.rpartition(".")[0] or name)  # the enclosing package's __init__
+        for node in ast.walk(tree):
+            folder = path.parent / node.value if isinstance(node, ast.Constant) and isinstance(node.value, str) \
+                and node.value.isidentifier() else None
+            if folder is not None and folder.is_dir() and not (folder / "__init__.py").exists():
+                files.update(f for f in folder.rglob("*") if f.is_file() and "__pycache__" not in f.parts)
+    return files
+
+
+def _python(cell: str) -> ast.Module:
+    """A code cell as Python (IPython's `%magic` and `!shell` lines left out)."""
+    return ast.parse("\n".join(line for line in cell.splitlines() if not line.lstrip().startswith(("%", "!"))))
+
+
+def _imports(tree: ast.AST, top: str, package: str | None) -> list[str]:
+    """The dotted names of `top`'s modules (or names in them) that `tree` imports; `package`: the package a
+    relative import is taken from (None outside the library)."""
+    names = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names += [a.name for a in node.names if a.name.split(".")[0] == top]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                if package is None:
+                    continue
+                base = ".".join(package.split(".")[:len(package.split(".")) - node.level + 1])
+            else:
+                base = node.module or ""
+                if base.split(".")[0] != top:
+                    continue
+            base = base if not node.level or not node.module else f"{base}.{node.module}"
+            names += [base, *(f"{base}.{a.name}" for a in node.names)]  # a name may be a module or not
+    return names
+
+
+def _module_file(name: str, package: Path) -> Path | None:
+    """The file of the dotted module `name` inside `package` (a module or a subpackage), or None."""
+    parts = name.split(".")[1:]
+    inner = package.joinpath(*parts)
+    for path in ((inner.with_suffix(".py"),) if parts else ()) + (inner / "__init__.py",):
+        if path.is_file():
+            return path
+    return None
 
 
 def job_signature(preset: dict[str, Any], stage: str, task: str | None = None, seed: int | None = None) -> str:
-    """A hash of what a job's result follows from: its parameters (those in `DISPLAY_ONLY` left out) and
-    notebook code, and the signatures of the jobs it reads. The Snakefile passes it as a param (so a change reruns the job) and `run_stage`
-    records it in the run folder (`is_current`)."""
+    """The run identity: a hash of what a job's result follows from: its parameters (those in `DISPLAY_ONLY`
+    left out), its notebook's code cells, the library code the notebook runs (`library_hash`) and the
+    signatures of the jobs it reads. `run_stage` records it in the run folder; `is_current` compares."""
     upstream = sorted(job_signature(preset, *job) for job in set(upstream_jobs(preset, stage, task, seed)))
     values = {k: v for k, v in stage_params(preset, stage, task, seed).items() if k not in DISPLAY_ONLY}
     own = json.dumps(values, sort_keys=True, default=str)
-    return _sha("\n".join([own, code_hash(STAGES[stage].notebook), *upstream]))
+    notebook = STAGES[stage].notebook
+    return _sha("\n".join([own, code_hash(notebook), library_hash(notebook), *upstream]))
+
+
+def recorded_signature(folder: str | Path) -> tuple[str | None, str | None]:
+    """The signature a run folder records (None when it has none) and the git commit its job ran at."""
+    path = resolve(folder) / SIGNATURE_FILE
+    if not path.is_file():
+        return None, None
+    lines = path.read_text().split("\n")
+    commit = next((line.split(" ", 1)[1] for line in lines[1:] if line.startswith("commit ")), None)
+    return lines[0].strip() or None, commit
+
+
+def record_signature(folder: str | Path, signature: str, commit: str | None = None) -> None:
+    """Record in a run folder the signature of its finished job and the commit it ran at (default: now's)."""
+    (resolve(folder) / SIGNATURE_FILE).write_text(f"{signature}\ncommit {commit or git_commit()}\n")
+
+
+def git_commit(checkout: str | Path = PROJECT_ROOT) -> str:
+    """`git rev-parse HEAD` of the checkout; "unknown" outside a git checkout."""
+    out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=checkout, capture_output=True, text=True)
+    return out.stdout.strip() if out.returncode == 0 else "unknown"
 
 
 def is_current(preset: dict[str, Any], stage: str, task: str | None = None, seed: int | None = None) -> bool:
-    """Whether a job's run folder records the signature the job has now: its result stands, whatever its
-    files' times say (a fresh clone's are checkout times). A run whose params.json was edited after it ran
-    is not current (a warning names the file): it reruns."""
+    """Whether a job's run folder records the signature the job has now: the one test of "this result
+    stands", whatever its files' times or Snakemake's records say (the Snakefile, `lottery compare` and
+    `lottery summary` ask it). A run whose params.json was edited after it ran is not current (a warning
+    names the file): it reruns."""
     folder = stage_dir(preset["outputs_root"], stage, task, seed)
-    recorded = folder / SIGNATURE_FILE
-    if not recorded.is_file() or recorded.read_text().strip() != job_signature(preset, stage, task, seed):
+    if recorded_signature(folder)[0] != job_signature(preset, stage, task, seed):
         return False
     problem = edited_params(folder)
     if problem:
         warnings.warn(problem, stacklevel=2)
     return problem is None
+
+
+def settled(preset: dict[str, Any], stage: str, task: str | None = None, seed: int | None = None) -> bool:
+    """Whether a job's result stands and nothing it reads will be redone: it is finished and current
+    (`is_current`), and so is every job above it. A job that is not settled reruns."""
+    return (stage_dir(preset["outputs_root"], stage, task, seed) / "metrics.json").is_file() \
+        and is_current(preset, stage, task, seed) \
+        and all(settled(preset, *job) for job in set(upstream_jobs(preset, stage, task, seed)))
+
+
+def stale_marker(preset: dict[str, Any], stage: str, task: str | None = None, seed: int | None = None) -> list[str]:
+    """The extra input of a job that is not `settled`: a marker, `<outputs_root>/.signatures/<stage>/<job>.<signature>`,
+    made here, newer than every file of the job's run folder, so Snakemake reruns the job whatever its
+    metadata and its files' times say; every job below it (not settled either) gets its own. A missing input
+    would not do: Snakemake skips a missing intermediate file whose readers are done. A settled job gets none."""
+    if settled(preset, stage, task, seed):
+        return []
+    marker = resolve(job_file(preset, MARKERS, stage, f".{job_signature(preset, stage, task, seed)}", task, seed))
+    folder = stage_dir(preset["outputs_root"], stage, task, seed)
+    newest = max((p.stat().st_mtime for p in folder.rglob("*") if p.is_file()), default=0)
+    for old in marker.parent.glob(f"{marker.stem}.*"):  # the job's older markers
+        old.unlink()
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.touch()
+    stamp = max(time.time(), newest) + 1
+    os.utime(marker, (stamp, stamp))
+    return [display_path(marker)]
 
 
 def _sha(text: str) -> str:
@@ -290,7 +446,7 @@ def run_stage(notebook: str, metrics_file: str, log_file: str, params: dict[str,
     its own Unix sockets (`kernel.IPCKernelManager`), so parallel jobs cannot collide. The notebook's stdout and
     stderr go to `log_file`, between a start and an end line that give the time (UTC, `progress.clock`),
     CUDA_VISIBLE_DEVICES and, at the end, how long it took; a failure's message names the log and the executed
-    notebook."""
+    notebook. The signature file also records the git commit the job ran at (`record_signature`)."""
     out_dir = Path(metrics_file).parent
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / SIGNATURE_FILE).unlink(missing_ok=True)
@@ -317,7 +473,7 @@ def run_stage(notebook: str, metrics_file: str, log_file: str, params: dict[str,
     if not Path(metrics_file).is_file():
         raise RuntimeError(f"{notebook} finished without writing {metrics_file}; see the executed notebook "
                            f"{display_path(executed)} and the log {display_path(log_path)}.")
-    (out_dir / SIGNATURE_FILE).write_text(signature + "\n")
+    record_signature(out_dir, signature)
 
 
 # --- jobs that stop with the workflow ------------------------------------------------------------------

@@ -1,8 +1,10 @@
 """Run folders: one deterministic folder per (task, seed, stage) under a preset's output root.
 
 Every folder holds `params.json` (the validated parameters, their hash and the thread count), the stage's
-artifacts, and `metrics.json`, written last and atomically: its presence with a matching hash means "done".
-A `params.json` whose parameters no longer give its stored hash (edited by hand) makes the run not done.
+artifacts, and `metrics.json`, written last and atomically: its presence means "finished". Whether a finished
+run is current (made by the code and parameters a job has now) is the job signature's to say
+(`pipeline.is_current`, the one run identity). The hash in params.json only detects a params.json edited by
+hand after its run, which makes the run neither done nor current.
 A run's folder is made when the work first touches it (`Run.dir`, `Run.path`), after its inputs loaded:
 opening it takes the folder's lock (`.lock`, held until the run finishes or its process dies, so a second
 writer fails naming the first) and removes an old `metrics.json` first, so a rerun is never marked done while it rewrites.
@@ -97,7 +99,8 @@ def _jsonable(obj: Any) -> Any:
 
 
 def params_hash(params: dict[str, Any]) -> str:
-    """A short stable hash of the parameters (key order does not matter)."""
+    """A short stable hash of the parameters (key order does not matter), stored beside them in params.json
+    to detect a hand edit (`edited_params`); not a run identity (that is `pipeline.job_signature`)."""
     blob = json.dumps(_jsonable(params), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
@@ -186,7 +189,8 @@ def unlock_folder(folder: str | Path) -> None:
 class Run:
     """A stage's run folder. `Run(dir, params)` validates the parameters and creates nothing; the first use
     of `dir` or `path()` (when the work starts, after the inputs loaded) locks the folder, removes an old
-    done-marker and partial files, and writes params.json; `finish(metrics)` marks it done and unlocks it."""
+    done-marker and partial files, and writes params.json (with `params_hash`, to detect a hand edit);
+    `finish(metrics)` marks it done and unlocks it."""
 
     def __init__(self, directory: str | Path, params: dict[str, Any]):
         from .config import validate_params
@@ -216,19 +220,15 @@ class Run:
     def path(self, name: str) -> Path:
         return self.dir / name
 
-    def is_done(self) -> bool:
-        """metrics.json exists and was written for these very parameters."""
-        return is_done(self._dir, self.hash)
-
     def finish(self, metrics: dict[str, Any]) -> dict[str, Any]:
-        """Write metrics.json (with the params hash) last and atomically; an invalid result (a NaN or
+        """Write metrics.json last and atomically; an invalid result (a NaN or
         infinite top-level number) raises instead and leaves the run unfinished."""
         bad = non_finite(metrics)
         if bad:
             raise ValueError(f"Not marking {display_path(self._dir)} done: {', '.join(bad)} "
                              f"{'is' if len(bad) == 1 else 'are'} not finite ({', '.join(str(metrics[k]) for k in bad)}). "
                              "Fix the run's inputs (e.g. a lower learning_rate) and rerun it.")
-        write_json_atomic(self.dir / "metrics.json", {**metrics, "params_hash": self.hash})
+        write_json_atomic(self.dir / "metrics.json", metrics)
         unlock_folder(self._dir)  # done writing: another process may rerun it now
         return metrics
 
@@ -255,17 +255,15 @@ def read_params(directory: str | Path) -> dict[str, Any]:
     return read_json(resolve(directory) / "params.json")["params"]
 
 
-def is_done(directory: str | Path, expected_hash: str | None = None) -> bool:
-    """metrics.json exists (written for `expected_hash`, when given) and params.json is intact; an edited
-    params.json warns, naming it, and the run counts as not done."""
-    path = resolve(directory) / "metrics.json"
-    if not path.is_file():
+def is_done(directory: str | Path) -> bool:
+    """The run finished: metrics.json exists and params.json is intact (an edited params.json warns, naming
+    it, and the run counts as not done). Whether it is current is `pipeline.is_current`'s to say."""
+    if not (resolve(directory) / "metrics.json").is_file():
         return False
     problem = edited_params(directory)
     if problem:
         warnings.warn(problem, stacklevel=2)
-        return False
-    return expected_hash is None or read_json(path).get("params_hash") == expected_hash
+    return problem is None
 
 
 def load_metrics(directory: str | Path) -> dict[str, Any]:

@@ -414,13 +414,13 @@ def test_a_hand_edited_params_json_is_not_done_and_is_named(tmp_path):
     folder = runs.stage_dir(tmp_path, "finetune", "SST-2", 1)
     run = runs.Run(folder, {"task": "SST-2", "seed": 1, "epochs": 1.0})
     run.finish({"dev_score": 0.5})
-    (folder / pipeline.SIGNATURE_FILE).write_text(pipeline.job_signature(preset, "finetune", "SST-2", 1) + "\n")
-    assert runs.is_done(folder, run.hash) and pipeline.is_current(preset, "finetune", "SST-2", 1)
+    pipeline.record_signature(folder, pipeline.job_signature(preset, "finetune", "SST-2", 1))
+    assert runs.is_done(folder) and pipeline.is_current(preset, "finetune", "SST-2", 1)
     stored = runs.read_json(folder / "params.json")
     stored["params"]["epochs"] = 3.0
     (folder / "params.json").write_text(json.dumps(stored))
     with pytest.warns(UserWarning, match=r"params.json was changed after its run"):
-        assert not runs.is_done(folder, run.hash)
+        assert not runs.is_done(folder)
     with pytest.warns(UserWarning, match="params.json was changed after its run"):
         assert not pipeline.is_current(preset, "finetune", "SST-2", 1)  # Snakemake reruns it
     with pytest.raises(ValueError, match=r"seed_1/finetune/params.json was changed after its run: its parameters "
@@ -504,4 +504,4 @@ def test_a_second_writer_of_a_run_folder_is_refused_naming_the_holder(tmp_path):
         holder.wait(timeout=60)
     run = runs.Run(folder, {"task": "RTE"})
     run.finish({"dev_score": 0.5})
-    assert runs.is_done(folder, run.hash)
+    assert runs.is_done(folder)

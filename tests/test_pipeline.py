@@ -1,6 +1,7 @@
 """Presets, notebooks' parameter cells, and the dependency list: consistency checks that catch typos."""
 import json
 import re
+import subprocess
 import tomllib
 from pathlib import Path
 
@@ -181,3 +182,55 @@ def test_a_job_signature_follows_its_upstream_jobs():
     assert pipeline.upstream_jobs(p, "lottery", "SST-2", 1) == [("m_pruning", "SST-2", 1), ("s_pruning", "SST-2", 1),
                                                                 ("s_pruning", "SST-2", 2)]
     assert pipeline.upstream_jobs({**p, "extras": False}, "lottery", "SST-2", 1)[1:] == [("s_pruning", "SST-2", 1)]
+
+
+def test_an_override_that_changes_a_committed_preset_s_results_writes_elsewhere(capsys):
+    assert pipeline.tracked("outputs/demo") and not pipeline.tracked("outputs/smoke")
+    assert pipeline.grid_preset({"preset": "demo"})["outputs_root"] == "outputs/demo"
+    assert pipeline.grid_preset({"preset": "demo", "progress": False})["outputs_root"] == "outputs/demo"  # display only
+    assert pipeline.grid_preset({"preset": "demo", "selection": "split"})["outputs_root"] == "outputs/demo-split"
+    capsys.readouterr()
+    changed = pipeline.grid_preset({"preset": "demo", "seeds": "[1337]", "learning_rate": 2e-5})["outputs_root"]
+    assert re.fullmatch(r"outputs/local/demo-[0-9a-f]{8}", changed)
+    assert f"writing to {changed} instead" in capsys.readouterr().err
+    assert pipeline.grid_preset({"learning_rate": 2e-5, "seeds": "[1337]", "preset": "demo"})["outputs_root"] == changed
+    assert pipeline.grid_preset({"preset": "demo", "threshold": 0.8})["outputs_root"] not in (changed, "outputs/demo")
+    split = pipeline.grid_preset({"preset": "demo", "selection": "split", "threshold": 0.8})["outputs_root"]
+    assert split.startswith("outputs/local/demo-split-")
+    explicit = {"preset": "demo", "learning_rate": 2e-5, "outputs_root": "outputs/demo"}
+    assert pipeline.grid_preset(explicit)["outputs_root"] == "outputs/demo"         # asked for: respected
+    assert pipeline.grid_preset({"preset": "smoke", "learning_rate": 2e-5})["outputs_root"] == "outputs/smoke"
+    ignored = subprocess.run(["git", "check-ignore", "-q", f"{changed}/SST-2/seed_1337/finetune/metrics.json"],
+                             cwd=runs.PROJECT_ROOT)
+    assert ignored.returncode == 0
+
+
+def test_a_job_signature_follows_the_library_code_its_notebook_runs(tmp_path, monkeypatch):
+    """Editing a module that only notebook 07 imports changes its job's signature and the report's (which
+    reads it), no other; a package data file changes the signatures of the stages whose modules name it."""
+    import shutil
+
+    p = pipeline.load_preset("smoke")
+    before = {job: pipeline.job_signature(p, *job) for job in pipeline.grid_jobs(p)}
+    copy = tmp_path / "lotterylib"
+    shutil.copytree(pipeline.LIBRARY, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(pipeline, "LIBRARY", copy)
+    assert {job: pipeline.job_signature(p, *job) for job in pipeline.grid_jobs(p)} == before  # the same code
+
+    def changed() -> set[str]:
+        return {job[0] for job in pipeline.grid_jobs(p) if pipeline.job_signature(p, *job) != before[job]}
+
+    notebook = pipeline.STAGES["attention_patterns"].notebook
+    assert copy / "head_patterns.py" in pipeline.library_files(notebook, copy)
+    assert copy / "schema" / "config.schema.yaml" in pipeline.library_files(notebook, copy)  # read by config
+    with open(copy / "head_patterns.py", "a") as module:
+        module.write("\nTHRESHOLD = 0.5\n")
+    pipeline._library_hash.cache_clear()
+    assert changed() == {"attention_patterns", "report"}
+    with open(copy / "data_files" / "paper_numbers.csv", "a") as data:
+        data.write("\n")
+    pipeline._library_hash.cache_clear()
+    readers = {s for s, stage in pipeline.STAGES.items()
+               if copy / "data_files" / "paper_numbers.csv" in pipeline.library_files(stage.notebook, copy)}
+    assert "finetune" in readers and changed() == readers | {"attention_patterns", "report"}
+    pipeline._library_hash.cache_clear()

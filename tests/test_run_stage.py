@@ -40,10 +40,20 @@ def test_a_finished_job_records_its_signature(tmp_path):
     notebook = tiny_notebook(tmp_path / "ok.ipynb", "from pathlib import Path\nPath(metrics).write_text('{}')")
     metrics, log = tmp_path / "run" / "metrics.json", tmp_path / "job.log"
     pipeline.run_stage(notebook, str(metrics), str(log), {"metrics": str(metrics)}, "abc")
-    assert (tmp_path / "run" / pipeline.SIGNATURE_FILE).read_text() == "abc\n"
+    assert (tmp_path / "run" / pipeline.SIGNATURE_FILE).read_text() == f"abc\ncommit {pipeline.git_commit()}\n"
+    assert pipeline.recorded_signature(tmp_path / "run") == ("abc", pipeline.git_commit())
     start, end = log.read_text().splitlines()[0], log.read_text().splitlines()[-1]
     assert re.fullmatch(r"\[start \d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} UTC CUDA_VISIBLE_DEVICES=\] .*ok\.ipynb", start)
     assert re.fullmatch(r"\[end [-\d]+ [:\d.]+ UTC CUDA_VISIBLE_DEVICES=\] .*ok\.ipynb \((?:[\d.]+ s|\d+ min \d+ s)\)", end)
+
+
+def test_the_commit_a_job_ran_at_is_the_checkout_s_head_or_unknown(tmp_path):
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=runs.PROJECT_ROOT, capture_output=True, text=True)
+    assert pipeline.git_commit() == head.stdout.strip() and re.fullmatch(r"[0-9a-f]{40}", pipeline.git_commit())
+    assert pipeline.git_commit(tmp_path) == "unknown"                   # not a git checkout
+    (tmp_path / pipeline.SIGNATURE_FILE).write_text("abc\n")           # recorded before commits were
+    assert pipeline.recorded_signature(tmp_path) == ("abc", None)
+    assert pipeline.recorded_signature(tmp_path / "none") == (None, None)
 
 
 def test_the_kernel_talks_over_its_own_unix_sockets(tmp_path):

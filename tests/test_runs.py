@@ -23,15 +23,13 @@ def test_stage_dir_layout(tmp_path):
     assert runs.stage_dir("outputs/x", "f", "RTE", 1) == runs.PROJECT_ROOT / "outputs/x/RTE/seed_1/f"
 
 
-def test_run_is_done_only_after_finish_with_the_same_params(tmp_path):
+def test_run_is_done_only_after_finish(tmp_path):
     run = runs.Run(tmp_path / "r", {"a": 1})
-    assert not run.is_done()
+    assert not runs.is_done(run.dir)
     assert json.loads(run.path("params.json").read_text()) == {"hash": run.hash, "params": {"a": 1},
                                                                "threads": torch.get_num_threads()}
     run.finish({"score": 0.5})
-    assert run.is_done() and runs.is_done(tmp_path / "r", run.hash)
-    assert runs.load_metrics(tmp_path / "r")["score"] == 0.5
-    assert not runs.is_done(tmp_path / "r", runs.params_hash({"a": 2}))  # other parameters: not this run
+    assert runs.is_done(tmp_path / "r") and runs.load_metrics(tmp_path / "r") == {"score": 0.5}
 
 
 def test_a_rerun_removes_the_done_marker_and_partial_files_first(tmp_path):
@@ -40,7 +38,7 @@ def test_a_rerun_removes_the_done_marker_and_partial_files_first(tmp_path):
     (run.dir / ".checkpoint.1234abcd.tmp").mkdir()          # what a killed save leaves
     (run.dir / ".metrics.json.1234abcd.tmp").write_text("{")
     rerun = runs.Run(tmp_path / "r", {"a": 1})              # the same parameters: still redone from scratch
-    assert sorted(p.name for p in rerun.dir.iterdir()) == [".lock", "params.json"] and not rerun.is_done()
+    assert sorted(p.name for p in rerun.dir.iterdir()) == [".lock", "params.json"] and not runs.is_done(rerun.dir)
 
 
 def test_the_hash_is_of_typed_normalised_values():

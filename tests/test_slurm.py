@@ -55,7 +55,7 @@ def test_smoke_grid_runs_on_slurm_with_the_projects_profile(cluster, tmp_path, g
                                             "tasks": ["SST-2"], "seeds": [1]})
     for job in pipeline.grid_jobs(preset):
         assert pipeline.is_current(preset, *job), job
-        assert runs.read_json(pipeline.metrics_path(preset, *job))["params_hash"]
+        assert pipeline.recorded_signature(Path(pipeline.metrics_path(preset, *job)).parent)[1] == pipeline.git_commit()
         assert "[end " in Path(pipeline.job_file(preset, "logs", job[0], ".log", *job[1:])).read_text()
         assert Path(pipeline.job_file(preset, "benchmarks", job[0], ".tsv", *job[1:])).read_text().startswith("s\t")
     # both jobs went through SLURM: its queue (MinJobAge keeps them listed) and the executor's job logs

@@ -57,11 +57,11 @@ def test_smoke_grid_survives_a_kill_and_resumes_without_redoing_work(tmp_path, g
     steps = len(targets) - len(finished) + 2  # the unfinished jobs, then results.csv and the `all` rule
     assert f"{steps} of {steps} steps" in out.stderr
 
-    # 3. the produced files: executed notebook, params with hash, metrics with the same hash
-    for t in targets:
+    # 3. the produced files: executed notebook, current signature with the commit the job ran at
+    for job, t in zip(pipeline.grid_jobs(preset), targets):
         folder = t.parent
-        params = runs.read_json(folder / "params.json")
-        assert runs.read_json(t)["params_hash"] == params["hash"]
+        assert pipeline.is_current(preset, *job)
+        assert pipeline.recorded_signature(folder)[1] == pipeline.git_commit()
         assert (folder / f"{Path(pipeline.STAGES[folder.name].notebook).name}").is_file()
         if folder.name == "finetune":
             assert (folder / "checkpoint" / "model.safetensors").is_file() and (folder / "loss.png").is_file()

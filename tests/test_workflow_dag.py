@@ -1,8 +1,10 @@
 """The Snakefile's rerun rules and dependencies, by dry-runs on a copy of the project with faked results.
 
-Reruns follow code and parameters, not file times; a fresh clone takes committed results as done; a lottery
+Reruns follow code and parameters, not file times or Snakemake's records; a fresh clone takes committed
+results as done; a changed parameter or a stale run folder reruns exactly what it changes; a lottery
 job without extras waits only for its own seed's s-pruning; every job has a log and a benchmark file."""
 import os
+import random
 import re
 import shutil
 import subprocess
@@ -52,7 +54,42 @@ def jobs_to_run(output: str) -> dict[str, int]:
     if "Nothing to be done" in output:
         return {}
     table = output.split("Job stats:")[1].split("total")[0]
-    return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M) if m[1] != "all"}
+    return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M) if m[1] not in ("all", "stale")}
+
+
+def shuffle_times(project: Path, seed: int) -> None:
+    """Give every file of the project a random time within the last hour, as a checkout in any order might."""
+    rng, now = random.Random(seed), time.time()
+    for path in project.rglob("*"):
+        if path.is_file():
+            stamp = now - rng.uniform(0, 3600)
+            os.utime(path, (stamp, stamp))
+
+
+PER_PRESET = {"bad_subnetworks": 1, "stability": 1, "attention_patterns": 1, "results": 1, "report": 1}
+
+
+@pytest.mark.parametrize("history", [False, pytest.param(True, marks=pytest.mark.slow)], ids=["fresh", "history"])
+def test_a_change_reruns_exactly_the_jobs_it_changes_whatever_the_times_and_records(project, history):
+    if history:
+        snakemake(project, "--touch", "--forceall")  # Snakemake's records of a previous run
+    shuffle_times(project, seed=int(history))
+    assert jobs_to_run(snakemake(project, "--dry-run")) == {}
+
+    # a fine-tuning parameter: every per-seed stage and everything over them
+    fine_tuning = snakemake(project, "--dry-run", "--config", "preset=smoke", "learning_rate=2e-5")
+    assert jobs_to_run(fine_tuning) == {"finetune": 4, "s_pruning": 4, "m_pruning": 4, "lottery": 4, **PER_PRESET}
+    # a lottery-only parameter: the lottery and what reads it
+    lottery_only = snakemake(project, "--dry-run", "--config", "preset=smoke", "both_rules=False")
+    assert jobs_to_run(lottery_only) == {"lottery": 4, "bad_subnetworks": 1, "results": 1, "report": 1}
+
+    # one seed's fine-tuning recorded under other code: that seed, and the lottery of both seeds (extras)
+    (project / "outputs/smoke/SST-2/seed_1/finetune" / pipeline.SIGNATURE_FILE).write_text("0123456789abcdef\n")
+    shuffle_times(project, seed=2)
+    stale = snakemake(project, "--dry-run")
+    assert jobs_to_run(stale) == {"finetune": 1, "s_pruning": 1, "m_pruning": 1, "lottery": 2, **PER_PRESET}
+    assert set(re.findall(r"output: outputs/smoke/(\S+)/lottery/metrics.json", stale)) == {"SST-2/seed_1",
+                                                                                            "SST-2/seed_2"}
 
 
 def edit_notebook(path: Path, edit) -> None:
