@@ -12,7 +12,7 @@ export LOTTERY_GLUE_DIR ?= $(GLUE_LOCAL)
 export HF_HUB_OFFLINE ?= 1
 endif
 
-.PHONY: setup lock test test-fast test-slurm golden demo grid report readme-results
+.PHONY: setup lock test test-fast test-slurm golden demo grid report readme-results resign
 
 # The environment CI tested, from requirements.lock (every package, transitive ones too, pinned: `make lock`),
 # then the project itself without dependencies. Which torch build pip picks is pip's configuration: on Linux
@@ -59,6 +59,13 @@ test-fast:
 demo:
 	$(MAKE) grid PRESET=demo OUT=outputs/local/demo
 	$(BIN)/lottery compare outputs/demo outputs/local/demo
+
+# After a behaviour-neutral commit: prove it neutral on the smoke grid (at the commit the committed runs were
+# signed at and now, bit for bit), then re-stamp their signatures instead of rerunning them (lotterylib/resign.py).
+# BASE=COMMIT for runs signed before signature.txt recorded its commit.
+RESIGN ?= demo demo-split demo_more
+resign:
+	$(BIN)/lottery resign $(RESIGN) --cores $(CORES) $(if $(BASE),--base $(BASE))
 
 # OUT: the output folder (default outputs/<preset>, the committed run's).
 grid:

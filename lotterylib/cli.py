@@ -131,10 +131,11 @@ def install_kernel(args: argparse.Namespace) -> int:
 
 
 DELEGATED = {"summary": ("summary", []), "jobs": ("timing", ["jobs"]), "readme": ("report", []),
-             "compare": ("compare", [])}
+             "compare": ("compare", []), "resign": ("resign", [])}
 _DELEGATED_HELP = {"summary": "the finished stages of an output root", "jobs": "measured job times of an output root",
                    "readme": "regenerate the README's results section",
-                   "compare": "every number of a rerun against the committed run's"}
+                   "compare": "every number of a rerun against the committed run's",
+                   "resign": "prove a change neutral on the smoke grid, then re-stamp committed runs' signatures"}
 
 
 def _delegate(module: str, argv: list[str]) -> int:

@@ -92,18 +92,18 @@ def stale_note(committed_root: str | Path) -> str | None:
     naming the stages of its `stale_jobs`; None when every job is current, or when the folder is not a
     preset's."""
     root = runs.resolve(committed_root)
-    if not (pipeline.PROJECT_ROOT / "params" / f"{root.name}.yaml").is_file():
+    overrides = pipeline.folder_overrides(root)
+    if overrides is None:
         return None
-    preset = pipeline.load_preset(root.name)
-    if runs.resolve(preset["outputs_root"]) != root:
-        return None
+    preset = pipeline.load_preset(overrides=overrides)
     stale = stale_jobs(preset)
     if not stale:
         return None
     stages = ", ".join(dict.fromkeys(stage for stage, _, _ in stale))
     return (f"The committed run predates the current code or parameters: {len(stale)} of its "
             f"{len(pipeline.grid_jobs(preset))} jobs recorded another signature ({stages}). Differences are "
-            f"expected until it is rerun (`make grid PRESET={root.name}`).")
+            f"expected until it is rerun (`make grid PRESET={overrides['preset']}`), or re-stamped after a change "
+            "proven neutral (`make resign`).")
 
 
 def summary(table: pd.DataFrame) -> str:

@@ -122,6 +122,17 @@ def grid_preset(config: dict[str, Any]) -> dict[str, Any]:
     return preset
 
 
+def folder_overrides(folder: str | Path) -> dict[str, Any] | None:
+    """The `--config` values whose grid writes into `folder` by default (`outputs/demo`: preset demo;
+    `outputs/demo-split`: demo with selection split); None for a folder that is no preset's own."""
+    root = resolve(folder)
+    for name, extra in ((root.name, {}), (root.name.removesuffix("-split"), {"selection": "split"})):
+        if (PROJECT_ROOT / "params" / f"{name}.yaml").is_file():
+            overrides = {"preset": name, **extra}
+            return overrides if resolve(load_preset(overrides=overrides)["outputs_root"]) == root else None
+    return None
+
+
 def tracked(path: str | Path) -> bool:
     """Whether git tracks files under `path` (a committed run folder); False outside a git checkout."""
     out = subprocess.run(["git", "ls-files", "--", str(resolve(path))], cwd=PROJECT_ROOT, capture_output=True,

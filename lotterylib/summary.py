@@ -1,6 +1,8 @@
 """`python -m lotterylib.summary outputs/<preset>`: what the grid produced, where, with headline numbers.
 
-Each notebook puts its headline numbers under the `summary` key of its metrics.json. `--table results`
+Each notebook puts its headline numbers under the `summary` key of its metrics.json. In a preset's own folder
+(`outputs/demo`) the `current` column says whether each run is current (`pipeline.is_current`: made by the
+code and parameters its job has now). `--table results`
 gives instead every number of the preset as one tidy table (`lotterylib.results`), the content of
 `outputs/<preset>/results.csv`.
 """
@@ -12,12 +14,24 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import results
+from . import pipeline, results
 from .runs import ALL_SEEDS, ALL_TASKS, display_path, read_json, resolve
 
 
+def current_runs(outputs_root: str | Path) -> dict[Path, bool]:
+    """{run folder: is_current} of a preset's own folder's grid; empty for any other folder."""
+    overrides = pipeline.folder_overrides(outputs_root)
+    if overrides is None:
+        return {}
+    preset = pipeline.load_preset(overrides=overrides)
+    return {pipeline.stage_dir(preset["outputs_root"], *job): pipeline.is_current(preset, *job)
+            for job in pipeline.grid_jobs(preset)}
+
+
 def collect(outputs_root: str | Path) -> pd.DataFrame:
-    """One row per finished stage: task, seed, stage, its headline numbers and its folder."""
+    """One row per finished stage: task, seed, stage, its headline numbers, whether it is current ("yes",
+    "no"; "" outside a preset's own folder) and its folder."""
+    current = current_runs(outputs_root)
     rows = []
     for path in sorted(resolve(outputs_root).glob("**/metrics.json")):
         stage_dir = path.parent
@@ -30,8 +44,9 @@ def collect(outputs_root: str | Path) -> pd.DataFrame:
         rows.append({"task": task, "seed": seed, "stage": stage_dir.name,
                      "result": ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}"
                                          for k, v in headline.items()),
+                     "current": {True: "yes", False: "no"}.get(current.get(stage_dir), ""),
                      "folder": display_path(stage_dir)})
-    return pd.DataFrame(rows, columns=["task", "seed", "stage", "result", "folder"])
+    return pd.DataFrame(rows, columns=["task", "seed", "stage", "result", "current", "folder"])
 
 
 def render(table: pd.DataFrame, fmt: str) -> str:

@@ -8,7 +8,7 @@ import pytest
 
 from lotterylib import cli, runs
 
-COMMANDS = ("run", "estimate", "summary", "jobs", "report", "readme", "notebook", "kernel")
+COMMANDS = ("run", "estimate", "summary", "jobs", "report", "readme", "notebook", "kernel", "resign")
 
 
 def test_python_m_lotterylib_lists_every_command():

@@ -3,7 +3,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lotterylib import results, runs, summary
+from lotterylib import pipeline, results, runs, summary
 from lotterylib.lottery import SCORE_COLUMNS
 
 
@@ -127,8 +127,23 @@ def test_summary_cli(tmp_path, capsys):
     pd.testing.assert_frame_equal(results.read(out), results.collect(tmp_path))
     assert summary.main([str(tmp_path), "--format", "md"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split() == ["|", "task", "|", "seed", "|", "stage", "|", "result", "|", "folder", "|"]
+    assert lines[0].split() == ["|", "task", "|", "seed", "|", "stage", "|", "result", "|", "current", "|",
+                                "folder", "|"]
     assert len(lines) == 2 + 2 * 3 + 2
+
+
+def test_the_summary_of_a_preset_s_folder_says_which_runs_are_current(tmp_path, monkeypatch):
+    overrides = {"preset": "smoke", "outputs_root": str(tmp_path), "tasks": "[SST-2]", "stages": "[finetune]"}
+    preset = pipeline.load_preset(overrides=overrides)
+    for job in pipeline.grid_jobs(preset):
+        folder = runs.stage_dir(tmp_path, *job)
+        folder.mkdir(parents=True)
+        (folder / "metrics.json").write_text("{}")
+        pipeline.record_signature(folder, pipeline.job_signature(preset, *job))
+    pipeline.record_signature(runs.stage_dir(tmp_path, "finetune", "SST-2", 2), "older code")
+    assert summary.collect(tmp_path)["current"].tolist() == ["", ""]       # not a preset's own folder
+    monkeypatch.setattr(pipeline, "folder_overrides", lambda root: overrides)
+    assert summary.collect(tmp_path)["current"].tolist() == ["yes", "no"]  # seeds 1 and 2
 
 
 def test_table2_adds_no_rows_the_literature_baselines_are_shipped_data(tmp_path):
