@@ -271,7 +271,18 @@ def library_hash(notebook: str) -> str:
 @cache
 def _library_hash(notebook: str, package: Path) -> str:
     files = sorted(library_files(notebook, package))
-    return _sha("\n".join(f"{f.relative_to(package)} {hashlib.sha256(f.read_bytes()).hexdigest()}" for f in files))
+    return _sha("\n".join(f"{f.relative_to(package)} {_file_hash(f, *_stamp(f))}" for f in files))
+
+
+def _stamp(path: Path) -> tuple[int, int]:
+    """A file's modification time and size: the key under which what was read of it stays valid."""
+    info = path.stat()
+    return info.st_mtime_ns, info.st_size
+
+
+@cache
+def _file_hash(path: Path, mtime_ns: int, size: int) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def library_files(notebook: str, package: Path = LIBRARY) -> set[Path]:
@@ -285,16 +296,22 @@ def library_files(notebook: str, package: Path = LIBRARY) -> set[Path]:
         path = _module_file(name, package)
         if path is None or path in files:
             continue
-        files.add(path)
-        tree = ast.parse(path.read_text())
-        todo += _imports(tree, package.name, name if path.name == "__init__.py" else name.rpartition(".")[0])
-        todo.append(name.rpartition(".")[0] or name)  # the enclosing package's __init__
-        for node in ast.walk(tree):
-            folder = path.parent / node.value if isinstance(node, ast.Constant) and isinstance(node.value, str) \
-                and node.value.isidentifier() else None
-            if folder is not None and folder.is_dir() and not (folder / "__init__.py").exists():
-                files.update(f for f in folder.rglob("*") if f.is_file() and "__pycache__" not in f.parts)
+        imports, data = _module_facts(path, name, *_stamp(path))
+        files.update((path, *data))
+        todo += [*imports, name.rpartition(".")[0] or name]  # and the enclosing package's __init__
     return files
+
+
+@cache
+def _module_facts(path: Path, name: str, mtime_ns: int, size: int) -> tuple[tuple[str, ...], tuple[Path, ...]]:
+    """What the module `name` (file `path`) imports of its package, and the data files it may read."""
+    tree = ast.parse(path.read_text())
+    imports = _imports(tree, name.split(".")[0], name if path.name == "__init__.py" else name.rpartition(".")[0])
+    folders = {path.parent / node.value for node in ast.walk(tree)
+               if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.isidentifier()}
+    data = [f for folder in folders if folder.is_dir() and not (folder / "__init__.py").exists()
+            for f in folder.rglob("*") if f.is_file() and "__pycache__" not in f.parts]
+    return tuple(imports), tuple(data)
 
 
 def _python(cell: str) -> ast.Module:
