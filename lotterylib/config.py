@@ -1,7 +1,7 @@
 """Parameter validation, shared by the notebooks and the presets: one schema, one error type.
 
-`lotterylib/schema/config.schema.yaml` (package data: it ships in the wheel) declares every parameter (type, range, allowed values, a one-line
-description); Snakemake validates presets against it too. `validate_params` checks values against it
+The schema is generated from the stage registry (`stages.PARAMS`: every parameter's type, range, allowed
+values and one-line description, declared once). `validate_params` checks values against it
 before anything is written and returns them normalised, so that equal settings are equal values (and give
 the same run hash): task names become canonical (`sst-2` -> `SST-2`), numbers take their declared type
 (epochs `1` -> `1.0`), and the strings a command line passes for booleans and lists (`"false"`, `"[1, 2]"`)
@@ -9,19 +9,17 @@ are parsed. A bad value raises one `ParameterError` naming the parameter, the va
 """
 from __future__ import annotations
 
-import difflib
 import math
 import numbers
 from collections.abc import Mapping, MutableMapping
 from enum import StrEnum
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import yaml
 
-SCHEMA_PATH = Path(__file__).resolve().parent / "schema" / "config.schema.yaml"
-GRID_KEYS = ("tasks", "seeds", "stages")
+from .stages import GRID_KEYS, json_schema, nearest_parameter
+
 _TRUE, _FALSE = ("true", "yes", "on"), ("false", "no", "off")
 
 
@@ -48,8 +46,8 @@ def check_compat(compat: str) -> Compat:
 
 @cache
 def schema() -> dict[str, Any]:
-    """The parameter schema (a JSON schema, draft 2020-12)."""
-    return yaml.safe_load(SCHEMA_PATH.read_text())
+    """The parameter schema (a JSON schema, draft 2020-12), generated from `stages.PARAMS`."""
+    return json_schema()
 
 
 def parameter_names() -> tuple[str, ...]:
@@ -104,10 +102,8 @@ def _error(key: str, value: Any, reason: str = "") -> ParameterError:
 
 
 def _unknown(key: str) -> ParameterError:
-    names = parameter_names()
-    close = difflib.get_close_matches(key, names, n=1)
-    hint = f" (did you mean `{close[0]}`?)" if close else ""
-    return ParameterError(f"Unknown parameter `{key}`{hint}. Allowed parameters: {', '.join(sorted(names))}. "
+    return ParameterError(f"Unknown parameter `{key}`{nearest_parameter(key)}. Allowed parameters: "
+                          f"{', '.join(sorted(parameter_names()))}. "
                           "Fix: correct its name or remove it.")
 
 

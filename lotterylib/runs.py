@@ -66,7 +66,7 @@ def stage_dir(outputs_root: str | Path, stage: str, task: str | None = None, see
 def missing_stage_error(path: str | Path, stage: str, hint: str = "") -> FileNotFoundError:
     """The one "run stage X first" error: what is missing, and which stage (notebook) makes it, for which
     task and seed (read from the run folder layout of `path`, where it has one)."""
-    from .pipeline import STAGES
+    from .stages import STAGES
 
     path = Path(path)
     where = ""
