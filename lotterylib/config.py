@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Mapping, MutableMapping, Sequence
 from enum import StrEnum
 from functools import cache
 from typing import Any
@@ -189,18 +189,24 @@ _PLAIN = (str, int, float, bool, list, dict, type(None))  # what papermill injec
 _KERNEL_NAMES = {"In", "Out"}  # IPython's own plain globals
 
 
-def validate_globals(namespace: MutableMapping[str, Any]) -> dict[str, Any]:
-    """A notebook's parameters (the names of `namespace`, its `globals()`, that the schema declares),
-    validated and normalised in place. Call it first thing, after the imports and before anything is
-    written. A `model` must be of a supported encoder family (`lotterylib.families`): its config is read to
-    check that. A plain value the schema does not know (papermill injects `-p learning_rat 5e-5` as the global
-    `learning_rat`, and only warns) is an unknown parameter: an error with the nearest known name."""
+def validate_globals(namespace: MutableMapping[str, Any], names: Sequence[str], stage: str) -> dict[str, Any]:
+    """A notebook's parameters `names` (of `namespace`, its `globals()`), validated and normalised in place
+    (`stages.open` calls it, after the imports and before anything is written). A `model` must be of a
+    supported encoder family (`lotterylib.families`): its config is read to check that. Any other plain value
+    (papermill injects `-p learning_rat 5e-5` as the global `learning_rat`, and only warns) is an error: an
+    unknown parameter names the nearest known one, a known one that `stage` does not take says so."""
     stray = [k for k, v in namespace.items()
-             if not k.startswith("_") and k not in _KERNEL_NAMES and k not in schema()["properties"]
-             and isinstance(v, _PLAIN)]
+             if not k.startswith("_") and k not in _KERNEL_NAMES and k not in names and isinstance(v, _PLAIN)]
+    if stray and stray[0] in schema()["properties"]:
+        raise ParameterError(f"The {stage} stage takes no parameter `{stray[0]}`: it takes {', '.join(names)}. "
+                             "Fix: remove it.")
     if stray:
         raise _unknown(stray[0])
-    values = validate_params({k: namespace[k] for k in parameter_names() if k in namespace})
+    missing = [k for k in names if k not in namespace]
+    if missing:
+        raise ParameterError(f"The {stage} notebook does not define {', '.join(missing)}. Fix: restore its "
+                             "parameters cell (`lottery notebook-params`).")
+    values = validate_params({k: namespace[k] for k in names})
     if "model" in values:
         from .models import check_model   # transformers is imported only where a notebook runs
 

@@ -319,7 +319,7 @@ def open(stage: str, namespace: MutableMapping[str, Any]) -> Job:  # noqa: A001 
     """Open a stage notebook's job: the one check of its values, at the edge, before anything is written.
 
     Validates and normalises the notebook's parameters (`config.validate_globals`: unknown names, types,
-    ranges, the model's family), decides bf16 on this machine (`hardware.decide_bf16`), checks that the
+    ranges, the model's family, a value the stage does not take), decides bf16 on this machine (`hardware.decide_bf16`), checks that the
     stages it reads for its own task and seed are done, and returns the `Job` with the values its run
     folder records (every parameter but `outputs_root` and display-only ones, bf16 as decided, the
     decision's reason) and its run folder (made at first use). The notebook's globals are normalised in
@@ -330,12 +330,7 @@ def open(stage: str, namespace: MutableMapping[str, Any]) -> Job:  # noqa: A001 
     from .runs import Run, stage_dir
 
     spec = STAGES[stage]
-    values = validate_globals(namespace)
-    missing = [n for n in spec.params if n not in values]
-    if missing:
-        raise NameError(f"{stage}: the notebook does not define {', '.join(missing)}; its parameters cell "
-                        "must be `lottery notebook-params`'s")
-    values = {n: values[n] for n in spec.params}
+    values = validate_globals(namespace, spec.params, stage)
     precision = None
     recorded = {k: v for k, v in values.items() if k not in DISPLAY_ONLY + WHERE}
     if "bf16" in values:
@@ -352,14 +347,14 @@ def open(stage: str, namespace: MutableMapping[str, Any]) -> Job:  # noqa: A001 
 def _check_upstream(spec: Stage, values: dict[str, Any]) -> None:
     """A per-seed stage's needs, for its task and seed, are done (per-preset stages check their inputs as
     they read them: some take other folders, or allow missing seeds)."""
-    from .runs import display_path, is_done, missing_stage_error, stage_dir
+    from .runs import is_done, missing_stage_error, stage_dir
 
     if spec.level != "seed":
         return
     for need in spec.needs:
         folder = stage_dir(values["outputs_root"], need, values["task"], values["seed"])
         if not is_done(folder):
-            raise missing_stage_error(folder, need, f"({display_path(folder)} has no finished run.)")
+            raise missing_stage_error(folder / "metrics.json", need)
 
 
 # --- the notebooks' parameters cells, kept generated --------------------------------------------------------

@@ -109,7 +109,8 @@ def test_open_validates_once_decides_precision_and_records_the_stage_values(tmp_
 def test_open_checks_the_stages_a_per_seed_stage_reads(tmp_path):
     namespace = {**{p: stages.PARAMS[p].default for p in stages.STAGES["s_pruning"].params},
                  "outputs_root": str(tmp_path), "seed": 3}
-    with pytest.raises(FileNotFoundError, match="run the finetune stage .*for SST-2, seed 3 first"):
+    with pytest.raises(FileNotFoundError, match="finetune/metrics.json does not exist: run the finetune stage "
+                                                ".*for SST-2, seed 3 first"):
         stages.open("s_pruning", namespace)
     assert not (tmp_path / "SST-2" / "seed_3" / "s_pruning").exists()
 
