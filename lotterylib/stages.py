@@ -18,9 +18,13 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass, field, fields
-from typing import Any, MutableMapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, MutableMapping
 
 from .tasks import TASKS
+
+if TYPE_CHECKING:
+    from .training import TrainConfig
 
 SEED_MAX = 4294967295
 
@@ -307,7 +311,7 @@ class Job:
     precision: Any
     run: Any  # runs.Run
 
-    def train_config(self):
+    def train_config(self) -> TrainConfig:
         """The `TrainConfig` of the stage's training parameters (bf16 as decided on this machine)."""
         from .training import TrainConfig
 
@@ -319,8 +323,8 @@ def open(stage: str, namespace: MutableMapping[str, Any]) -> Job:  # noqa: A001 
     """Open a stage notebook's job: the one check of its values, at the edge, before anything is written.
 
     Validates and normalises the notebook's parameters (`config.validate_globals`: unknown names, types,
-    ranges, the model's family, a value the stage does not take), decides bf16 on this machine (`hardware.decide_bf16`), checks that the
-    stages it reads for its own task and seed are done, and returns the `Job` with the values its run
+    ranges, the model's family, a value the stage does not take), decides bf16 on this machine
+    (`hardware.decide_bf16`), checks that the stages it reads for its own task and seed are done, and returns the `Job` with the values its run
     folder records (every parameter but `outputs_root` and display-only ones, bf16 as decided, the
     decision's reason) and its run folder (made at first use). The notebook's globals are normalised in
     place and keep their names (`bf16` becomes the decision): the notebooks tell their story with the
@@ -359,7 +363,7 @@ def _check_upstream(spec: Stage, values: dict[str, Any]) -> None:
 
 # --- the notebooks' parameters cells, kept generated --------------------------------------------------------
 
-def stale_parameters_cells(root: Any = None, write: bool = False) -> list[str]:
+def stale_parameters_cells(root: Path | None = None, write: bool = False) -> list[str]:
     """The stage notebooks whose `parameters` cell is not `parameters_cell`'s (with `write`, rewritten, their
     other cells and outputs kept); `root`: the project checkout (default: this one)."""
     import nbformat
