@@ -8,6 +8,7 @@
     lottery readme                       regenerate the README's results section
     lottery notebook finetune --preset smoke --task SST-2 --seed 1 -p epochs 2
     lottery kernel --user                register this environment's Jupyter kernel (bert-lottery)
+    lottery notebook-params [--check]    write the notebooks' parameters cells from lotterylib.stages
 
 `run`, `report` and `notebook` need the workflow extra (`pip install 'lotterylib[workflow]'`); `run`, `report`
 and `notebook STAGE` also the project's checkout (workflow/, notebooks/, params/). The others need the library.
@@ -182,11 +183,25 @@ def parser() -> argparse.ArgumentParser:
     n.add_argument("-o", "--output", help="the executed notebook (default: a new temporary folder)")
     n.set_defaults(func=notebook)
 
+    c = sub.add_parser("notebook-params", help="write each stage notebook's parameters cell from the registry")
+    c.add_argument("--check", action="store_true", help="only list the stale ones (exit 1 if any)")
+    c.set_defaults(func=notebook_params)
+
     k = sub.add_parser("kernel", help=f"register this environment's Jupyter kernel as {KERNEL}")
     k.add_argument("--user", action="store_true", help="in your user's Jupyter folder (any JupyterLab sees it); "
                    "default: in this environment")
     k.set_defaults(func=install_kernel)
     return p
+
+
+def notebook_params(args: argparse.Namespace) -> int:
+    """`lottery notebook-params`: the stage notebooks' parameters cells as `stages.parameters_cell` makes them."""
+    from .stages import stale_parameters_cells
+
+    stale = stale_parameters_cells(write=not args.check)
+    for path in stale:
+        print(f"{'stale' if args.check else 'rewrote'}: {path}")
+    return 1 if stale and args.check else 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,7 +1,7 @@
 """Parameter validation, shared by the notebooks and the presets: one schema, one error type.
 
-`lotterylib/schema/config.schema.yaml` (package data: it ships in the wheel) declares every parameter (type, range, allowed values, a one-line
-description); Snakemake validates presets against it too. `validate_params` checks values against it
+The schema is generated from the stage registry (`stages.PARAMS`: every parameter's type, range, allowed
+values and one-line description, declared once). `validate_params` checks values against it
 before anything is written and returns them normalised, so that equal settings are equal values (and give
 the same run hash): task names become canonical (`sst-2` -> `SST-2`), numbers take their declared type
 (epochs `1` -> `1.0`), and the strings a command line passes for booleans and lists (`"false"`, `"[1, 2]"`)
@@ -9,19 +9,17 @@ are parsed. A bad value raises one `ParameterError` naming the parameter, the va
 """
 from __future__ import annotations
 
-import difflib
 import math
 import numbers
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Mapping, MutableMapping, Sequence
 from enum import StrEnum
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import yaml
 
-SCHEMA_PATH = Path(__file__).resolve().parent / "schema" / "config.schema.yaml"
-GRID_KEYS = ("tasks", "seeds", "stages")
+from .stages import GRID_KEYS, json_schema, nearest_parameter
+
 _TRUE, _FALSE = ("true", "yes", "on"), ("false", "no", "off")
 
 
@@ -48,8 +46,8 @@ def check_compat(compat: str) -> Compat:
 
 @cache
 def schema() -> dict[str, Any]:
-    """The parameter schema (a JSON schema, draft 2020-12)."""
-    return yaml.safe_load(SCHEMA_PATH.read_text())
+    """The parameter schema (a JSON schema, draft 2020-12), generated from `stages.PARAMS`."""
+    return json_schema()
 
 
 def parameter_names() -> tuple[str, ...]:
@@ -104,10 +102,8 @@ def _error(key: str, value: Any, reason: str = "") -> ParameterError:
 
 
 def _unknown(key: str) -> ParameterError:
-    names = parameter_names()
-    close = difflib.get_close_matches(key, names, n=1)
-    hint = f" (did you mean `{close[0]}`?)" if close else ""
-    return ParameterError(f"Unknown parameter `{key}`{hint}. Allowed parameters: {', '.join(sorted(names))}. "
+    return ParameterError(f"Unknown parameter `{key}`{nearest_parameter(key)}. Allowed parameters: "
+                          f"{', '.join(sorted(parameter_names()))}. "
                           "Fix: correct its name or remove it.")
 
 
@@ -193,18 +189,24 @@ _PLAIN = (str, int, float, bool, list, dict, type(None))  # what papermill injec
 _KERNEL_NAMES = {"In", "Out"}  # IPython's own plain globals
 
 
-def validate_globals(namespace: MutableMapping[str, Any]) -> dict[str, Any]:
-    """A notebook's parameters (the names of `namespace`, its `globals()`, that the schema declares),
-    validated and normalised in place. Call it first thing, after the imports and before anything is
-    written. A `model` must be of a supported encoder family (`lotterylib.families`): its config is read to
-    check that. A plain value the schema does not know (papermill injects `-p learning_rat 5e-5` as the global
-    `learning_rat`, and only warns) is an unknown parameter: an error with the nearest known name."""
+def validate_globals(namespace: MutableMapping[str, Any], names: Sequence[str], stage: str) -> dict[str, Any]:
+    """A notebook's parameters `names` (of `namespace`, its `globals()`), validated and normalised in place
+    (`stages.open` calls it, after the imports and before anything is written). A `model` must be of a
+    supported encoder family (`lotterylib.families`): its config is read to check that. Any other plain value
+    (papermill injects `-p learning_rat 5e-5` as the global `learning_rat`, and only warns) is an error: an
+    unknown parameter names the nearest known one, a known one that `stage` does not take says so."""
     stray = [k for k, v in namespace.items()
-             if not k.startswith("_") and k not in _KERNEL_NAMES and k not in schema()["properties"]
-             and isinstance(v, _PLAIN)]
+             if not k.startswith("_") and k not in _KERNEL_NAMES and k not in names and isinstance(v, _PLAIN)]
+    if stray and stray[0] in schema()["properties"]:
+        raise ParameterError(f"The {stage} stage takes no parameter `{stray[0]}`: it takes {', '.join(names)}. "
+                             "Fix: remove it.")
     if stray:
         raise _unknown(stray[0])
-    values = validate_params({k: namespace[k] for k in parameter_names() if k in namespace})
+    missing = [k for k in names if k not in namespace]
+    if missing:
+        raise ParameterError(f"The {stage} notebook does not define {', '.join(missing)}. Fix: restore its "
+                             "parameters cell (`lottery notebook-params`).")
+    values = validate_params({k: namespace[k] for k in names})
     if "model" in values:
         from .models import check_model   # transformers is imported only where a notebook runs
 

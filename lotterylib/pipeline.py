@@ -18,59 +18,23 @@ import sys
 import threading
 import time
 import warnings
-from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any, Iterator
 
 import yaml
 
-from .config import GRID_KEYS, ParameterError, validate_preset
+from .config import ParameterError, validate_preset
 from .progress import clock, duration
 from .runs import ALL_TASKS, PROJECT_ROOT, display_path, edited_params, resolve, stage_dir
+from .stages import DISPLAY_ONLY, GRID_KEYS, PARAMS, STAGES
 
-
-@dataclass(frozen=True)
-class Stage:
-    """A notebook, the level it runs at (per (task, seed), per task across seeds, or per preset) and the
-    stages whose results it reads."""
-
-    notebook: str
-    level: str  # "seed" | "task" | "preset"
-    needs: tuple[str, ...] = ()
-
-
-STAGES: dict[str, Stage] = {
-    "finetune": Stage("notebooks/01_finetune.ipynb", "seed"),
-    "s_pruning": Stage("notebooks/02_structured_pruning.ipynb", "seed", ("finetune",)),
-    "m_pruning": Stage("notebooks/03_magnitude_pruning.ipynb", "seed", ("finetune",)),
-    "lottery": Stage("notebooks/04_lottery_tests.ipynb", "seed", ("m_pruning", "s_pruning")),
-    "bad_subnetworks": Stage("notebooks/05_bad_subnetworks.ipynb", "preset", ("lottery",)),
-    "stability": Stage("notebooks/06_stability.ipynb", "preset", ("s_pruning", "m_pruning")),
-    "attention_patterns": Stage("notebooks/07_attention_patterns.ipynb", "preset", ("s_pruning",)),
-    "report": Stage("notebooks/00_report.ipynb", "preset"),  # last: results.csv and every other stage of the grid
-}
-
-# What Snakemake's HTML report shows of each stage (`lottery report PRESET`): files its notebook always writes
-# into the run folder, captioned by workflow/report/<stage>.rst. Declared outputs of the stage's rule, so a
-# missing one reruns the job.
-REPORT_FILES: dict[str, tuple[str, ...]] = {
-    "finetune": ("loss.png",),
-    "s_pruning": ("trajectory.png", "good_mask.png"),
-    "m_pruning": ("trajectory.png", "survival.png"),
-    "lottery": ("lottery_bars.png",),
-    "bad_subnetworks": ("figure2.png", "table2.csv"),
-    "stability": ("overlap_seeds.png",),
-    "attention_patterns": ("rule_vs_cnn.png",),
-    "report": ("00_report.ipynb", "figure2.png", "claims.csv"),  # the executed report notebook first
-}
 
 DEFAULT_PRESET = "smoke"
 Job = tuple[str, str | None, int | None]  # (stage, task, seed)
 SIGNATURE_FILE = "signature.txt"  # in a run folder: the `job_signature` of its finished job, and its commit
 MARKERS = ".signatures"  # under outputs_root: `<stage>/<job>.<signature>`, the input that forces a stale job
 LIBRARY = Path(__file__).resolve().parent  # the lotterylib package whose code a job's signature covers
-DISPLAY_ONLY = ("progress",)  # parameters that change what a job prints, not what it computes: no rerun
 FOLDER_KEYS = ("preset", "name", "selection")  # overrides that choose a preset's output folder (`grid_preset`)
 LOCAL_OUTPUTS = "outputs/local"  # git-ignored: runs of a committed preset changed by overrides
 GPU_ENV = "LOTTERY_GPUS"  # e.g. "0,1,2,3": each job takes one free GPU of these (CUDA_VISIBLE_DEVICES)
@@ -162,20 +126,12 @@ def _preset_path(name_or_path: str) -> Path:
     return path if path.suffix else PROJECT_ROOT / "params" / f"{name_or_path}.yaml"
 
 
-@cache
-def notebook_parameters(notebook: str) -> tuple[str, ...]:
-    """The names declared in a notebook's `parameters` cell."""
-    import papermill
-
-    return tuple(papermill.inspect_notebook(str(resolve(notebook))))
-
-
 def stage_params(preset: dict[str, Any], stage: str, task: str | None = None, seed: int | None = None) -> dict[str, Any]:
-    """The values one job passes to its notebook: the preset's values for the parameters it declares.
+    """The values one job passes to its notebook: the preset's values for the parameters its stage takes.
 
     A per-task value (a mapping such as `max_train_examples: {SST-2: 2000, MRPC: 0}`) gives a task's job
     that task's value."""
-    declared = notebook_parameters(STAGES[stage].notebook)
+    declared = STAGES[stage].params
     values = {**preset, "task": task, "seed": seed}
     if task is not None:
         values = {k: v[task] if isinstance(v, dict) else v for k, v in values.items()}
@@ -231,22 +187,28 @@ def targets(preset: dict[str, Any]) -> list[str]:
 
 def upstream_jobs(preset: dict[str, Any], stage: str, task: str | None = None, seed: int | None = None) -> list[Job]:
     """The jobs whose results a job reads: its `needs` for the same task and seed, for every seed of the task
-    (a per-task stage), or for every task and seed (a per-preset stage); a per-preset need once. A lottery
-    job with `extras` (super-survivors) reads every seed's s-pruning of its task; without, its own seed's
-    only. The report reads every other stage of the grid."""
-    needs = [s for s in preset["stages"] if s != stage] if stage == "report" else STAGES[stage].needs
+    (a per-task stage), or for every task and seed (a per-preset stage); a per-preset need once. A need in
+    the stage's `every_seed` is read for every seed of the task when its parameter is true (a lottery job
+    with `extras`, the super-survivors, reads every seed's s-pruning of its task). A stage that `needs_all`
+    (the report) reads every other stage of the grid."""
+    spec = STAGES[stage]
+    needs = [s for s in preset["stages"] if s != stage] if spec.needs_all else spec.needs
     jobs: list[Job] = []
     for need in needs:
         if STAGES[need].level == "preset":
             jobs.append((need, None, None))
         elif STAGES[stage].level == "preset":
             jobs += [(need, t, s) for t in preset["tasks"] for s in preset["seeds"]]
-        elif STAGES[stage].level == "task" or (
-                (stage, need) == ("lottery", "s_pruning") and stage_params(preset, stage, task, seed).get("extras", True)):
+        elif spec.level == "task" or (need in spec.every_seed and _flag(preset, stage, task, seed, spec.every_seed[need])):
             jobs += [(need, task, s) for s in preset["seeds"]]
         else:
             jobs.append((need, task, seed))
     return jobs
+
+
+def _flag(preset: dict[str, Any], stage: str, task: str | None, seed: int | None, name: str) -> bool:
+    """A boolean parameter of one job: the preset's value, else its declared default."""
+    return bool(stage_params(preset, stage, task, seed).get(name, PARAMS[name].default))
 
 
 @cache

@@ -68,7 +68,7 @@ def stage_dir(outputs_root: str | Path, stage: str, task: str | None = None, see
 def missing_stage_error(path: str | Path, stage: str, hint: str = "") -> FileNotFoundError:
     """The one "run stage X first" error: what is missing, and which stage (notebook) makes it, for which
     task and seed (read from the run folder layout of `path`, where it has one)."""
-    from .pipeline import STAGES
+    from .stages import STAGES
 
     path = Path(path)
     where = ""
@@ -187,15 +187,14 @@ def unlock_folder(folder: str | Path) -> None:
 
 
 class Run:
-    """A stage's run folder. `Run(dir, params)` validates the parameters and creates nothing; the first use
+    """A stage's run folder. `Run(dir, params)` records the parameters as given (a notebook's, validated and
+    normalised once by `stages.open`, so equal settings give equal hashes) and creates nothing; the first use
     of `dir` or `path()` (when the work starts, after the inputs loaded) locks the folder, removes an old
     done-marker and partial files, and writes params.json (with `params_hash`, to detect a hand edit);
     `finish(metrics)` marks it done and unlocks it."""
 
     def __init__(self, directory: str | Path, params: dict[str, Any]):
-        from .config import validate_params
-
-        self.params = _jsonable(validate_params(params, unknown="ignore"))
+        self.params = _jsonable(dict(params))
         self.hash = params_hash(self.params)
         self._dir = resolve(directory)
         self._opened = False

@@ -5,7 +5,7 @@
 
 `estimate` calibrates on this machine (fp32 matmul GFLOP/s on one thread, and a few training steps of the
 preset's model at its batch size and its tasks' mean token length, in the precision `bf16` resolves to),
-counts the grid's jobs and prices each from the tokens it processes (`JOB_WORK`). `jobs` reads the
+counts the grid's jobs and prices each from the tokens it processes (the work each stage declares, `stages.Work`). `jobs` reads the
 Snakemake `benchmark:` files (`<outputs>/benchmarks/<stage>/....tsv`) and prints every job's time.
 """
 from __future__ import annotations
@@ -26,24 +26,8 @@ import torch
 
 from . import pipeline
 from .patterns import CLASSES
+from .stages import STAGES
 
-# The work of one job: (passes of training over the task's train set, per epoch; passes over dev, in units
-# of training the same tokens). s-pruning: ~12 importance passes (forward + backward to the gates, ~2/3 of a
-# training step); m-pruning: ~10 forward passes (1/3 each); lottery: the good/random/bad m re-fine-tunings
-# at full size, the three s ones physically pruned (~half the FLOPs), a dozen dev evaluations; `both_rules`
-# adds the bad m and the random s under the other rule, extras four s re-fine-tunings' worth (one of them
-# twice as long). Checked against the demo's SST-2 jobs measured on the AVX2-limited EPYC: every stage
-# within 20% (README, "Presets and their time").
-DEV_FORWARD = 1 / 3
-JOB_WORK = {
-    "finetune": (1.0, DEV_FORWARD),
-    "s_pruning": (0.0, 12 * 2 / 3),
-    "m_pruning": (0.0, 10 * DEV_FORWARD),
-    "lottery": (3 + 3 * 0.5, 12 * DEV_FORWARD),
-}
-LOTTERY_BOTH_RULES = (1 + 0.5, 2 * DEV_FORWARD)   # bad m at full size, random s pruned, and their evaluations
-LOTTERY_EXTRAS = 4 * 0.5       # bad s for twice the epochs, random init + random s, super-survivors
-PRESET_STAGE_SECONDS = {"bad_subnetworks": 30.0, "stability": 30.0, "report": 20.0}  # tables and plots only
 ATTENTION_SECONDS_PER_MAP = 0.0025  # attention patterns: CNN training per generated map and epoch (fp32)
 JOB_OVERHEAD_S = 20.0          # papermill kernel start, imports, model and data loading
 REFERENCE_GFLOPS = 34.5        # fp32 matmul per core of issue 13's AVX2 EPYC (2 cores, no AVX-512, no AMX)
@@ -146,11 +130,7 @@ def task_sizes(preset: dict) -> list[TaskSize]:
 
 def job_seconds(preset: dict, stage: str, size: TaskSize, cal: Calibration) -> float:
     """Estimated seconds of one per-seed job of `stage` on one core."""
-    fine, dev = JOB_WORK[stage]
-    if stage == "lottery" and preset.get("both_rules", True):
-        fine, dev = fine + LOTTERY_BOTH_RULES[0], dev + LOTTERY_BOTH_RULES[1]
-    if stage == "lottery" and preset.get("extras"):
-        fine += LOTTERY_EXTRAS
+    fine, dev = STAGES[stage].work.passes(preset)
     tokens = fine * preset["epochs"] * size.train_tokens + dev * size.dev_tokens
     return JOB_OVERHEAD_S + tokens / cal.tokens_per_second
 
@@ -159,7 +139,7 @@ def preset_stage_seconds(preset: dict, stage: str) -> float:
     if stage == "attention_patterns":
         maps = preset["n_maps_per_class"] * len(CLASSES)
         return JOB_OVERHEAD_S + ATTENTION_SECONDS_PER_MAP * maps * preset["cnn_epochs"] * preset["cnn_ensemble"]
-    return PRESET_STAGE_SECONDS[stage]
+    return STAGES[stage].work.seconds
 
 
 @dataclass(frozen=True)
@@ -207,7 +187,7 @@ def estimate(preset: dict, cores: int, cal: Calibration | None = None) -> Estima
         sizes = task_sizes(preset)
     seconds, jobs, chain, idle = {}, {}, {s.task: 0.0 for s in sizes}, 0.0
     for stage in preset["stages"]:
-        if pipeline.STAGES[stage].level == "seed":
+        if STAGES[stage].level == "seed":
             per_job = {s.task: job_seconds(preset, stage, s, cal) for s in sizes}
             jobs[stage], seconds[stage] = len(sizes) * len(preset["seeds"]), len(preset["seeds"]) * sum(per_job.values())
             idle = idle_core_seconds(seconds[stage] / jobs[stage], jobs[stage], cores)   # the last one counts
@@ -215,7 +195,7 @@ def estimate(preset: dict, cores: int, cal: Calibration | None = None) -> Estima
                 chain = {t: chain[t] + per_job[t] for t in chain}
         else:
             jobs[stage], seconds[stage] = 1, preset_stage_seconds(preset, stage)
-    preset_level = sum(v for k, v in seconds.items() if pipeline.STAGES[k].level != "seed")
+    preset_level = sum(v for k, v in seconds.items() if STAGES[k].level != "seed")
     return Estimate(seconds, jobs, cores, cal, max(chain.values(), default=0.0) + preset_level, idle)
 
 

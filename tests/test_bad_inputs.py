@@ -172,12 +172,13 @@ def test_a_rerun_that_diverges_is_not_done_and_keeps_the_last_whole_checkpoint(t
 
 
 def test_a_checkpoint_without_weights_says_to_rerun_fine_tuning_and_pruning_is_not_done(tmp_path):
-    """Disk full while saving left `checkpoint/config.json` without weights: s-pruning says what to rerun."""
+    """Disk full while saving left `checkpoint/config.json` without weights and no metrics.json: s-pruning's
+    opening (`stages.open`) says what to rerun."""
     checkpoint = runs.stage_dir(tmp_path, "finetune", "SST-2", 1) / "checkpoint"
     tiny_config().save_pretrained(checkpoint)
     with pytest.raises(FileNotFoundError) as err:
         run_notebook("s_pruning", {"outputs_root": str(tmp_path)})
-    assert str(err.value).startswith(f"{checkpoint / 'model.safetensors'} does not exist: run the finetune stage "
+    assert str(err.value).startswith(f"{checkpoint.parent / 'metrics.json'} does not exist: run the finetune stage "
                                      "(notebooks/01_finetune.ipynb) for SST-2, seed 1 first")
     assert nothing_done(tmp_path)
 

@@ -50,8 +50,12 @@ def test_the_hash_is_of_typed_normalised_values():
 
 
 def test_the_run_folder_hash_ignores_spelling(tmp_path):
-    a = runs.Run(runs.stage_dir(tmp_path, "finetune", "sst-2", 1), {"task": "sst-2", "epochs": 1})
-    b = runs.Run(runs.stage_dir(tmp_path, "finetune", "SST-2", 1), {"task": "SST-2", "epochs": 1.0})
+    """Spelling is normalised once, where a notebook opens its job (`stages.open`)."""
+    from lotterylib import stages
+
+    defaults = {p: stages.PARAMS[p].default for p in stages.STAGES["finetune"].params}
+    a = stages.open("finetune", {**defaults, "outputs_root": str(tmp_path), "task": "sst-2", "epochs": 1}).run
+    b = stages.open("finetune", {**defaults, "outputs_root": str(tmp_path), "task": "SST-2", "epochs": 1.0}).run
     assert a.dir == b.dir == tmp_path / "SST-2" / "seed_1" / "finetune" and a.hash == b.hash
 
 

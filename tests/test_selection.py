@@ -79,7 +79,7 @@ def test_notebooks_search_on_the_selection_half_and_report_on_the_other():
         code = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code")
         loads = code.count("experiment.load_task_data(") - code.count('dev_split="dev_mm"')
         assert loads == code.count(f'dev_half=experiment.dev_half(selection, "{use}")') == 1, stage
-        assert "selection" in pipeline.notebook_parameters(pipeline.STAGES[stage].notebook)
+        assert "selection" in pipeline.STAGES[stage].params
 
 
 def test_split_runs_get_their_own_outputs_root():

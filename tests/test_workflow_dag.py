@@ -32,7 +32,7 @@ def project(tmp_path) -> Path:
         folder = (copy / pipeline.metrics_path(preset, *job)).parent
         folder.mkdir(parents=True)
         (folder / "metrics.json").write_text("{}")
-        for name in pipeline.REPORT_FILES[job[0]]:   # the files the rule marks for Snakemake's report
+        for name in pipeline.STAGES[job[0]].report_files:   # the files the rule marks for Snakemake's report
             (folder / name).write_text("")
         (folder / pipeline.SIGNATURE_FILE).write_text(pipeline.job_signature(preset, *job))
     (copy / preset["outputs_root"] / "results.csv").write_text("task\n")
@@ -160,7 +160,7 @@ def test_a_lottery_job_without_extras_waits_only_for_its_own_seed_and_every_job_
 def test_the_html_report_holds_every_stage_s_figures_with_their_captions(project, tmp_path):
     snakemake(project, "--report", str(tmp_path / "report.html"))
     html = (tmp_path / "report.html").read_text()
-    for stage, names in pipeline.REPORT_FILES.items():
+    for stage, names in ((s.name, s.report_files) for s in pipeline.STAGES.values()):
         assert all(name in html for name in names), stage
         caption = (runs.PROJECT_ROOT / "workflow" / "report" / f"{stage}.rst").read_text().split("(notebook")[0]
         assert caption.strip() in html, stage

@@ -1,0 +1,137 @@
+"""The stage registry: each parameter declared once, and the schema, the notebooks' parameters cells, the
+presets' validation, the workflow's inputs and the time estimate all follow from it."""
+import shutil
+
+import nbformat
+import pytest
+import yaml
+
+from lotterylib import config, pipeline, runs, stages, timing
+from lotterylib.config import ParameterError
+
+ROOT = runs.PROJECT_ROOT
+JSON_TYPES = {int: "integer", float: "number", bool: "boolean", str: "string", list: "array"}
+
+
+@pytest.mark.parametrize("name", sorted(stages.PARAMS))
+def test_every_parameter_has_a_valid_default_of_its_declared_type(name):
+    param = stages.PARAMS[name]
+    spec, per_task = config._scalar_spec(name)
+    assert spec.get("type", "boolean" if True in spec.get("enum", ()) else None) == JSON_TYPES[param.kind]
+    assert per_task == param.per_task and param.help
+    assert config.validate_params({name: param.default}) == {name: param.default}
+
+
+def test_every_stage_takes_declared_parameters_and_reads_declared_stages():
+    for spec in stages.STAGES.values():
+        assert set(spec.params) <= set(stages.PARAMS) and len(set(spec.params)) == len(spec.params)
+        assert not any(stages.PARAMS[p].preset_only for p in spec.params)
+        assert set(spec.needs) | set(spec.every_seed) <= set(stages.STAGES) - {spec.name}
+        assert all(stages.PARAMS[flag].kind is bool for flag in spec.every_seed.values())
+        assert (ROOT / spec.notebook).is_file()
+
+
+@pytest.mark.parametrize("stage", sorted(stages.STAGES))
+def test_each_notebooks_parameters_cell_is_the_generated_one(stage):
+    """Name, annotation, default and help of every parameter, as papermill --help-notebook shows them."""
+    import papermill
+
+    declared = papermill.inspect_notebook(str(ROOT / stages.STAGES[stage].notebook))
+    assert list(declared) == list(stages.STAGES[stage].params)
+    for name, shown in declared.items():
+        param = stages.PARAMS[name]
+        assert eval(shown["default"]) == param.default and shown["help"] == param.help
+        assert shown["inferred_type_name"] == param.annotation
+    assert not stages.stale_parameters_cells()
+
+
+def test_a_notebook_value_outside_the_registry_is_named_with_the_nearest_parameter(tmp_path):
+    namespace = {**{p: stages.PARAMS[p].default for p in stages.STAGES["finetune"].params},
+                 "outputs_root": str(tmp_path), "learning_rat": 5e-5}
+    with pytest.raises(ParameterError, match="Unknown parameter `learning_rat` \\(did you mean `learning_rate`\\?\\)"):
+        stages.open("finetune", namespace)
+
+
+def test_a_preset_key_that_is_not_declared_is_an_error_naming_the_nearest_parameter(tmp_path):
+    preset = tmp_path / "typo.yaml"
+    preset.write_text(yaml.safe_dump({"tasks": ["RTE"], "seeds": [1], "stages": ["finetune"], "treshold": 0.8}))
+    with pytest.raises(ParameterError, match="Unknown parameter `treshold` \\(did you mean `threshold`\\?\\)"):
+        pipeline.load_preset(str(preset))
+
+
+@pytest.fixture
+def new_parameter(monkeypatch):
+    """A parameter added the documented way: one `Param`, its name in the stages that take it."""
+    param = stages.Param("dropout", float, 0.1, "classifier dropout (paper: 0.1)", stages.FRACTION, per_task=True)
+    monkeypatch.setitem(stages.PARAMS, "dropout", param)
+    for name in ("finetune", "lottery"):
+        spec = stages.STAGES[name]
+        monkeypatch.setitem(stages.STAGES, name, stages.Stage(**{**spec.__dict__, "params": (*spec.params, "dropout")}))
+    config.schema.cache_clear()
+    yield param
+    config.schema.cache_clear()
+
+
+def test_adding_a_parameter_is_one_declaration_and_a_preset_value(new_parameter, tmp_path):
+    preset = yaml.safe_load((ROOT / "params" / "smoke.yaml").read_text()) | {"dropout": {"SST-2": 0.2, "STS-B": 0.05}}
+    path = tmp_path / "with_dropout.yaml"
+    path.write_text(yaml.safe_dump(preset))
+    p = pipeline.load_preset(str(path))                       # the schema knows it, per task too
+    assert pipeline.stage_params(p, "finetune", "SST-2", 1)["dropout"] == 0.2
+    assert pipeline.stage_params(p, "lottery", "STS-B", 2)["dropout"] == 0.05
+    assert "dropout" not in pipeline.stage_params(p, "s_pruning", "SST-2", 1)
+    with pytest.raises(ParameterError, match="Invalid parameter dropout = 1.5"):
+        config.validate_params({"dropout": 1.5})
+    # the notebooks' cells are then generated: `lottery notebook-params` writes them
+    (tmp_path / "notebooks").mkdir()
+    for spec in stages.STAGES.values():
+        shutil.copy(ROOT / spec.notebook, tmp_path / spec.notebook)
+    assert stages.stale_parameters_cells(tmp_path, write=True) == [stages.STAGES[s].notebook for s in ("finetune", "lottery")]
+    cell = next(c for c in nbformat.read(tmp_path / stages.STAGES["lottery"].notebook, 4).cells
+                if "parameters" in c.metadata.get("tags", []))
+    assert cell.source.endswith("\ndropout: float = 0.1  # classifier dropout (paper: 0.1)")
+    assert not stages.stale_parameters_cells(tmp_path)
+
+
+def test_open_validates_once_decides_precision_and_records_the_stage_values(tmp_path):
+    namespace = {**{p: stages.PARAMS[p].default for p in stages.STAGES["finetune"].params},
+                 "outputs_root": str(tmp_path), "task": "sst2", "epochs": 2, "bf16": "false", "pd": object()}
+    job = stages.open("finetune", namespace)
+    assert namespace["task"] == "SST-2" and namespace["epochs"] == 2.0 and namespace["bf16"] is False
+    assert job.run.dir == tmp_path / "SST-2" / "seed_1" / "finetune"
+    assert set(job.params) == set(stages.STAGES["finetune"].params) - {"outputs_root", "progress"} | {
+        "bf16_setting", "bf16_reason"}
+    assert job.params["bf16"] is False and job.params["bf16_setting"] is False
+    cfg = job.train_config()
+    assert (cfg.learning_rate, cfg.batch_size, cfg.epochs, cfg.bf16) == (1e-4, 16, 2.0, False)
+
+
+def test_open_checks_the_stages_a_per_seed_stage_reads(tmp_path):
+    namespace = {**{p: stages.PARAMS[p].default for p in stages.STAGES["s_pruning"].params},
+                 "outputs_root": str(tmp_path), "seed": 3}
+    with pytest.raises(FileNotFoundError, match="finetune/metrics.json does not exist: run the finetune stage "
+                                                ".*for SST-2, seed 3 first"):
+        stages.open("s_pruning", namespace)
+    assert not (tmp_path / "SST-2" / "seed_3" / "s_pruning").exists()
+
+
+def test_the_lottery_reads_every_seeds_s_masks_when_its_flag_is_on():
+    p = pipeline.load_preset("smoke")
+    assert ("s_pruning", "SST-2", 2) in pipeline.upstream_jobs({**p, "extras": True}, "lottery", "SST-2", 1)
+    assert ("s_pruning", "SST-2", 2) not in pipeline.upstream_jobs({**p, "extras": False}, "lottery", "SST-2", 1)
+    no_flag = {k: v for k, v in p.items() if k != "extras"}   # the declared default: true
+    assert ("s_pruning", "SST-2", 2) in pipeline.upstream_jobs(no_flag, "lottery", "SST-2", 1)
+
+
+def test_timing_prices_the_work_a_stage_declares():
+    """The lottery's work: 4.5 training passes and 4 dev passes, plus 1.5 and 2/3 with both_rules, plus 2
+    training passes with extras (hand count of the re-fine-tunings, `stages.STAGES`)."""
+    work = stages.STAGES["lottery"].work
+    assert work.passes({"both_rules": False, "extras": False}) == (4.5, 4.0)
+    assert work.passes({"both_rules": True, "extras": False}) == pytest.approx((6.0, 4 + 2 / 3))
+    assert work.passes({"both_rules": True, "extras": True}) == pytest.approx((8.0, 4 + 2 / 3))
+    cal = timing.Calibration(gflops=1.0, step_seconds=1.0, batch_size=1, seq_len=1, bf16=False)
+    size = timing.TaskSize("SST-2", train_tokens=cal.tokens_per_second, dev_tokens=0.0)  # one second per pass
+    preset = {"epochs": 2.0, "both_rules": False, "extras": False}
+    assert timing.job_seconds(preset, "lottery", size, cal) == pytest.approx(timing.JOB_OVERHEAD_S + 9.0)
+    assert timing.preset_stage_seconds(preset, "stability") == 30.0
