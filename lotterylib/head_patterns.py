@@ -13,7 +13,12 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import confusion_matrix
 
-from . import attention_maps, experiment, patterns, runs, stability, subnetworks
+from . import attention_maps, experiment, runs, stability, subnetworks
+from .patterns.cnn import row_normalize
+from .patterns.heads import MapClassifier, label_model
+from .patterns.layout import CLASSES, layout
+from .patterns.rules import rule_label
+from .patterns.shares import first_of_each_class, head_class_counts
 
 FINE_TUNED, PRE_TRAINED = "fine-tuned", "pre-trained"
 AGREEMENT_TARGET = 0.8   # issue 18: the CNN should agree with the rule labeller on at least this share of real maps
@@ -23,7 +28,7 @@ AGREEMENT_TARGET = 0.8   # issue 18: the CNN should agree with the rule labeller
 class HeadLabels:
     """What `classify_heads` returns.
 
-    counts: `patterns.head_class_counts` rows with leading columns task, seed, model, map;
+    counts: `head_class_counts` rows with leading columns task, seed, model, map;
     agreement: one row per (task, seed, model, map): maps labelled and the share where CNN = rule;
     confusion: rule label x CNN label counts over every real map, per map kind: rows (map, rule, cnn, count),
     every pair of classes present;
@@ -39,7 +44,7 @@ class HeadLabels:
         """The (5, 5) confusion (rows: rule labeller, columns: CNN) of one map kind, or of all maps (None)."""
         rows = self.confusion if kind is None else self.confusion[self.confusion["map"] == kind]
         table = rows.pivot_table(index="rule", columns="cnn", values="count", aggfunc="sum", fill_value=0)
-        return table.reindex(index=patterns.CLASSES, columns=patterns.CLASSES, fill_value=0).to_numpy()
+        return table.reindex(index=CLASSES, columns=CLASSES, fill_value=0).to_numpy()
 
     @property
     def rule_agreement(self) -> float:
@@ -48,13 +53,13 @@ class HeadLabels:
 
 
 def _gallery(maps: list[np.ndarray], cnn: np.ndarray) -> tuple[list[np.ndarray], list[str]]:
-    picks = patterns.first_of_each_class(cnn)
+    picks = first_of_each_class(cnn)
     return ([maps[e][layer, head] for e, layer, head in picks.values()],
             [f"L{layer + 1} H{head + 1}: {name}" for name, (e, layer, head) in picks.items()])
 
 
 def classify_heads(outputs_root: str, tasks: Sequence[str], seeds: Sequence[int], model: str, tokenizer,
-                   classifiers: dict[str, patterns.MapClassifier], glue_dir: str = "", examples_per_task: int = 100,
+                   classifiers: dict[str, MapClassifier], glue_dir: str = "", examples_per_task: int = 100,
                    max_seq_len: int = 128, compat: str = "paper") -> HeadLabels:
     """Label every head's raw and norm-weighted maps of `examples_per_task` seeded dev examples per task, for
     the fine-tuned model of every seed (`<outputs_root>/<task>/seed_<seed>/finetune/checkpoint`) and the
@@ -73,9 +78,9 @@ def classify_heads(outputs_root: str, tasks: Sequence[str], seeds: Sequence[int]
                 net, _ = experiment.load_checkpoint(runs.stage_dir(outputs_root, "finetune", task, seed) / "checkpoint")
             else:
                 net = experiment.build_model(model, td.task, seeds[0])
-            for kind, (maps, cnn, rule) in patterns.label_model(net, td.dev_enc, tokens, classifiers, compat).items():
+            for kind, (maps, cnn, rule) in label_model(net, td.dev_enc, tokens, classifiers, compat).items():
                 keys = dict(task=td.task.name, seed=seed, model=model_name, map=kind)
-                counts.append(patterns.head_class_counts(cnn, super_heads, **keys))
+                counts.append(head_class_counts(cnn, super_heads, **keys))
                 agreement.append({**keys, "maps": cnn.size, "CNN = rule": float((cnn == rule).mean())})
                 confusion[kind] += confusion_matrix(rule.ravel(), cnn.ravel(), labels=range(5))
                 if kind not in gallery and model_name == FINE_TUNED:
@@ -91,7 +96,7 @@ def _tidy(confusion: dict[str, np.ndarray]) -> pd.DataFrame:
     """Rows (map, rule, cnn, count) of (5, 5) confusion matrices per map kind (rows: rule, columns: CNN)."""
     return pd.DataFrame([{"map": kind, "rule": rule, "cnn": cnn, "count": int(matrix[i, j])}
                          for kind, matrix in confusion.items()
-                         for i, rule in enumerate(patterns.CLASSES) for j, cnn in enumerate(patterns.CLASSES)])
+                         for i, rule in enumerate(CLASSES) for j, cnn in enumerate(CLASSES)])
 
 
 def pretrained_maps(model: str, task: str, tokenizer, glue_dir: str = "", examples: int = 8, max_seq_len: int = 128,
@@ -105,10 +110,10 @@ def pretrained_maps(model: str, task: str, tokenizer, glue_dir: str = "", exampl
     maps, rules = [], []
     for ids, m_raw, m_normed in zip(td.dev_enc.input_ids, *(attention_maps.example_maps(net, td.dev_enc, normed, compat)
                                                             for normed in (False, True))):
-        lay = patterns.layout(tokenizer.convert_ids_to_tokens(ids))
+        lay = layout(tokenizer.convert_ids_to_tokens(ids))
         for m in (*m_raw.reshape(-1, *m_raw.shape[-2:]), *m_normed.reshape(-1, *m_normed.shape[-2:])):
-            maps.append(patterns.row_normalize(m))
-            rules.append(patterns.CLASSES.index(patterns.rule_label(maps[-1], lay.special, lay.segments)))
+            maps.append(row_normalize(m))
+            rules.append(CLASSES.index(rule_label(maps[-1], lay.special, lay.segments)))
     return maps, np.asarray(rules, dtype=np.int64)
 
 
@@ -119,8 +124,8 @@ def describe_agreement(labels: HeadLabels, thread_difference: float, member_spre
     total = labels.rule_vs_cnn()
     per_kind = ", ".join(f"{kind} {_share(labels.rule_vs_cnn(kind)):.0%}" for kind in labels.confusion["map"].unique())
     verdict = "meets" if labels.rule_agreement >= target else "falls short of"
-    off = [(total[i, j], rule, cnn) for i, rule in enumerate(patterns.CLASSES)
-           for j, cnn in enumerate(patterns.CLASSES) if i != j and total[i, j] > 0]
+    off = [(total[i, j], rule, cnn) for i, rule in enumerate(CLASSES)
+           for j, cnn in enumerate(CLASSES) if i != j and total[i, j] > 0]
     worst = "; ".join(f"the rule says {rule} and the CNN {cnn} on {n / total.sum():.0%} of the maps"
                       for n, rule, cnn in sorted(off, reverse=True)[:3])
     return (f"**Agreement.** The CNN and the rule labeller give the same class to {labels.rule_agreement:.0%} of the "

@@ -143,7 +143,7 @@ def check_enough_seeds(masks_by_task: MasksByTask) -> None:
                          "at least two different seeds of every task (e.g. seeds: [1, 2]), or leave the task out.")
 
 
-def stability_table(masks_by_task: MasksByTask, alpha: float = 0.05, n_draws: int = agreement.DEFAULT_DRAWS,
+def mask_statistics(masks_by_task: MasksByTask, alpha: float = 0.05, n_draws: int = agreement.DEFAULT_DRAWS,
                     seed: int = 0) -> pd.DataFrame:
     """One row per task, and a last row `POOLED` over the tasks, for heads and for MLPs.
 
@@ -190,7 +190,7 @@ def stability_table(masks_by_task: MasksByTask, alpha: float = 0.05, n_draws: in
 def stability_verdict(row: Mapping[str, float], kind: str = "head", alpha: float = 0.05,
                       stable_share: float = STABLE_SHARE) -> tuple[str, str]:
     """(verdict, numbers) on the paper's claim "the good subnetworks are not stable across seeds" from one row
-    of `stability_table` (a task, or the pooled row), for heads (`kind` "head") or MLPs ("mlp").
+    of `mask_statistics` (a task, or the pooled row), for heads (`kind` "head") or MLPs ("mlp").
 
     The core share (`core_share`; in the pooled row the mean over tasks) is the share of the elements kept by
     some seed that every seed keeps. The claim holds when it is below `stable_share` (most of what the seeds
@@ -223,7 +223,7 @@ def stability_verdict(row: Mapping[str, float], kind: str = "head", alpha: float
 
 
 def agreement_view(table: pd.DataFrame, kind: str = "head", alpha: float = 0.05) -> pd.DataFrame:
-    """The agreement test's columns of a `stability_table` for one kind, by task, with short names and the
+    """The agreement test's columns of a `mask_statistics` for one kind, by task, with short names and the
     verdict of `stability_verdict`."""
     view = table.set_index("task")[[f"{kind}_{key}" for key in ("kappa", "kappa_chance", *AGREEMENT_KEYS[:3],
                                                                   *AGREEMENT_KEYS[4:])]]
@@ -240,7 +240,7 @@ def _range(values: pd.Series, fmt: str) -> str:
 
 
 def summary_markdown(table: pd.DataFrame, kind: str = "head", alpha: float = 0.05) -> str:
-    """A paragraph of markdown generated from a `stability_table`: what the paper's statistics and the agreement
+    """A paragraph of markdown generated from a `mask_statistics`: what the paper's statistics and the agreement
     test say about the heads (or MLPs) of its tasks, and the verdict on "the good subnetworks are not stable
     across seeds" per task and pooled (`stability_verdict`)."""
     units = UNITS[kind]
@@ -271,7 +271,7 @@ PUBLISHED_STATISTICS = {"fleiss_kappa": "kappa", "cochran_q_pvalue_5seeds": "p",
 
 
 def authors_comparison(table: pd.DataFrame, published: pd.DataFrame) -> pd.DataFrame:
-    """Our statistics of the authors' masks (`stability_table` of them) next to the ones the authors' notebook
+    """Our statistics of the authors' masks (`mask_statistics` of them) next to the ones the authors' notebook
     printed (`reference.authors_stability()`), for the tasks of `table`: task, kind, statistic, published, ours,
     difference (ours - published). The share of similar seed pairs is ours similar_pairs / n_pairs."""
     ours = table.set_index("task")

@@ -6,7 +6,9 @@ import torch
 from transformers import BertConfig, BertForSequenceClassification
 
 from lotterylib import head_patterns as hp
-from lotterylib import models, patterns, runs
+from lotterylib import models, runs
+from lotterylib.patterns.cnn import PatternCNN, TrainedClassifier
+from lotterylib.patterns.heads import MapClassifier
 from lotterylib.structured import save_masks
 
 
@@ -24,10 +26,10 @@ def test_every_seed_is_classified_and_the_pre_trained_model_once(glue_dir, tmp_p
         tok.save_pretrained(folder)
         save_masks(runs.stage_dir(tmp_path, "s_pruning", "SST-2", seed), np.array([[1.0, 0.0], [1.0, seed - 1.0]]),
                    np.ones(2))
-    trained = patterns.TrainedClassifier(patterns.PatternCNN(32, generator=torch.Generator().manual_seed(0)), 1.0,
+    trained = TrainedClassifier(PatternCNN(32, generator=torch.Generator().manual_seed(0)), 1.0,
                                          np.eye(5), (1,))
-    classifiers = {"raw": patterns.MapClassifier(trained, "test", False),
-                   "normed": patterns.MapClassifier(trained, "test", True)}
+    classifiers = {"raw": MapClassifier(trained, "test", False),
+                   "normed": MapClassifier(trained, "test", True)}
     out = hp.classify_heads(str(tmp_path), ["SST-2"], [1, 2], str(pretrained), tok, classifiers, str(glue_dir),
                             examples_per_task=3, max_seq_len=40)
     runs_seen = [(None if pd.isna(s) else int(s), m, k) for s, m, k in out.agreement[["seed", "model", "map"]].values]
