@@ -4,7 +4,7 @@ the paper's numbers side by side with a `like_for_like` flag (docs/method.md, "L
 and notebook 5's closing paragraph. The claims and their verdicts are the report's (`report.claims`)."""
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -63,6 +63,11 @@ def like_for_like(method: str, subnetwork: str, compat: str = "paper") -> bool:
     return (method, base) not in AUTHORS_RULE_ROWS or rule == "authors"
 
 
+def pruning_rows(stats: pd.DataFrame) -> pd.DataFrame:
+    """The rows of the two pruning methods (s and m), the ones the paper has numbers for (`with_paper`)."""
+    return stats[stats.method.isin([S, M])]
+
+
 def with_paper(stats: pd.DataFrame, path: str | Path | None = None, compat: str = "paper") -> pd.DataFrame:
     """`stats` with the paper's mean and std (bert-base, 5 seeds) where `paper_numbers.csv` has them, and
     `like_for_like` (see `like_for_like`; `compat`: the rule the plain "random" / "bad" rows were drawn by)."""
@@ -108,3 +113,11 @@ def conclusions(means: pd.DataFrame, table2: pd.DataFrame, preset: str, seeds: S
         out.append(f"in Table 2 it beats every GLUE baseline on {len(above)} of {len(tasks)} tasks"
                    + (f" ({', '.join(above)})" if above else "") + " (those baselines trained on the full data).")
     return " ".join(out)
+
+
+def summary(means: pd.DataFrame, verdict_counts: Mapping[str, int]) -> dict[str, str | float]:
+    """Notebook 5's headline numbers: the claims checklist's tally (`verdicts.tally`) and, per method and task,
+    the bad subnetwork's mean score re-fine-tuned (`lottery_means`)."""
+    bad = means[f"bad {REFINETUNED}"]
+    return {"claims": ", ".join(f"{k} {v}" for k, v in verdict_counts.items()),
+            **{f"{t} bad {m[0]} re-fine-tuned": float(v) for (m, t), v in bad.items()}}

@@ -19,6 +19,7 @@ TABLE2_ROWS: dict[str, tuple[tuple[str, str, str], str | None]] = {
     "random init + random s-pruning": ((RANDOM_INIT, "random", REFINETUNED), None),
 }
 MAJORITY = "majority class"
+BAD_ROWS = tuple(r for r in TABLE2_ROWS if r.startswith("bad"))
 GLUE_ROWS = tuple(baselines.GLUE_BASELINES)
 
 
@@ -60,6 +61,12 @@ def mark_best(table: pd.DataFrame, groups: dict[str, Sequence[str]], fmt: str = 
     return out
 
 
+def mark_table2(table: pd.DataFrame, baseline_rows: Sequence[str]) -> pd.DataFrame:
+    """Table 2 for reading (`mark_best`): the best bad subnetwork per task marked "*", the best of the majority
+    class and the baselines `baseline_rows` marked "†"."""
+    return mark_best(table, {"*": BAD_ROWS, "†": [MAJORITY, *baseline_rows]})
+
+
 def table2_paper(tasks: Sequence[str], path: str | Path | None = None) -> pd.DataFrame:
     """The paper's values (bert-base, mean of 5 seeds) for the Table 2 rows `paper_numbers.csv` has:
     majority (`freq_baseline`), bad s- and m-pruned re-fine-tuned. Empty when the file is missing."""
@@ -96,3 +103,8 @@ def appendix_e(scores: pd.DataFrame) -> pd.DataFrame:
     score.columns = [f"{s} {a}" for a, s in score.columns]
     size = part.groupby(["task", "subnetwork"], sort=False)[["heads_kept", "mlps_kept", "weight_share"]].mean()
     return size.join(score[[f"{s} {a}" for s in (PRUNED, REFINETUNED) for a in ("mean", "std")]])
+
+
+def as_record(table: pd.DataFrame) -> dict[str, dict[str, float | None]]:
+    """A table as {row: {column: value}} for metrics.json: floats, None where missing."""
+    return {str(r): {str(c): (None if pd.isna(v) else float(v)) for c, v in row.items()} for r, row in table.iterrows()}

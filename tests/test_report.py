@@ -324,7 +324,7 @@ def test_the_run_description_speaks_for_its_own_run():
 
 
 def test_table2_notes_name_the_misprints_baselines_and_the_sts_b_majority():
-    notes = table2_notes(["CoLA", "STS-B"], {"CoLA": 2000, "STS-B": 2000})
+    notes = table2_notes(["CoLA", "STS-B"], {"CoLA": (2000, 1043), "STS-B": (2000, 1500)})
     assert sum("misprint" in n for n in notes) == 2 and any("full training sets; ours trained on CoLA 2000" in n
                                                               for n in notes)
     assert any("random normal predictions (0.024)" in n for n in notes)

@@ -2,7 +2,9 @@
 baseline rows (with a user's CSV), the held-out run that goes with a preset, and the figures the stages saved."""
 from __future__ import annotations
 
+import base64
 import io
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -89,3 +91,16 @@ def png_preview(path: str | Path, width: int = 800) -> bytes:
         image.save(buffer, format="PNG", optimize=True)
     return buffer.getvalue()
 
+
+
+def figure_gallery(outputs_root: str | Path, stage: str, *patterns: str, width: int = 800) -> str:
+    """Markdown showing the figures a preset-level stage saved whose names match `patterns` (`figure_files`), each
+    under its file name, scaled down to `width` pixels (`png_preview`) and embedded; "" when there are none."""
+    paths = [p for pattern in patterns for p in figure_files(outputs_root, stage, pattern)]
+    return "\n\n".join(f"`{p.name}`\n\n![{p.stem}](data:image/png;base64,"
+                       f"{base64.b64encode(png_preview(p, width)).decode()})" for p in paths)
+
+
+def stage_settings(outputs_root: str | Path, stages: Sequence[str] = ("finetune", "lottery")) -> pd.DataFrame:
+    """The parameters each of `stages` recorded (`run_settings`), one column per stage, one row per parameter."""
+    return pd.DataFrame({stage: run_settings(outputs_root, stage) for stage in stages}).dropna(how="all")

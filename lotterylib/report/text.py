@@ -16,15 +16,21 @@ from .frames import finetune_scores, gap_shares
 CI_PRESET = "smoke"  # rebuilt by `make test`, never committed: not in the README
 
 
-def table2_notes(tasks: Sequence[str], train_examples: Mapping[str, int] | None = None) -> list[str]:
+def bullets(lines: Sequence[str]) -> str:
+    """Markdown bullet list of `lines`."""
+    return "\n".join(f"- {line}" for line in lines)
+
+
+def table2_notes(tasks: Sequence[str], examples: Mapping[str, tuple[int, int]] | None = None) -> list[str]:
     """What a reader of Table 2 must know about the rows shown for `tasks`: the corrected misprints of the
-    paper's values, that the GLUE baselines are full-data models, and how the STS-B "majority" differs."""
+    paper's values, that the GLUE baselines are full-data models (against ours, trained on `examples`
+    {task: (train, dev)}, e.g. `folders.preset_settings(...)["examples"]`), and how the STS-B "majority" differs."""
     notes = []
     for (row, task), (printed, used) in baselines.TABLE2_MISPRINTS.items():
         if task in tasks:
             notes.append(f"{row}, {task}: the paper prints {printed}, a misprint; the value used is {used} "
                          "(docs/method.md, \"Table 2: two misprints corrected\").")
-    sizes = ", ".join(f"{t} {n}" for t, n in (train_examples or {}).items() if n)
+    sizes = ", ".join(f"{t} {n}" for t, (n, _) in (examples or {}).items() if n)
     notes.append("The GLUE baselines (CBOW, BiLSTM+GloVe, BiLSTM+ELMo) are the GLUE paper's models trained on the "
                  "full training sets" + (f"; ours trained on {sizes} examples." if sizes else "."))
     if "STS-B" in tasks:
