@@ -6,16 +6,17 @@ attention never sees), so it is classified once per task, with `seed` left empty
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from sklearn.metrics import confusion_matrix
 
-from . import attention_maps, experiment, runs, stability, subnetworks
+from . import attention_maps, experiment, plots, runs, stability, subnetworks
 from .patterns.cnn import row_normalize
-from .patterns.heads import MapClassifier, label_model
+from .patterns.heads import LabelledMaps, MapClassifier, label_model
 from .patterns.layout import CLASSES, layout
 from .patterns.rules import rule_label
 from .patterns.shares import first_of_each_class, head_class_counts
@@ -140,3 +141,65 @@ def describe_agreement(labels: HeadLabels, thread_difference: float, member_spre
 def _share(confusion: np.ndarray) -> float:
     total = confusion.sum()
     return float(np.trace(confusion) / total) if total else float("nan")
+
+
+# --- notebook 7's figures and records ----------------------------------------------------------------------
+
+def shown_sets(sets: Mapping[str, LabelledMaps], by_kind: bool) -> dict[str, LabelledMaps]:
+    """The training sets notebook 7 shows: each map kind's (`by_kind`, the authors' archive) or the one generated
+    set that serves both kinds, as "all"."""
+    return dict(sets) if by_kind else {"all": sets["raw"]}
+
+
+def training_galleries(sets: Mapping[str, LabelledMaps], by_kind: bool, save_dir: str | Path) -> str:
+    """One map of each class of every shown training set (`shown_sets`), drawn and saved as
+    training_examples_<kind>; returns a line per set: its size, source and maps per class."""
+    lines = []
+    for kind, data in shown_sets(sets, by_kind).items():
+        shown = {name: data.maps[idx[0]] for name, idx in first_of_each_class(data.labels).items()}
+        lines.append(f"{kind}: {len(data.maps)} maps from {data.source}, per class "
+                     f"{np.bincount(data.labels, minlength=len(CLASSES)).tolist()}")
+        plots.map_gallery(list(shown.values()), list(shown), title=f"training maps ({data.source})",
+                          save=Path(save_dir) / f"training_examples_{kind}")
+    return "\n".join(lines)
+
+
+def classifier_figures(classifiers: Mapping[str, MapClassifier], by_kind: bool, epochs: int,
+                       save_dir: str | Path) -> dict[str, float]:
+    """The confusion on held-out generated maps of each shown classifier (every map kind's with the authors'
+    archive, else the one of generated maps, as "all"), saved as cnn_confusion_<kind>, with a line each;
+    returns the held-out accuracy per kind."""
+    shown = dict(classifiers) if by_kind else {"all": classifiers["raw"]}
+    for kind, clf in shown.items():
+        t = clf.trained
+        print(f"{kind}: held-out accuracy {t.accuracy:.3f} of the vote of {len(t.best_epochs)} CNNs (best epochs "
+              f"{list(t.best_epochs)} of {epochs}, {t.confusion.sum()} held-out maps)")
+        plots.confusion_heatmap(t.confusion, CLASSES, title=f"CNN on held-out maps ({clf.source})",
+                                save=Path(save_dir) / f"cnn_confusion_{kind}")
+    return {kind: clf.trained.accuracy for kind, clf in shown.items()}
+
+
+def real_map_galleries(labels: HeadLabels, task: str, seed: int, save_dir: str | Path) -> None:
+    """Per map kind, one real map of each class the CNN found (`HeadLabels.gallery`), saved as real_examples_<kind>."""
+    for kind, (shown, titles) in labels.gallery.items():
+        plots.map_gallery(shown, titles, title=f"{task}, fine-tuned (seed {seed}), {kind} maps, as the CNN labels them",
+                          save=Path(save_dir) / f"real_examples_{kind}")
+
+
+def classifier_record(classifiers: Mapping[str, MapClassifier]) -> dict[str, dict]:
+    """What metrics.json keeps of the classifiers: each kind's best epochs and training source."""
+    return {"cnn_best_epoch": {k: list(c.trained.best_epochs) for k, c in classifiers.items()},
+            "training_source": {k: c.source for k, c in classifiers.items()}}
+
+
+def super_survivor_heads(counts: pd.DataFrame) -> dict[str, int]:
+    """Per task: how many heads are super-survivors (`head_class_counts` rows)."""
+    heads = counts[counts.super_survivor][["task", "layer", "head"]].drop_duplicates()
+    return {task: int((heads.task == task).sum()) for task in dict.fromkeys(counts.task)}
+
+
+def stage_summary(held_out: Mapping[str, float], rule_agreement: float, thread_difference: float) -> dict[str, float]:
+    """Notebook 7's headline numbers: the CNN's held-out accuracy per kind, its agreement with the rule labeller on
+    real maps, and the thread check's largest share difference."""
+    return {**{f"cnn held-out accuracy ({k})": v for k, v in held_out.items()}, "cnn-rule agreement": rule_agreement,
+            "thread stability (max share difference)": thread_difference}

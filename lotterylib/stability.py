@@ -36,7 +36,7 @@ from statsmodels.stats.inter_rater import fleiss_kappa
 from . import agreement
 from .config import ParameterError
 from .runs import missing_stage_error, resolve, stage_dir
-from .structured import load_masks, load_masks_tree
+from .structured import load_masks, load_masks_tree, load_search_history
 from .tasks import get_task
 from .verdicts import FAILS, HOLDS, cannot_tell
 
@@ -231,6 +231,34 @@ def agreement_view(table: pd.DataFrame, kind: str = "head", alpha: float = 0.05)
     return view.assign(verdict=[stability_verdict(row, kind, alpha)[0] for row in table.to_dict(orient="records")])
 
 
+def agreement_views(table: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
+    """`agreement_view` of heads and of MLPs, one table with the kind ("heads", "MLPs") as its first index level."""
+    return pd.concat({UNITS[kind]: agreement_view(table, kind, alpha) for kind in KINDS}, names=["kind"])
+
+
+def verdicts_by_kind(table: pd.DataFrame, alpha: float = 0.05) -> dict[str, dict[str, str]]:
+    """{kind: {task: verdict}} of `stability_verdict` for every row of a `mask_statistics` (for metrics.json)."""
+    return {kind: agreement_view(table, kind, alpha).verdict.to_dict() for kind in KINDS}
+
+
+def head_summary(table: pd.DataFrame) -> dict[str, float]:
+    """The heads' headline statistics of a `mask_statistics` per task, flat: "<task> head <statistic>"."""
+    keys = ("kappa", "Q", "p", "jaccard", "p_more", "kept_all")
+    return {f"{row['task']} head {key}": row[f"head_{key}"] for row in table.to_dict(orient="records") for key in keys}
+
+
+def kept_counts(masks_by_task: MasksByTask) -> pd.DataFrame:
+    """Per task and seed: the heads and MLPs a mask keeps."""
+    return pd.DataFrame([{"task": task, "seed": seed, "heads kept": int(h.sum()), "MLPs kept": int(m.sum())}
+                         for task, by_seed in masks_by_task.items() for seed, (h, m) in sorted(by_seed.items())])
+
+
+def mask_shape(masks_by_task: MasksByTask) -> tuple[int, int]:
+    """(layers, heads) of the masks (`load_stability_masks` checked that they all agree)."""
+    head, _ = next(iter(next(iter(masks_by_task.values())).values()))
+    return head.shape
+
+
 def _range(values: pd.Series, fmt: str) -> str:
     values = values.dropna()
     if values.empty:
@@ -264,6 +292,11 @@ def summary_markdown(table: pd.DataFrame, kind: str = "head", alpha: float = 0.0
         f"that some seed keeps. The paper's claim \"the good subnetworks are not stable across seeds\" holds in "
         f"{counts[HOLDS]}, does not hold in {counts[FAILS]} and cannot be told in {unclear} of {n}; over all tasks "
         f"it **{pooled_verdict}**: {pooled_numbers}.")
+
+
+def summaries_markdown(table: pd.DataFrame, alpha: float = 0.05) -> str:
+    """`summary_markdown` of heads and of MLPs, one paragraph each."""
+    return "\n\n".join(summary_markdown(table, kind, alpha) for kind in KINDS)
 
 
 PUBLISHED_STATISTICS = {"fleiss_kappa": "kappa", "cochran_q_pvalue_5seeds": "p",
@@ -478,3 +511,17 @@ def load_m_survival(outputs_root: str | Path, task: str, seeds: Sequence[int], s
             with np.load(path) as data:
                 out[int(seed)] = (data["head"], data["mlp"])
     return out
+
+
+def load_histories(outputs_root: str | Path, masks_by_task: MasksByTask) -> dict[str, list[dict[str, np.ndarray]]]:
+    """Per task, the s-pruning search histories (`structured.load_search_history`) of the seeds in
+    `masks_by_task`, in seed order: the input of Figure 3."""
+    return {task: [load_search_history(stage_dir(outputs_root, "s_pruning", task, seed)) for seed in sorted(by_seed)]
+            for task, by_seed in masks_by_task.items()}
+
+
+def load_m_survivals(outputs_root: str | Path, masks_by_task: MasksByTask
+                     ) -> dict[str, dict[int, tuple[np.ndarray, np.ndarray]]]:
+    """`load_m_survival` of every task of `masks_by_task` (its seeds) that has m-pruning outputs."""
+    found = {task: load_m_survival(outputs_root, task, sorted(by_seed)) for task, by_seed in masks_by_task.items()}
+    return {task: by_seed for task, by_seed in found.items() if by_seed}

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from . import pipeline
-from .patterns import CLASSES
+from .patterns.layout import CLASSES
 
 # The work of one job: (passes of training over the task's train set, per epoch; passes over dev, in units
 # of training the same tokens). s-pruning: ~12 importance passes (forward + backward to the gates, ~2/3 of a

@@ -327,6 +327,22 @@ def test_appendix_tables():
     one_seed = fake_scores().query("seed == 1")                            # std NaN: the columns stay
     assert np.isnan(tb.appendix_d(ls.seed_stats(one_seed)).loc["SST-2", f"{lt.REFINETUNED} std"])
     assert np.isnan(tb.appendix_e(one_seed).loc[("SST-2", "bad"), f"{lt.PRUNED} std"])
+    marked = tb.mark_table2(tb.table2(stats, refs, {"CBOW": {"SST-2": 0.7, "STS-B": 0.1}}), ["CBOW"])
+    assert marked.loc["CBOW", "SST-2"] == "0.700 †" and marked.loc[tb.MAJORITY, "SST-2"] == "0.500"
+    assert marked.loc["bad s-pruned (re-fine-tuned)", "SST-2"].endswith(" *")
+    record = tb.as_record(table)
+    assert record["bad s-pruned (re-fine-tuned)"]["SST-2"] == pytest.approx(0.65)
+    assert record["random init + random s-pruning"]["average"] == pytest.approx(table.iloc[-1]["average"])
+    assert all(isinstance(v, float) or v is None for row in record.values() for v in row.values())
+
+
+def test_notebook_5_summary_and_pruning_rows():
+    stats = ls.seed_stats(fake_scores())
+    assert set(ls.pruning_rows(stats).method) == {lt.S, lt.M}
+    means = ls.lottery_means(stats, fake_refs())
+    summary = ls.summary(means, {"holds": 3, "cannot tell": 1})
+    assert summary["claims"] == "holds 3, cannot tell 1"
+    assert summary["STS-B bad m re-fine-tuned"] == pytest.approx(0.45) and len(summary) == 1 + 4
 
 
 def test_notebook_5_reads_exactly_its_run_folders_through_the_results_table(tmp_path):

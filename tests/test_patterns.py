@@ -14,7 +14,7 @@ from lotterylib.patterns.generate import generate_dataset, synthetic_map
 from lotterylib.patterns.heads import MapClassifier, label_maps, label_model, labelled_sets, train_map_classifiers
 from lotterylib.patterns.layout import CLASSES, glue_token_lists, layout
 from lotterylib.patterns.rules import pattern_scores, rule_label
-from lotterylib.patterns.shares import first_of_each_class, group_shares, head_class_counts
+from lotterylib.patterns.shares import first_of_each_class, group_shares, head_class_counts, share_table
 from lotterylib.models import load_tokenizer
 
 
@@ -314,6 +314,10 @@ def test_head_class_counts_and_shares():
     assert everything["diagonal"] == pytest.approx(2 / 6)
     assert not ((shares.group == "super-survivors") & (shares.model == "pre-trained")).any()   # none there
     assert shares.groupby(["model", "group"])["share"].sum().tolist() == pytest.approx([1.0] * 3)
+    wide = share_table(shares)                                    # one column per class, 0 where none
+    assert list(wide.columns) == list(CLASSES) and len(wide) == 3
+    assert wide.loc[("RTE", "raw", "super-survivors", "fine-tuned"), "vertical"] == pytest.approx(2 / 3)
+    assert wide.loc[("RTE", "raw", "super-survivors", "fine-tuned"), "diagonal"] == 0.0
 
 
 def test_first_of_each_class():

@@ -16,12 +16,13 @@ from lotterylib.report.claims import (AT_FLOOR, BY_CONSTRUCTION, CANNOT_TELL_REA
                                       heldout_claims, pattern_claims, score_claims, stability_claims, task_reading)
 from lotterylib.report.comparison import (comparison_notes, comparison_view, headline_table, mask_sizes, orderings,
                                           paper_comparison)
-from lotterylib.report.folders import glue_baselines, png_preview, report_split, split_results
+from lotterylib.report.folders import (figure_gallery, glue_baselines, png_preview, report_split, split_results,
+                                      stage_settings)
 from lotterylib.report.frames import (degenerate_seeds, finetune_scores, gap_shares, headroom, leak, leak_summary,
                                       lottery_scores, pattern_shares, stability_table)
 from lotterylib.report.readme import (NO_RUNS, README_END, README_START, committed_roots, heldout_line, readme_section,
                                       render_readme, update_readme)
-from lotterylib.report.text import conclusions, run_description, table2_notes
+from lotterylib.report.text import bullets, conclusions, run_description, table2_notes
 from lotterylib.verdicts import FAILS, HOLDS, combine, interval, tally, verdict
 
 # Per seed: full, majority, then (method, subnetwork, setting) -> score; sparsity of the good subnetworks.
@@ -430,6 +431,34 @@ def test_png_preview_scales_down_wide_figures_only(tmp_path):
     wide = Image.open(io.BytesIO(png_preview(tmp_path / "wide.png")))
     assert wide.size == (800, 320)
     assert Image.open(io.BytesIO(png_preview(tmp_path / "small.png"))).size == (500, 200)
+
+
+def test_figure_gallery_embeds_the_matching_figures_in_name_order(tmp_path):
+    import base64
+
+    import matplotlib.pyplot as plt
+
+    folder = runs.stage_dir(tmp_path, "stability")
+    folder.mkdir(parents=True)
+    fig, _ = plt.subplots(figsize=(2, 1))
+    for name in ("s_survival_RTE", "m_survival_MRPC", "importance_RTE"):
+        fig.savefig(folder / f"{name}.png", dpi=50)
+    plt.close(fig)
+    text = figure_gallery(tmp_path, "stability", "[sm]_survival_*")
+    assert re.findall(r"`(\S+)`", text) == ["m_survival_MRPC.png", "s_survival_RTE.png"]
+    first = re.search(r"base64,([^)]+)\)", text).group(1)
+    assert base64.b64decode(first) == png_preview(folder / "m_survival_MRPC.png")
+    assert figure_gallery(tmp_path, "stability", "overlap_*") == ""
+
+
+def test_stage_settings_and_bullets(tmp_path):
+    for stage, params in (("finetune", {"epochs": 3, "bf16": False}), ("lottery", {"epochs": 3, "compat": "paper"})):
+        runs.write_json_atomic(runs.stage_dir(tmp_path, stage, "SST-2", 1) / "params.json",
+                               {"hash": runs.params_hash(params), "params": params})
+    table = stage_settings(tmp_path)
+    assert list(table.columns) == ["finetune", "lottery"] and table.loc["epochs"].tolist() == [3, 3]
+    assert pd.isna(table.loc["compat", "finetune"]) and table.loc["compat", "lottery"] == "paper"
+    assert bullets(["a", "b"]) == "- a\n- b" and bullets([]) == ""
 
 
 def test_split_results_says_where_the_held_out_scores_come_from(tmp_path):

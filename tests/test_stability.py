@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lotterylib import stability
+from lotterylib import stability, stability_figures
 from lotterylib.config import ParameterError
 
 # 3 seeds x 5 elements. Column totals (per seed) 4, 2, 2; row totals (per element) 3, 2, 1, 2, 0.
@@ -380,3 +380,48 @@ def test_a_tasks_p_values_are_seeded_by_its_name_not_by_the_other_tasks():
     other = stability.mask_statistics(masks, n_draws=300, seed=1).set_index("task")
     assert (other.head_jaccard == both.head_jaccard).all()                       # the data, not the draws
     assert (other.head_jaccard_chance != both.head_jaccard_chance).any()
+
+
+def test_notebook_6_tables_from_the_masks():
+    rng = np.random.default_rng(3)
+    masks = {"RTE": _by_seed(rng, [2, 1, 3]), "WNLI": _by_seed(rng, [1, 2])}
+    kept = stability.kept_counts(masks)
+    assert kept[["task", "seed"]].values.tolist() == [["RTE", 1], ["RTE", 2], ["RTE", 3], ["WNLI", 1], ["WNLI", 2]]
+    assert kept.iloc[0]["heads kept"] == masks["RTE"][1][0].sum() and kept.iloc[4]["MLPs kept"] == masks["WNLI"][2][1].sum()
+    assert stability.mask_shape(masks) == (2, 3)
+    table = stability.mask_statistics(masks, n_draws=50)
+    views = stability.agreement_views(table)
+    assert views.index.get_level_values("kind").unique().tolist() == ["heads", "MLPs"]
+    assert views.loc["MLPs"].equals(stability.agreement_view(table, "mlp"))
+    verdicts = stability.verdicts_by_kind(table)
+    assert verdicts["head"] == stability.agreement_view(table, "head").verdict.to_dict() and set(verdicts) == {"head", "mlp"}
+    summary = stability.head_summary(table)
+    assert summary["RTE head kappa"] == table.set_index("task").loc["RTE", "head_kappa"] and len(summary) == 3 * 6
+    assert stability.summaries_markdown(table) == (stability.summary_markdown(table, "head") + "\n\n"
+                                                   + stability.summary_markdown(table, "mlp"))
+
+
+def test_notebook_6_inputs_and_figures_from_run_folders(tmp_path):
+    rng = np.random.default_rng(0)
+    masks = {"RTE": _by_seed(rng, [1, 2]), "MRPC": _by_seed(rng, [1, 2])}
+    for task, seed, steps in (("RTE", 1, 2), ("RTE", 2, 4), ("MRPC", 1, 3), ("MRPC", 2, 3)):
+        folder = tmp_path / task / f"seed_{seed}" / "s_pruning"
+        folder.mkdir(parents=True)
+        np.savez(folder / "importance.npz", **_history(steps, rng))
+    histories = stability.load_histories(tmp_path, masks)
+    assert [len(h["scores"]) for h in histories["RTE"]] == [2, 4]
+    m_folder = tmp_path / "RTE" / "seed_2" / "m_pruning"
+    m_folder.mkdir(parents=True)
+    np.savez(m_folder / "survival.npz", head=np.full((2, 3), 0.5), mlp=np.array([0.2, 0.4]))
+    m_survival = stability.load_m_survivals(tmp_path, masks)
+    assert list(m_survival) == ["RTE"] and list(m_survival["RTE"]) == [2]                   # MRPC has none
+    out = tmp_path / "figures"
+    assert stability_figures.importance_figures(histories, 9, out) == {"RTE": 1, "MRPC": 2}  # clipped per task
+    stability_figures.s_survival_figures(masks, out)
+    stability_figures.m_survival_figures(m_survival, out)
+    overlaps = stability_figures.overlap_figures(masks, out)
+    stability_figures.across_tasks_figure(masks, out)
+    assert overlaps.to_dict() == {t: stability.mean_offdiagonal(stability.seed_overlap(m)) for t, m in masks.items()}
+    assert sorted(p.name for p in out.glob("*.png")) == [
+        "importance_MRPC.png", "importance_RTE.png", "m_survival_RTE.png", "overlap_seeds.png", "overlap_tasks.png",
+        "s_survival_MRPC.png", "s_survival_RTE.png", "survival_across_tasks.png"]

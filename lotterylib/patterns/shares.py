@@ -42,3 +42,10 @@ def first_of_each_class(labels: np.ndarray) -> dict[str, tuple[int, ...]]:
     labels = np.asarray(labels)
     return {name: tuple(int(i) for i in np.argwhere(labels == k)[0])
             for k, name in enumerate(CLASSES) if (labels == k).any()}
+
+
+def share_table(shares: pd.DataFrame) -> pd.DataFrame:
+    """`group_shares` for reading: one row per task, map kind, group and model, one column per class (0 where a
+    class has no maps)."""
+    return shares.pivot_table(index=["task", "map_kind", "group", "model"], columns="class", values="share",
+                              fill_value=0.0)[list(CLASSES)]
