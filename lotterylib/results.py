@@ -15,6 +15,12 @@ results section read. Conventions:
   name of the artifact they come from (kept, sparsity, kappa, cochran_q, share, count, ...);
 - the literature baselines of Table 2 (CBOW, BiLSTM+ELMo...) are shipped data (`lotterylib.baselines`), not
   results of a stage, and are not in the table;
+- the one road to the tables: notebook 5 and the report (notebook 0) both read this table, through
+  `report.frames`. Notebook 5 runs before results.csv is written (stages: lottery -> bad_subnetworks -> ... ->
+  results -> report), so it calls `collect` itself on exactly its input run folders (`stages`, `tasks`,
+  `seeds`) rather than read the file: the same function gives the same rows, the grid's order stays (a
+  results stage before notebook 5 would make Table 2 wait for the stability and attention stages, and the
+  rows of stages notebook 5 does not depend on would change with the order jobs finish in);
 - the same number may appear under two stages (the good subnetwork's pruned score is written by its
   pruning stage and re-evaluated by the lottery stage): filter on `stage` before aggregating.
 """

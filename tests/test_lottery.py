@@ -327,7 +327,12 @@ def test_appendix_tables():
     one_seed = fake_scores().query("seed == 1")                            # std NaN: the columns stay
     assert np.isnan(tb.appendix_d(ls.seed_stats(one_seed)).loc["SST-2", f"{lt.REFINETUNED} std"])
     assert np.isnan(tb.appendix_e(one_seed).loc[("SST-2", "bad"), f"{lt.PRUNED} std"])
-    marked = tb.mark_table2(tb.table2(stats, refs, {"CBOW": {"SST-2": 0.7, "STS-B": 0.1}}), ["CBOW"])
+
+
+def test_table2_marked_and_recorded():
+    stats, refs = ls.seed_stats(fake_scores()), fake_refs()
+    table = tb.table2(stats, refs, {"CBOW": {"SST-2": 0.7, "STS-B": 0.1}})
+    marked = tb.mark_table2(table, ["CBOW"])
     assert marked.loc["CBOW", "SST-2"] == "0.700 †" and marked.loc[tb.MAJORITY, "SST-2"] == "0.500"
     assert marked.loc["bad s-pruned (re-fine-tuned)", "SST-2"].endswith(" *")
     record = tb.as_record(table)

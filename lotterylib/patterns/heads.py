@@ -68,7 +68,7 @@ def label_model(model: torch.nn.Module, enc: Encoded, token_lists: Sequence[Sequ
                 ) -> dict[str, tuple[list[np.ndarray], np.ndarray, np.ndarray]]:
     """For each map kind of `classifiers`: (maps, CNN labels, rule labels) of every head for every example of
     `enc`, whose tokens are `token_lists` (`attention_maps.example_maps`, then `label_maps`)."""
-    from .attention_maps import example_maps
+    from ..attention_maps import example_maps
 
     out = {}
     for kind, classifier in classifiers.items():

@@ -54,7 +54,7 @@ def layout(tokens: Sequence[str]) -> Layout:
 def glue_token_lists(tokenizer, tasks: Sequence[str] = ("SST-2", "MRPC", "RTE"), per_task: int = 100,
                      glue_dir: str | Path | None = None, max_len: int = 64, seed: int = 0) -> list[list[str]]:
     """Token lists of `per_task` seeded random dev examples of each task (single sentences and pairs)."""
-    from .data import encode, load_split, subsample
+    from ..data import encode, load_split, subsample
 
     tokens = []
     for task in tasks:
