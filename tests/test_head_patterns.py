@@ -77,8 +77,8 @@ def test_notebook_7_figures_and_records(tmp_path):
     classifiers = {"raw": MapClassifier(trained, "generated", False), "normed": MapClassifier(trained, "archive", True)}
     assert hp.classifier_figures(classifiers, True, 5, tmp_path) == {"raw": 0.75, "normed": 0.75}
     assert hp.classifier_figures(classifiers, False, 5, tmp_path) == {"all": 0.75}
-    assert {p.name for p in tmp_path.glob("cnn_confusion_*.png")} == {"cnn_confusion_raw.png", "cnn_confusion_normed.png",
-                                                                      "cnn_confusion_all.png"}
+    saved = {p.name for p in tmp_path.glob("cnn_confusion_*.png")}
+    assert saved == {"cnn_confusion_raw.png", "cnn_confusion_normed.png", "cnn_confusion_all.png"}
     assert hp.classifier_record(classifiers) == {"cnn_best_epoch": {"raw": [3, 4], "normed": [3, 4]},
                                                  "training_source": {"raw": "generated", "normed": "archive"}}
     counts = pd.DataFrame({"task": ["RTE"] * 4 + ["MRPC"] * 2, "layer": [0, 0, 1, 0, 0, 1], "head": [0, 0, 1, 1, 0, 0],

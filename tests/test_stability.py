@@ -387,14 +387,16 @@ def test_notebook_6_tables_from_the_masks():
     masks = {"RTE": _by_seed(rng, [2, 1, 3]), "WNLI": _by_seed(rng, [1, 2])}
     kept = stability.kept_counts(masks)
     assert kept[["task", "seed"]].values.tolist() == [["RTE", 1], ["RTE", 2], ["RTE", 3], ["WNLI", 1], ["WNLI", 2]]
-    assert kept.iloc[0]["heads kept"] == masks["RTE"][1][0].sum() and kept.iloc[4]["MLPs kept"] == masks["WNLI"][2][1].sum()
+    assert kept.iloc[0]["heads kept"] == masks["RTE"][1][0].sum()
+    assert kept.iloc[4]["MLPs kept"] == masks["WNLI"][2][1].sum()
     assert stability.mask_shape(masks) == (2, 3)
     table = stability.mask_statistics(masks, n_draws=50)
     views = stability.agreement_views(table)
     assert views.index.get_level_values("kind").unique().tolist() == ["heads", "MLPs"]
     assert views.loc["MLPs"].equals(stability.agreement_view(table, "mlp"))
     verdicts = stability.verdicts_by_kind(table)
-    assert verdicts["head"] == stability.agreement_view(table, "head").verdict.to_dict() and set(verdicts) == {"head", "mlp"}
+    assert verdicts["head"] == stability.agreement_view(table, "head").verdict.to_dict()
+    assert set(verdicts) == {"head", "mlp"}
     summary = stability.head_summary(table)
     assert summary["RTE head kappa"] == table.set_index("task").loc["RTE", "head_kappa"] and len(summary) == 3 * 6
     assert stability.summaries_markdown(table) == (stability.summary_markdown(table, "head") + "\n\n"
