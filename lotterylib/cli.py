@@ -131,7 +131,7 @@ def install_kernel(args: argparse.Namespace) -> int:
     return 0
 
 
-DELEGATED = {"summary": ("summary", []), "jobs": ("timing", ["jobs"]), "readme": ("report", []),
+DELEGATED = {"summary": ("summary", []), "jobs": ("timing", ["jobs"]), "readme": ("report.readme", []),
              "compare": ("compare", []), "resign": ("resign", [])}
 _DELEGATED_HELP = {"summary": "the finished stages of an output root", "jobs": "measured job times of an output root",
                    "readme": "regenerate the README's results section",

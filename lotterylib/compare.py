@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import pipeline, report, results, runs
+from . import pipeline, results, runs
+from .report import folders
 
 IDENTICAL, NOISE, DIFFERENT = "bit-identical", "within seed noise", "different"
 ONLY_COMMITTED, ONLY_RERUN = "only committed", "only rerun"
@@ -69,7 +70,7 @@ def compare_results(committed: pd.DataFrame, rerun: pd.DataFrame) -> pd.DataFram
 def precision_note(committed_root: str | Path, rerun_root: str | Path) -> str:
     """A sentence on the two runs' precision (bf16 of their fine-tuning runs)."""
     def precision(root: str | Path) -> str:
-        bf16 = report.run_settings(root, "finetune").get("bf16")
+        bf16 = folders.run_settings(root, "finetune").get("bf16")
         return "unknown" if bf16 is None else "bf16" if bf16 else "fp32"
 
     ours, theirs = precision(rerun_root), precision(committed_root)

@@ -1,18 +1,18 @@
-"""Lottery-ticket results across tasks and seeds (`notebooks/05_bad_subnetworks.ipynb`): every (task, seed)'s
-tidy table collected, means and stds over seeds, the paper's claims, and the paper's numbers side by side,
-with a `like_for_like` flag (docs/method.md, "Like for like with the paper")."""
+"""Lottery-ticket results across tasks and seeds (`notebooks/05_bad_subnetworks.ipynb`, and the report): means and
+stds over seeds of the lottery scores (`report.frames.lottery_scores` of the results table), the full model's,
+the paper's numbers side by side with a `like_for_like` flag (docs/method.md, "Like for like with the paper"),
+and notebook 5's closing paragraph. The claims and their verdicts are the report's (`report.claims`)."""
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from . import reference, runs
+from . import reference
 from .baselines import GLUE_BASELINES
-from .lottery import M, PRUNED, REFINETUNED, S, SCORE_COLUMNS, SUBNETWORKS, SUPER, split_rule
-from .tasks import get_task
+from .lottery import M, PRUNED, REFINETUNED, S, SUBNETWORKS, SUPER, split_rule
 
 # (method, subnetwork, setting) -> experiment name in the paper's `paper_numbers.csv`.
 PAPER_EXPERIMENTS: dict[tuple[str, str, str], str] = {
@@ -27,33 +27,6 @@ PAPER_EXPERIMENTS: dict[tuple[str, str, str], str] = {
 # The rows whose published numbers were drawn by the authors' rules, not the paper's text (docs/method.md section 4):
 # random s-subnetworks (Bernoulli) and bad m-subnetworks (smallest-magnitude survivors).
 AUTHORS_RULE_ROWS = {(S, "random"), (M, "bad")}
-
-
-def collect_scores(outputs_root: str | Path, tasks: Sequence[str], seeds: Sequence[int]) -> pd.DataFrame:
-    """Every (task, seed)'s `lottery/scores.csv`, concatenated; a clear error names any missing one."""
-    frames, missing = [], []
-    for t in tasks:
-        for s in seeds:
-            path = runs.stage_dir(outputs_root, "lottery", get_task(t).name, s) / "scores.csv"
-            if path.is_file():
-                frames.append(pd.read_csv(path))
-            else:
-                missing.append((t, s))
-    if missing:
-        raise runs.missing_stage_error(runs.stage_dir(outputs_root, "lottery", *missing[0]) / "scores.csv", "lottery",
-                                       hint=f"Every (task, seed) lacking it: {missing}.")
-    return pd.concat(frames, ignore_index=True)[SCORE_COLUMNS]
-
-
-def collect_finetune(outputs_root: str | Path, tasks: Sequence[str], seeds: Sequence[int]) -> pd.DataFrame:
-    """task, seed, full (the fine-tuned model's dev score) and majority (the majority-class baseline)."""
-    rows = []
-    for t in tasks:
-        for s in seeds:
-            m = runs.load_metrics(runs.stage_dir(outputs_root, "finetune", get_task(t).name, s))
-            rows.append({"task": get_task(t).name, "seed": s, "full": m["dev_score"],
-                         "majority": m["majority_baseline"]})
-    return pd.DataFrame(rows)
 
 
 def seed_stats(scores: pd.DataFrame) -> pd.DataFrame:
@@ -83,25 +56,16 @@ def lottery_means(stats: pd.DataFrame, refs: pd.DataFrame, methods: Sequence[str
     return wide
 
 
-def claims(means: pd.DataFrame, good_share: float = 0.9, margin: float = 0.5) -> pd.DataFrame:
-    """The paper's claims per method and task, as booleans, from `lottery_means`:
-    good pruned >= `good_share` x full; random and bad pruned below good pruned; bad re-fine-tuned "well
-    above" the majority baseline, i.e. >= majority + `margin` x (full - majority)."""
-    g, r, b = (means[f"{n} {PRUNED}"] for n in SUBNETWORKS)
-    bad_rft, full, majority = means[f"bad {REFINETUNED}"], means["full"], means["majority"]
-    return pd.DataFrame({
-        f"good pruned >= {good_share:.0%} of full": g >= good_share * full,
-        "random pruned < good pruned": r < g,
-        "bad pruned < good pruned": b < g,
-        "bad re-fine-tuned well above majority": bad_rft >= majority + margin * (full - majority),
-    })
-
-
 def like_for_like(method: str, subnetwork: str, compat: str = "paper") -> bool:
     """Whether a row was drawn by the rule behind the paper's number: the published random-s and bad-m
     numbers come from the authors' rules (`AUTHORS_RULE_ROWS`), every other row from the paper's."""
     base, rule = split_rule(subnetwork, compat)
     return (method, base) not in AUTHORS_RULE_ROWS or rule == "authors"
+
+
+def pruning_rows(stats: pd.DataFrame) -> pd.DataFrame:
+    """The rows of the two pruning methods (s and m), the ones the paper has numbers for (`with_paper`)."""
+    return stats[stats.method.isin([S, M])]
 
 
 def with_paper(stats: pd.DataFrame, path: str | Path | None = None, compat: str = "paper") -> pd.DataFrame:
@@ -149,3 +113,11 @@ def conclusions(means: pd.DataFrame, table2: pd.DataFrame, preset: str, seeds: S
         out.append(f"in Table 2 it beats every GLUE baseline on {len(above)} of {len(tasks)} tasks"
                    + (f" ({', '.join(above)})" if above else "") + " (those baselines trained on the full data).")
     return " ".join(out)
+
+
+def summary(means: pd.DataFrame, verdict_counts: Mapping[str, int]) -> dict[str, str | float]:
+    """Notebook 5's headline numbers: the claims checklist's tally (`verdicts.tally`) and, per method and task,
+    the bad subnetwork's mean score re-fine-tuned (`lottery_means`)."""
+    bad = means[f"bad {REFINETUNED}"]
+    return {"claims": ", ".join(f"{k} {v}" for k, v in verdict_counts.items()),
+            **{f"{t} bad {m[0]} re-fine-tuned": float(v) for (m, t), v in bad.items()}}

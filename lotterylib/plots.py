@@ -149,6 +149,16 @@ def lottery_figure(scores: pd.DataFrame, refs: pd.DataFrame, save: str | Path | 
     return _finish(fig, save)
 
 
+def pattern_figures(shares: pd.DataFrame, class_order: Sequence[str], save_dir: str | Path | None = None,
+                    prefix: str = "patterns_") -> dict[str, Figure]:
+    """Figure 4 per task (`pattern_distribution` of that task's rows of `shares`), saved as
+    `<save_dir>/<prefix><task>` when `save_dir` is given."""
+    return {task: pattern_distribution(shares[shares.task == task], class_order=class_order,
+                                       title=f"{task}: attention patterns", ylabel="share of maps",
+                                       save=Path(save_dir) / f"{prefix}{task}" if save_dir else None)
+            for task in dict.fromkeys(shares.task)}
+
+
 def pattern_distribution(df: pd.DataFrame, class_order: Sequence[str] | None = None, title: str = "",
                          ylabel: str = "share of heads", save: str | Path | None = None) -> Figure:
     """Figure 4: stacked bars of attention-pattern class shares, one panel per map kind (raw, normed),

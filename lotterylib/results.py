@@ -15,6 +15,12 @@ results section read. Conventions:
   name of the artifact they come from (kept, sparsity, kappa, cochran_q, share, count, ...);
 - the literature baselines of Table 2 (CBOW, BiLSTM+ELMo...) are shipped data (`lotterylib.baselines`), not
   results of a stage, and are not in the table;
+- the one road to the tables: notebook 5 and the report (notebook 0) both read this table, through
+  `report.frames`. Notebook 5 runs before results.csv is written (stages: lottery -> bad_subnetworks -> ... ->
+  results -> report), so it calls `collect` itself on exactly its input run folders (`stages`, `tasks`,
+  `seeds`) rather than read the file: the same function gives the same rows, the grid's order stays (a
+  results stage before notebook 5 would make Table 2 wait for the stability and attention stages, and the
+  rows of stages notebook 5 does not depend on would change with the order jobs finish in);
 - the same number may appear under two stages (the good subnetwork's pruned score is written by its
   pruning stage and re-evaluated by the lottery stage): filter on `stage` before aggregating.
 """
@@ -23,7 +29,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -152,14 +158,27 @@ def _place(folder: Path) -> tuple[str, int | None]:
     return task, int(level.removeprefix("seed_")) if level.startswith("seed_") else None
 
 
-def collect(outputs_root: str | Path) -> pd.DataFrame:
-    """The tidy table of every finished stage under `outputs_root` (stages without numbers, e.g. the report,
-    add none). Missing values (NaN statistics) are left out."""
+def collect(outputs_root: str | Path, stages: Sequence[str] | None = None, tasks: Sequence[str] = (),
+            seeds: Sequence[int] = ()) -> pd.DataFrame:
+    """The tidy table of the finished stages under `outputs_root` (stages without numbers, e.g. the report,
+    add none). Missing values (NaN statistics) are left out. Without `stages`: every finished run folder (what
+    results.csv holds). With `stages` (per-seed stages), `tasks` and `seeds`: exactly those run folders, each
+    required (a clear error names the first missing one): what a stage that runs before results.csv reads
+    (notebook 5)."""
+    root = runs.resolve(outputs_root)
+    if stages is None:
+        folders = [m.parent for m in sorted(root.glob("**/metrics.json"))]
+    else:
+        folders = [runs.stage_dir(root, stage, task, seed) for task in tasks for seed in seeds for stage in stages]
+        missing = [f for f in folders if not (f / "metrics.json").is_file()]
+        if missing:
+            raise runs.missing_stage_error(missing[0] / "metrics.json", missing[0].name,
+                                           hint=f"{len(missing)} run folder(s) lack it.")
     rows = []
-    for metrics in sorted(runs.resolve(outputs_root).glob("**/metrics.json")):
-        extract = EXTRACTORS.get(metrics.parent.name)
+    for folder in folders:
+        extract = EXTRACTORS.get(folder.name)
         if extract is not None:
-            rows.extend(extract(metrics.parent, *_place(metrics.parent)))
+            rows.extend(extract(folder, *_place(folder)))
     return _typed(pd.DataFrame(rows, columns=COLUMNS))
 
 

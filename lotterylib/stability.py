@@ -36,7 +36,7 @@ from statsmodels.stats.inter_rater import fleiss_kappa
 from . import agreement
 from .config import ParameterError
 from .runs import missing_stage_error, resolve, stage_dir
-from .structured import load_masks, load_masks_tree
+from .structured import load_masks, load_masks_tree, load_search_history
 from .tasks import get_task
 from .verdicts import FAILS, HOLDS, cannot_tell
 
@@ -143,7 +143,7 @@ def check_enough_seeds(masks_by_task: MasksByTask) -> None:
                          "at least two different seeds of every task (e.g. seeds: [1, 2]), or leave the task out.")
 
 
-def stability_table(masks_by_task: MasksByTask, alpha: float = 0.05, n_draws: int = agreement.DEFAULT_DRAWS,
+def mask_statistics(masks_by_task: MasksByTask, alpha: float = 0.05, n_draws: int = agreement.DEFAULT_DRAWS,
                     seed: int = 0) -> pd.DataFrame:
     """One row per task, and a last row `POOLED` over the tasks, for heads and for MLPs.
 
@@ -190,7 +190,7 @@ def stability_table(masks_by_task: MasksByTask, alpha: float = 0.05, n_draws: in
 def stability_verdict(row: Mapping[str, float], kind: str = "head", alpha: float = 0.05,
                       stable_share: float = STABLE_SHARE) -> tuple[str, str]:
     """(verdict, numbers) on the paper's claim "the good subnetworks are not stable across seeds" from one row
-    of `stability_table` (a task, or the pooled row), for heads (`kind` "head") or MLPs ("mlp").
+    of `mask_statistics` (a task, or the pooled row), for heads (`kind` "head") or MLPs ("mlp").
 
     The core share (`core_share`; in the pooled row the mean over tasks) is the share of the elements kept by
     some seed that every seed keeps. The claim holds when it is below `stable_share` (most of what the seeds
@@ -223,12 +223,40 @@ def stability_verdict(row: Mapping[str, float], kind: str = "head", alpha: float
 
 
 def agreement_view(table: pd.DataFrame, kind: str = "head", alpha: float = 0.05) -> pd.DataFrame:
-    """The agreement test's columns of a `stability_table` for one kind, by task, with short names and the
+    """The agreement test's columns of a `mask_statistics` for one kind, by task, with short names and the
     verdict of `stability_verdict`."""
     view = table.set_index("task")[[f"{kind}_{key}" for key in ("kappa", "kappa_chance", *AGREEMENT_KEYS[:3],
                                                                   *AGREEMENT_KEYS[4:])]]
     view.columns = [c.removeprefix(f"{kind}_") for c in view.columns]
     return view.assign(verdict=[stability_verdict(row, kind, alpha)[0] for row in table.to_dict(orient="records")])
+
+
+def agreement_views(table: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
+    """`agreement_view` of heads and of MLPs, one table with the kind ("heads", "MLPs") as its first index level."""
+    return pd.concat({UNITS[kind]: agreement_view(table, kind, alpha) for kind in KINDS}, names=["kind"])
+
+
+def verdicts_by_kind(table: pd.DataFrame, alpha: float = 0.05) -> dict[str, dict[str, str]]:
+    """{kind: {task: verdict}} of `stability_verdict` for every row of a `mask_statistics` (for metrics.json)."""
+    return {kind: agreement_view(table, kind, alpha).verdict.to_dict() for kind in KINDS}
+
+
+def head_summary(table: pd.DataFrame) -> dict[str, float]:
+    """The heads' headline statistics of a `mask_statistics` per task, flat: "<task> head <statistic>"."""
+    keys = ("kappa", "Q", "p", "jaccard", "p_more", "kept_all")
+    return {f"{row['task']} head {key}": row[f"head_{key}"] for row in table.to_dict(orient="records") for key in keys}
+
+
+def kept_counts(masks_by_task: MasksByTask) -> pd.DataFrame:
+    """Per task and seed: the heads and MLPs a mask keeps."""
+    return pd.DataFrame([{"task": task, "seed": seed, "heads kept": int(h.sum()), "MLPs kept": int(m.sum())}
+                         for task, by_seed in masks_by_task.items() for seed, (h, m) in sorted(by_seed.items())])
+
+
+def mask_shape(masks_by_task: MasksByTask) -> tuple[int, int]:
+    """(layers, heads) of the masks (`load_stability_masks` checked that they all agree)."""
+    head, _ = next(iter(next(iter(masks_by_task.values())).values()))
+    return head.shape
 
 
 def _range(values: pd.Series, fmt: str) -> str:
@@ -240,7 +268,7 @@ def _range(values: pd.Series, fmt: str) -> str:
 
 
 def summary_markdown(table: pd.DataFrame, kind: str = "head", alpha: float = 0.05) -> str:
-    """A paragraph of markdown generated from a `stability_table`: what the paper's statistics and the agreement
+    """A paragraph of markdown generated from a `mask_statistics`: what the paper's statistics and the agreement
     test say about the heads (or MLPs) of its tasks, and the verdict on "the good subnetworks are not stable
     across seeds" per task and pooled (`stability_verdict`)."""
     units = UNITS[kind]
@@ -266,12 +294,17 @@ def summary_markdown(table: pd.DataFrame, kind: str = "head", alpha: float = 0.0
         f"it **{pooled_verdict}**: {pooled_numbers}.")
 
 
+def summaries_markdown(table: pd.DataFrame, alpha: float = 0.05) -> str:
+    """`summary_markdown` of heads and of MLPs, one paragraph each."""
+    return "\n\n".join(summary_markdown(table, kind, alpha) for kind in KINDS)
+
+
 PUBLISHED_STATISTICS = {"fleiss_kappa": "kappa", "cochran_q_pvalue_5seeds": "p",
                         "fraction_seed_pairs_not_rejected_p>=0.05": "similar_pairs"}   # published name -> our column
 
 
 def authors_comparison(table: pd.DataFrame, published: pd.DataFrame) -> pd.DataFrame:
-    """Our statistics of the authors' masks (`stability_table` of them) next to the ones the authors' notebook
+    """Our statistics of the authors' masks (`mask_statistics` of them) next to the ones the authors' notebook
     printed (`reference.authors_stability()`), for the tasks of `table`: task, kind, statistic, published, ours,
     difference (ours - published). The share of similar seed pairs is ours similar_pairs / n_pairs."""
     ours = table.set_index("task")
@@ -478,3 +511,17 @@ def load_m_survival(outputs_root: str | Path, task: str, seeds: Sequence[int], s
             with np.load(path) as data:
                 out[int(seed)] = (data["head"], data["mlp"])
     return out
+
+
+def load_histories(outputs_root: str | Path, masks_by_task: MasksByTask) -> dict[str, list[dict[str, np.ndarray]]]:
+    """Per task, the s-pruning search histories (`structured.load_search_history`) of the seeds in
+    `masks_by_task`, in seed order: the input of Figure 3."""
+    return {task: [load_search_history(stage_dir(outputs_root, "s_pruning", task, seed)) for seed in sorted(by_seed)]
+            for task, by_seed in masks_by_task.items()}
+
+
+def load_m_survivals(outputs_root: str | Path, masks_by_task: MasksByTask
+                     ) -> dict[str, dict[int, tuple[np.ndarray, np.ndarray]]]:
+    """`load_m_survival` of every task of `masks_by_task` (its seeds) that has m-pruning outputs."""
+    found = {task: load_m_survival(outputs_root, task, sorted(by_seed)) for task, by_seed in masks_by_task.items()}
+    return {task: by_seed for task, by_seed in found.items() if by_seed}

@@ -1,7 +1,7 @@
 """The generated paragraphs of the stage notebooks (1 to 4): what a run is, and what its numbers show.
 
 An executed notebook in a committed run speaks for that run: its opening paragraph comes from the recorded
-parameters (`report.run_description`), its closing one from the numbers it wrote (metrics.json, scores.csv).
+parameters (`report.text.run_description`), its closing one from the numbers it wrote (metrics.json, scores.csv).
 """
 from __future__ import annotations
 
@@ -10,13 +10,15 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import report, runs
+from . import runs
+from .report.frames import DEGENERATE_MARGIN
+from .report.text import run_description
 from .lottery import M, PRUNED, REFINETUNED, S, SUBNETWORKS
 
 
 def stage_description(outputs_root: str | Path, task: str, seed: int, params: Mapping,
                       examples: tuple[int, int] | None = None) -> str:
-    """The opening paragraph of one (task, seed) stage: `report.run_description` of the stage's parameters,
+    """The opening paragraph of one (task, seed) stage: `report.text.run_description` of the stage's parameters,
     completed by the fine-tuning's (learning rate, batches, precision) where the stage does not train, with the
     preset's name (the outputs folder's) and the train / dev examples (given, else the fine-tuning's)."""
     root = runs.resolve(outputs_root)
@@ -28,14 +30,14 @@ def stage_description(outputs_root: str | Path, task: str, seed: int, params: Ma
     settings = {**recorded, **params, "preset": root.name, "tasks": [task], "seeds": [seed]}
     if examples is not None:
         settings["examples"] = {task: examples}
-    return report.run_description(settings)
+    return run_description(settings)
 
 
 def _share(score: float, full: float) -> str:
     return f"{score / full:.0%} of it" if full > 0 else "the full model is at or below 0"
 
 
-def _floor(full: float, majority: float, margin: float = report.DEGENERATE_MARGIN) -> str:
+def _floor(full: float, majority: float, margin: float = DEGENERATE_MARGIN) -> str:
     if full - majority < margin:
         return (f" The full model is less than {margin} above the majority class: a degenerate seed, which the "
                 "report's verdicts leave out (and name).")
@@ -98,7 +100,7 @@ def lottery_reading(scores: pd.DataFrame, full: float, majority: float) -> str:
     for (method, setting), row in table.iterrows():
         values = " / ".join(f"{row[n]:.3f}" if n in row and not pd.isna(row[n]) else "-" for n in SUBNETWORKS)
         line = f"- {method}, {setting}: good / random / bad {values} ({_ordering(row)})"
-        if setting == REFINETUNED and full - majority >= report.DEGENERATE_MARGIN:
+        if setting == REFINETUNED and full - majority >= DEGENERATE_MARGIN:
             shares = ", ".join(f"{n} {(row[n] - majority) / (full - majority):.0%}" for n in SUBNETWORKS
                                if n in row and not pd.isna(row[n]))
             line += f"; share of the full-minus-majority gap: {shares}"

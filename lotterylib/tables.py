@@ -1,5 +1,6 @@
 """Table 2 (bad subnetworks vs baselines; docs/method.md section 5) and the appendix tables (D: longer
-re-fine-tuning, E: super-survivors), from the statistics of `lottery_stats`."""
+re-fine-tuning, E: super-survivors), from the statistics of `lottery_stats`; notebook 5 and the report
+(notebook 0) both build them from the results table (`report.frames`)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -7,9 +8,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import baselines, reference, runs
+from . import baselines, reference
 from .lottery import M, PRUNED, RANDOM_INIT, REFINETUNED, REFINETUNED_2X, S, SUPER
-from .tasks import get_task
 
 # Table 2: our rows -> (method, subnetwork, setting) in the tidy table, and the paper's experiment name.
 TABLE2_ROWS: dict[str, tuple[tuple[str, str, str], str | None]] = {
@@ -19,30 +19,21 @@ TABLE2_ROWS: dict[str, tuple[tuple[str, str, str], str | None]] = {
     "random init + random s-pruning": ((RANDOM_INIT, "random", REFINETUNED), None),
 }
 MAJORITY = "majority class"
+BAD_ROWS = tuple(r for r in TABLE2_ROWS if r.startswith("bad"))
 GLUE_ROWS = tuple(baselines.GLUE_BASELINES)
-
-
-def load_baselines(csv: str | Path = "") -> dict[str, dict[str, float]]:
-    """The GLUE baseline rows: `baselines.GLUE_BASELINES` (the GLUE paper's dev-set table), updated from a
-    user-supplied CSV with columns model, task, score (0-1 scale). Rows without numbers are left out."""
-    rows = {name: dict(v) for name, v in baselines.GLUE_BASELINES.items()}
-    if csv:
-        df = pd.read_csv(runs.resolve(csv))
-        missing = {"model", "task", "score"} - set(df.columns)
-        if missing:
-            raise ValueError(f"{csv}: missing columns {sorted(missing)}; expected model, task, score")
-        for r in df.itertuples():
-            rows.setdefault(str(r.model), {})[get_task(r.task).name] = float(r.score)
-    return {name: v for name, v in rows.items() if v}
 
 
 def table2(stats: pd.DataFrame, refs: pd.DataFrame, baseline_rows: dict[str, dict[str, float]]) -> pd.DataFrame:
     """Table 2: majority class, the GLUE baselines given, bad s- / m-pruned re-fine-tuned and random init +
     random s-pruning (means over seeds), tasks as columns, plus `average` = the macro average over the
-    tasks present (NaN for a row that lacks one of them). Rows without any number are left out."""
+    tasks present (NaN for a row that lacks one of them). `stats`: `lottery_stats.seed_stats`, `refs`:
+    `lottery_stats.reference_stats`, both of the results table (`report.frames`); `baseline_rows`:
+    {model: {task: score}} (`report.folders.load_baselines`). Rows without any number for these tasks are left
+    out."""
     tasks = list(refs.index)
     mean = stats.set_index(["method", "subnetwork", "setting", "task"])["mean"]
-    rows = {MAJORITY: refs["majority"].to_dict(), **baseline_rows}
+    rows = {MAJORITY: refs["majority"].to_dict(),
+            **{name: {t: v for t, v in row.items() if t in tasks} for name, row in baseline_rows.items()}}
     for name, (key, _) in TABLE2_ROWS.items():
         rows[name] = {t: mean[(*key, t)] for t in tasks if (*key, t) in mean.index}
     table = pd.DataFrame.from_dict({k: v for k, v in rows.items() if v}, orient="index").reindex(columns=tasks)
@@ -68,6 +59,12 @@ def mark_best(table: pd.DataFrame, groups: dict[str, Sequence[str]], fmt: str = 
             for name in part.index[part[col] == best]:
                 out.loc[name, col] += f" {symbol}"
     return out
+
+
+def mark_table2(table: pd.DataFrame, baseline_rows: Sequence[str]) -> pd.DataFrame:
+    """Table 2 for reading (`mark_best`): the best bad subnetwork per task marked "*", the best of the majority
+    class and the baselines `baseline_rows` marked "†"."""
+    return mark_best(table, {"*": BAD_ROWS, "†": [MAJORITY, *baseline_rows]})
 
 
 def table2_paper(tasks: Sequence[str], path: str | Path | None = None) -> pd.DataFrame:
@@ -106,3 +103,8 @@ def appendix_e(scores: pd.DataFrame) -> pd.DataFrame:
     score.columns = [f"{s} {a}" for a, s in score.columns]
     size = part.groupby(["task", "subnetwork"], sort=False)[["heads_kept", "mlps_kept", "weight_share"]].mean()
     return size.join(score[[f"{s} {a}" for s in (PRUNED, REFINETUNED) for a in ("mean", "std")]])
+
+
+def as_record(table: pd.DataFrame) -> dict[str, dict[str, float | None]]:
+    """A table as {row: {column: value}} for metrics.json: floats, None where missing."""
+    return {str(r): {str(c): (None if pd.isna(v) else float(v)) for c, v in row.items()} for r, row in table.iterrows()}

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from . import pipeline
-from .patterns import CLASSES
+from .patterns.layout import CLASSES
 from .stages import STAGES
 
 ATTENTION_SECONDS_PER_MAP = 0.0025  # attention patterns: CNN training per generated map and epoch (fp32)

@@ -409,7 +409,7 @@ def test_a_correlation_on_two_examples_is_not_a_score():
 
 
 def test_a_hand_edited_params_json_is_not_done_and_is_named(tmp_path):
-    from lotterylib import report
+    from lotterylib.report.folders import run_settings
 
     preset = pipeline.load_preset("smoke", {"outputs_root": str(tmp_path), "stages": "[finetune]"})
     folder = runs.stage_dir(tmp_path, "finetune", "SST-2", 1)
@@ -426,7 +426,7 @@ def test_a_hand_edited_params_json_is_not_done_and_is_named(tmp_path):
         assert not pipeline.is_current(preset, "finetune", "SST-2", 1)  # Snakemake reruns it
     with pytest.raises(ValueError, match=r"seed_1/finetune/params.json was changed after its run: its parameters "
                                          r"give hash \w+, not the stored \w+"):
-        report.run_settings(tmp_path, "finetune")
+        run_settings(tmp_path, "finetune")
 
 
 def test_a_malformed_preset_names_its_file_and_line(tmp_path):

@@ -12,11 +12,12 @@ import transformers as tf
 from transformers import BertTokenizerFast
 
 from conftest import tiny_encoded
-from lotterylib import lottery, magnitude, patterns, structured
+from lotterylib import lottery, magnitude, structured
 from lotterylib.attention_maps import attention_maps
 from lotterylib.families import UnsupportedModelError, family_of
 from lotterylib.gates import Gates
 from lotterylib.models import check_model, load_classifier
+from lotterylib.patterns.layout import layout
 from lotterylib.physical import NoHeads, count_parameters, prune_physically
 from lotterylib.tasks import get_task
 from test_bad_inputs import run_notebook
@@ -178,9 +179,9 @@ def test_attention_maps_and_lottery_draws_have_the_right_shapes(name, batch):
 
 def test_attention_pattern_layout_of_bpe_and_sentencepiece_tokens():
     """RoBERTa's pair <s> A </s></s> B </s> and word-start marks: the same layout as BERT's [CLS] A [SEP] B [SEP]."""
-    bert = patterns.layout(["[CLS]", "good", ".", "[SEP]", "bad", "[SEP]"])
-    roberta = patterns.layout(["<s>", "\u0120good", "\u0120.", "</s>", "</s>", "\u0120bad", "</s>"])
-    sentencepiece = patterns.layout(["[CLS]", "\u2581good", "\u2581.", "[SEP]", "\u2581bad", "[SEP]"])
+    bert = layout(["[CLS]", "good", ".", "[SEP]", "bad", "[SEP]"])
+    roberta = layout(["<s>", "\u0120good", "\u0120.", "</s>", "</s>", "\u0120bad", "</s>"])
+    sentencepiece = layout(["[CLS]", "\u2581good", "\u2581.", "[SEP]", "\u2581bad", "[SEP]"])
     assert roberta.cls_sep.tolist() == [0, 3, 4, 6] and roberta.punctuation.tolist() == [2]
     assert roberta.segments.tolist() == [0, 0, 0, 0, 1, 1, 1]
     for lay in (bert, sentencepiece):

@@ -6,7 +6,9 @@ import torch
 from transformers import BertConfig, BertForSequenceClassification
 
 from lotterylib import head_patterns as hp
-from lotterylib import models, patterns, runs
+from lotterylib import models, runs
+from lotterylib.patterns.cnn import PatternCNN, TrainedClassifier
+from lotterylib.patterns.heads import LabelledMaps, MapClassifier
 from lotterylib.structured import save_masks
 
 
@@ -24,10 +26,10 @@ def test_every_seed_is_classified_and_the_pre_trained_model_once(glue_dir, tmp_p
         tok.save_pretrained(folder)
         save_masks(runs.stage_dir(tmp_path, "s_pruning", "SST-2", seed), np.array([[1.0, 0.0], [1.0, seed - 1.0]]),
                    np.ones(2))
-    trained = patterns.TrainedClassifier(patterns.PatternCNN(32, generator=torch.Generator().manual_seed(0)), 1.0,
+    trained = TrainedClassifier(PatternCNN(32, generator=torch.Generator().manual_seed(0)), 1.0,
                                          np.eye(5), (1,))
-    classifiers = {"raw": patterns.MapClassifier(trained, "test", False),
-                   "normed": patterns.MapClassifier(trained, "test", True)}
+    classifiers = {"raw": MapClassifier(trained, "test", False),
+                   "normed": MapClassifier(trained, "test", True)}
     out = hp.classify_heads(str(tmp_path), ["SST-2"], [1, 2], str(pretrained), tok, classifiers, str(glue_dir),
                             examples_per_task=3, max_seq_len=40)
     runs_seen = [(None if pd.isna(s) else int(s), m, k) for s, m, k in out.agreement[["seed", "model", "map"]].values]
@@ -60,3 +62,31 @@ def test_describe_agreement_is_generated_from_the_numbers():
     assert "the rule says heterogeneous and the CNN vertical on 10% of the maps" in text
     assert "differ by at most 0.0%" in text and "up to 5.0% away" in text
     assert "falls short of the target of 95%" in hp.describe_agreement(labels, 0.0, 0.05, target=0.95)
+
+
+def test_notebook_7_figures_and_records(tmp_path):
+    maps = [np.eye(6)[::-1] / 1.0, np.eye(6), np.full((6, 6), 1 / 6)]
+    sets = {"raw": LabelledMaps(maps, np.array([1, 1, 4]), "generated"),
+            "normed": LabelledMaps(maps[:2], np.array([0, 3]), "authors' archive (normed)")}
+    assert list(hp.shown_sets(sets, by_kind=False)) == ["all"] and hp.shown_sets(sets, True) == sets
+    text = hp.training_galleries(sets, False, tmp_path)
+    assert text == "all: 3 maps from generated, per class [0, 2, 0, 0, 1]"
+    assert (tmp_path / "training_examples_all.png").is_file()
+    trained = TrainedClassifier(PatternCNN(32, generator=torch.Generator().manual_seed(0)), 0.75,
+                                np.eye(5, dtype=int), (3, 4))
+    classifiers = {"raw": MapClassifier(trained, "generated", False), "normed": MapClassifier(trained, "archive", True)}
+    assert hp.classifier_figures(classifiers, True, 5, tmp_path) == {"raw": 0.75, "normed": 0.75}
+    assert hp.classifier_figures(classifiers, False, 5, tmp_path) == {"all": 0.75}
+    saved = {p.name for p in tmp_path.glob("cnn_confusion_*.png")}
+    assert saved == {"cnn_confusion_raw.png", "cnn_confusion_normed.png", "cnn_confusion_all.png"}
+    assert hp.classifier_record(classifiers) == {"cnn_best_epoch": {"raw": [3, 4], "normed": [3, 4]},
+                                                 "training_source": {"raw": "generated", "normed": "archive"}}
+    counts = pd.DataFrame({"task": ["RTE"] * 4 + ["MRPC"] * 2, "layer": [0, 0, 1, 0, 0, 1], "head": [0, 0, 1, 1, 0, 0],
+                           "super_survivor": [True, True, True, False, False, False]})
+    assert hp.super_survivor_heads(counts) == {"RTE": 2, "MRPC": 0}      # (0, 0) twice counts once
+    assert hp.stage_summary({"all": 0.75}, 0.9, 0.0) == {"cnn held-out accuracy (all)": 0.75, "cnn-rule agreement": 0.9,
+                                                         "thread stability (max share difference)": 0.0}
+    labels = hp.HeadLabels(pd.DataFrame(), pd.DataFrame(), pd.DataFrame(),
+                           {"raw": ([np.eye(4)], ["L1 H1: diagonal"])})
+    hp.real_map_galleries(labels, "RTE", 1, tmp_path)
+    assert (tmp_path / "real_examples_raw.png").is_file()

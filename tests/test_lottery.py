@@ -9,9 +9,10 @@ from lotterylib import lottery as lt
 from lotterylib import lottery_stats as ls
 from lotterylib import tables as tb
 from lotterylib import magnitude as mg
-from lotterylib import baselines, plots, reference, runs
+from lotterylib import baselines, plots, reference, results, runs
 from lotterylib import subnetworks as sn
 from lotterylib.gates import Gates
+from lotterylib.report import folders, frames
 from lotterylib.structured import save_masks
 from lotterylib.tasks import get_task
 from lotterylib.training import TrainConfig, evaluate
@@ -231,7 +232,7 @@ def fake_refs():
                         index=pd.Index(["SST-2", "STS-B"], name="task"))
 
 
-def test_seed_stats_means_and_claims_by_hand():
+def test_seed_stats_and_lottery_means_by_hand():
     stats = ls.seed_stats(fake_scores())
     row = stats.set_index(["task", "method", "subnetwork", "setting"]).loc[("SST-2", lt.S, "bad", lt.PRUNED)]
     assert row["mean"] == pytest.approx(0.45) and row["std"] == pytest.approx(np.std([0.4, 0.5], ddof=1))
@@ -241,14 +242,6 @@ def test_seed_stats_means_and_claims_by_hand():
                                    "random re-fine-tuned", "bad re-fine-tuned", "full", "majority"]
     assert means.loc[(lt.M, "STS-B"), "bad re-fine-tuned"] == pytest.approx(0.45)
     assert means.loc[(lt.M, "STS-B"), "full"] == 0.8
-    c = ls.claims(means)
-    # good pruned 0.85: >= 0.81 for SST-2 (full 0.9), >= 0.72 for STS-B
-    assert c.iloc[:, 0].all() and c["random pruned < good pruned"].all() and c["bad pruned < good pruned"].all()
-    # bad re-fine-tuned: SST-2 0.65 >= 0.5 + 0.5 x 0.4 = 0.7? no; STS-B 0.45 >= 0 + 0.5 x 0.8 = 0.4: yes
-    assert c.loc[(lt.S, "SST-2"), "bad re-fine-tuned well above majority"] == False  # noqa: E712
-    assert c.loc[(lt.S, "STS-B"), "bad re-fine-tuned well above majority"] == True  # noqa: E712
-    strict = ls.claims(means, good_share=0.95).iloc[:, 0]                 # 0.85 < 0.855 (SST-2), >= 0.76 (STS-B)
-    assert strict.xs("SST-2", level="task").eq(False).all() and strict.xs("STS-B", level="task").all()
 
 
 def test_table2_without_baselines_macro_average_and_marks(tmp_path):
@@ -267,7 +260,7 @@ def test_table2_without_baselines_macro_average_and_marks(tmp_path):
     csv = tmp_path / "baselines.csv"
     pd.DataFrame({"model": ["CBOW", "CBOW", "BiLSTM+ELMo"], "task": ["SST-2", "STSB", "SST-2"],
                   "score": [0.8, 0.6, 0.9]}).to_csv(csv, index=False)
-    rows = {k: {t: v[t] for t in v if t in ("SST-2", "STS-B")} for k, v in tb.load_baselines(csv).items()}
+    rows = {k: {t: v[t] for t in v if t in ("SST-2", "STS-B")} for k, v in folders.load_baselines(csv).items()}
     assert rows["CBOW"] == {"SST-2": 0.8, "STS-B": 0.6}                   # the CSV overrides the shipped rows
     rows = {"CBOW": rows["CBOW"], "BiLSTM+ELMo": {"SST-2": 0.9}}
     table = tb.table2(stats, refs, rows)
@@ -283,11 +276,11 @@ def test_table2_without_baselines_macro_average_and_marks(tmp_path):
     bad = tmp_path / "bad.csv"
     pd.DataFrame({"name": ["CBOW"], "task": ["SST-2"], "score": [0.5]}).to_csv(bad, index=False)
     with pytest.raises(ValueError, match="model"):
-        tb.load_baselines(bad)
+        folders.load_baselines(bad)
 
 
 def test_shipped_glue_baselines_are_the_glue_dev_table():
-    rows = tb.load_baselines("")
+    rows = folders.load_baselines("")
     assert list(rows) == list(tb.GLUE_ROWS) == ["CBOW", "BiLSTM+GloVe", "BiLSTM+ELMo"]
     glue9 = ["CoLA", "SST-2", "MRPC", "QQP", "STS-B", "MNLI", "QNLI", "RTE", "WNLI"]
     assert all(list(v) == glue9 for v in rows.values())
@@ -304,7 +297,7 @@ def test_glue_baselines_wnli_is_the_dev_majority_rate(glue_dir):
     from lotterylib.data import load_split, majority_baseline
 
     majority = majority_baseline(load_split("WNLI", "dev", glue_dir))
-    for name, row in tb.load_baselines("").items():
+    for name, row in folders.load_baselines("").items():
         assert row["WNLI"] == pytest.approx(majority, abs=5e-4), name
 
 
@@ -336,19 +329,46 @@ def test_appendix_tables():
     assert np.isnan(tb.appendix_e(one_seed).loc[("SST-2", "bad"), f"{lt.PRUNED} std"])
 
 
-def test_collect_scores_and_finetune(tmp_path):
+def test_table2_marked_and_recorded():
+    stats, refs = ls.seed_stats(fake_scores()), fake_refs()
+    table = tb.table2(stats, refs, {"CBOW": {"SST-2": 0.7, "STS-B": 0.1}})
+    marked = tb.mark_table2(table, ["CBOW"])
+    assert marked.loc["CBOW", "SST-2"] == "0.700 †" and marked.loc[tb.MAJORITY, "SST-2"] == "0.500"
+    assert marked.loc["bad s-pruned (re-fine-tuned)", "SST-2"].endswith(" *")
+    record = tb.as_record(table)
+    assert record["bad s-pruned (re-fine-tuned)"]["SST-2"] == pytest.approx(0.65)
+    assert record["random init + random s-pruning"]["average"] == pytest.approx(table.iloc[-1]["average"])
+    assert all(isinstance(v, float) or v is None for row in record.values() for v in row.values())
+
+
+def test_notebook_5_summary_and_pruning_rows():
+    stats = ls.seed_stats(fake_scores())
+    assert set(ls.pruning_rows(stats).method) == {lt.S, lt.M}
+    means = ls.lottery_means(stats, fake_refs())
+    summary = ls.summary(means, {"holds": 3, "cannot tell": 1})
+    assert summary["claims"] == "holds 3, cannot tell 1"
+    assert summary["STS-B bad m re-fine-tuned"] == pytest.approx(0.45) and len(summary) == 1 + 4
+
+
+def test_notebook_5_reads_exactly_its_run_folders_through_the_results_table(tmp_path):
     scores = fake_scores()
     for (t, s), part in scores.groupby(["task", "seed"]):
         folder = runs.stage_dir(tmp_path, "lottery", t, s)
         folder.mkdir(parents=True)
         part.to_csv(folder / "scores.csv", index=False)
+        runs.write_json_atomic(folder / "metrics.json", {})
         runs.write_json_atomic(runs.stage_dir(tmp_path, "finetune", t, s) / "metrics.json",
-                               {"dev_score": 0.9 - 0.1 * s, "majority_baseline": 0.5})
-    back = ls.collect_scores(tmp_path, ["SST-2", "STS-B"], [1, 2])
+                               {"dev_score": 0.9 - 0.1 * s, "majority_baseline": 0.5, "final_train_loss": 0.3,
+                                "train_examples": 100, "dev_examples": 50})
+    res = results.collect(tmp_path, ("finetune", "lottery"), ["SST-2", "STS-B"], [1, 2])
+    back = frames.lottery_scores(res)
     assert len(back) == len(scores) and back.score.sum() == pytest.approx(scores.score.sum())
-    with pytest.raises(FileNotFoundError, match="'SST-2', 3"):
-        ls.collect_scores(tmp_path, ["SST-2"], [1, 3])
-    refs = ls.reference_stats(ls.collect_finetune(tmp_path, ["SST-2", "STS-B"], [1, 2]))
+    assert back.heads_kept.fillna(-1).tolist() == scores.heads_kept.fillna(-1).tolist()
+    with pytest.raises(FileNotFoundError, match="SST-2, seed 3"):
+        results.collect(tmp_path, ("finetune", "lottery"), ["SST-2"], [1, 3])
+    runs.write_json_atomic(runs.stage_dir(tmp_path, "stability") / "metrics.json", {})   # a later stage: not read
+    assert results.collect(tmp_path, ("finetune", "lottery"), ["SST-2", "STS-B"], [1, 2]).equals(res)
+    refs = ls.reference_stats(frames.finetune_scores(res))
     assert refs.loc["SST-2", "full_mean"] == pytest.approx(0.75)
     assert refs.loc["SST-2", "full_std"] == pytest.approx(np.std([0.8, 0.7], ddof=1))
     fig = plots.lottery_figure(back, refs, save=tmp_path / "fig2")
@@ -436,7 +456,7 @@ def test_with_paper_maps_both_rules_to_the_published_row(tmp_path):
 def test_table2_uses_the_corrected_cola_values_not_the_misprints():
     printed, corrected = baselines.TABLE2_MISPRINTS[("CBOW", "CoLA")]
     assert (printed, corrected) == (0.46, 0.046)
-    assert tb.load_baselines("")["CBOW"]["CoLA"] == corrected
+    assert folders.load_baselines("")["CBOW"]["CoLA"] == corrected
     assert set(baselines.TABLE2_MISPRINTS) <= {(r, "CoLA") for r in (*tb.GLUE_ROWS, *tb.TABLE2_ROWS)}
 
 

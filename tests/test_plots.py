@@ -81,6 +81,15 @@ def test_pattern_distribution_stacks_to_one():
         assert tops == pytest.approx([1.0] * 4)
 
 
+def test_pattern_figures_one_per_task(tmp_path):
+    rows = [{"task": t, "group": "all heads", "map_kind": "raw", "model": "fine-tuned", "class": c, "share": 0.5}
+            for t in ("RTE", "MRPC") for c in ("vertical", "block")]
+    figures = plots.pattern_figures(pd.DataFrame(rows), ["block", "vertical"], save_dir=tmp_path, prefix="figure4_")
+    assert list(figures) == ["RTE", "MRPC"] and figures["MRPC"]._suptitle.get_text() == "MRPC: attention patterns"
+    assert sorted(p.name for p in tmp_path.glob("*.png")) == ["figure4_MRPC.png", "figure4_RTE.png"]
+    assert list(plots.pattern_figures(pd.DataFrame(rows[:2]), ["vertical", "block"])) == ["RTE"]   # nothing saved
+
+
 def test_score_trajectory():
     steps = pd.DataFrame({"step": range(6), "score": np.linspace(0.9, 0.7, 6),
                           "phase": ["joint"] * 3 + ["heads"] * 2 + ["mlps"]})

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lotterylib import stability
+from lotterylib import stability, stability_figures
 from lotterylib.config import ParameterError
 
 # 3 seeds x 5 elements. Column totals (per seed) 4, 2, 2; row totals (per element) 3, 2, 1, 2, 0.
@@ -87,10 +87,10 @@ def _by_seed(rng, seeds, layers=2, heads=3):
     return {s: (rng.integers(0, 2, (layers, heads)), rng.integers(0, 2, layers)) for s in seeds}
 
 
-def test_stability_table_columns_and_the_pooled_row():
+def test_mask_statistics_columns_and_the_pooled_row():
     rng = np.random.default_rng(1)
     masks = {"RTE": _by_seed(rng, [1, 2, 3]), "WNLI": _by_seed(rng, [1, 2])}
-    table = stability.stability_table(masks, n_draws=200)
+    table = stability.mask_statistics(masks, n_draws=200)
     assert list(table.columns) == stability.TABLE_COLUMNS
     assert table.task.tolist() == ["RTE", "WNLI", "all tasks"] and (table.n_draws == 200).all()
     rte, wnli, pooled = (table.iloc[i] for i in range(3))
@@ -117,12 +117,12 @@ def test_stability_table_columns_and_the_pooled_row():
 
 
 @pytest.mark.parametrize("seeds", [[1], []])
-def test_stability_table_refuses_fewer_than_two_seeds(seeds):
+def test_mask_statistics_refuses_fewer_than_two_seeds(seeds):
     rng = np.random.default_rng(1)
     masks = {"RTE": _by_seed(rng, [1, 2]), "WNLI": _by_seed(rng, seeds)}
     found = f"masks for seeds {seeds}" if seeds else "no masks"
     with pytest.raises(ValueError, match=rf"at least 2 distinct seeds per task: WNLI has {re.escape(found)}\. Fix"):
-        stability.stability_table(masks)
+        stability.mask_statistics(masks)
 
 
 def test_stability_stage_refuses_one_or_duplicate_seeds_before_reading_anything(tmp_path):
@@ -167,7 +167,7 @@ def test_authors_layout_via_structured_loader(tmp_path):
     assert sorted(tree) == ["CoLA", "RTE"] and sorted(tree["RTE"]) == [42, 71, 86]   # tasks/seeds from the folder
     np.testing.assert_array_equal(tree["RTE"][42][1], [1, 0])
     np.testing.assert_array_equal(tree["CoLA"][42][1], [1, 1])      # no mlp_mask.npy: all MLPs kept
-    rte = stability.stability_table(tree, n_draws=10).set_index("task").loc["RTE"]
+    rte = stability.mask_statistics(tree, n_draws=10).set_index("task").loc["RTE"]
     assert math.isnan(rte.head_kappa) and rte.head_p == 1.0          # identical all-kept masks
     assert rte.head_kept_all == 1.0 and rte.head_p_more == 1.0      # random masks of these sizes are these masks
 
@@ -272,7 +272,7 @@ def test_notebook_on_masks_in_the_authors_layout(tmp_path):
                    {"outputs_root": str(tmp_path / "outputs"), "masks_dir": str(tmp_path / "masks"),
                     "out_dir": str(tmp_path / "figures")}, runs.PROJECT_ROOT)
     table = pd.read_csv(tmp_path / "figures" / "stability.csv")
-    expected = stability.stability_table(load_masks_tree(tmp_path / "masks"))
+    expected = stability.mask_statistics(load_masks_tree(tmp_path / "masks"))
     assert table.task.tolist() == ["MRPC", "RTE", "all tasks"] and table.n_seeds.tolist() == [3, 3, 3]
     pd.testing.assert_frame_equal(table, expected, check_dtype=False)
     metrics = runs.read_json(tmp_path / "figures" / "metrics.json")
@@ -325,7 +325,7 @@ def authors_table():
     from lotterylib import reference
 
     masks = stability.load_stability_masks("unused", [], [], masks_dir=reference.AUTHORS_MASKS)
-    return stability.stability_table(masks, n_draws=20)
+    return stability.mask_statistics(masks, n_draws=20)
 
 
 def test_authors_masks_are_shipped_complete(authors_table):
@@ -372,11 +372,58 @@ def test_our_kappas_and_cochran_p_of_the_authors_masks_equal_the_published_ones(
 def test_a_tasks_p_values_are_seeded_by_its_name_not_by_the_other_tasks():
     rng = np.random.default_rng(4)
     masks = {"MRPC": _by_seed(rng, [1, 2, 3], layers=4), "RTE": _by_seed(rng, [1, 2, 3], layers=4)}
-    both = stability.stability_table(masks, n_draws=300).set_index("task")
-    alone = stability.stability_table({"RTE": masks["RTE"]}, n_draws=300).set_index("task")
+    both = stability.mask_statistics(masks, n_draws=300).set_index("task")
+    alone = stability.mask_statistics({"RTE": masks["RTE"]}, n_draws=300).set_index("task")
     pd.testing.assert_series_equal(both.loc["RTE"], alone.loc["RTE"])
-    again = stability.stability_table(masks, n_draws=300, seed=0).set_index("task")
+    again = stability.mask_statistics(masks, n_draws=300, seed=0).set_index("task")
     pd.testing.assert_frame_equal(both, again)
-    other = stability.stability_table(masks, n_draws=300, seed=1).set_index("task")
+    other = stability.mask_statistics(masks, n_draws=300, seed=1).set_index("task")
     assert (other.head_jaccard == both.head_jaccard).all()                       # the data, not the draws
     assert (other.head_jaccard_chance != both.head_jaccard_chance).any()
+
+
+def test_notebook_6_tables_from_the_masks():
+    rng = np.random.default_rng(3)
+    masks = {"RTE": _by_seed(rng, [2, 1, 3]), "WNLI": _by_seed(rng, [1, 2])}
+    kept = stability.kept_counts(masks)
+    assert kept[["task", "seed"]].values.tolist() == [["RTE", 1], ["RTE", 2], ["RTE", 3], ["WNLI", 1], ["WNLI", 2]]
+    assert kept.iloc[0]["heads kept"] == masks["RTE"][1][0].sum()
+    assert kept.iloc[4]["MLPs kept"] == masks["WNLI"][2][1].sum()
+    assert stability.mask_shape(masks) == (2, 3)
+    table = stability.mask_statistics(masks, n_draws=50)
+    views = stability.agreement_views(table)
+    assert views.index.get_level_values("kind").unique().tolist() == ["heads", "MLPs"]
+    assert views.loc["MLPs"].equals(stability.agreement_view(table, "mlp"))
+    verdicts = stability.verdicts_by_kind(table)
+    assert verdicts["head"] == stability.agreement_view(table, "head").verdict.to_dict()
+    assert set(verdicts) == {"head", "mlp"}
+    summary = stability.head_summary(table)
+    assert summary["RTE head kappa"] == table.set_index("task").loc["RTE", "head_kappa"] and len(summary) == 3 * 6
+    assert stability.summaries_markdown(table) == (stability.summary_markdown(table, "head") + "\n\n"
+                                                   + stability.summary_markdown(table, "mlp"))
+
+
+def test_notebook_6_inputs_and_figures_from_run_folders(tmp_path):
+    rng = np.random.default_rng(0)
+    masks = {"RTE": _by_seed(rng, [1, 2]), "MRPC": _by_seed(rng, [1, 2])}
+    for task, seed, steps in (("RTE", 1, 2), ("RTE", 2, 4), ("MRPC", 1, 3), ("MRPC", 2, 3)):
+        folder = tmp_path / task / f"seed_{seed}" / "s_pruning"
+        folder.mkdir(parents=True)
+        np.savez(folder / "importance.npz", **_history(steps, rng))
+    histories = stability.load_histories(tmp_path, masks)
+    assert [len(h["scores"]) for h in histories["RTE"]] == [2, 4]
+    m_folder = tmp_path / "RTE" / "seed_2" / "m_pruning"
+    m_folder.mkdir(parents=True)
+    np.savez(m_folder / "survival.npz", head=np.full((2, 3), 0.5), mlp=np.array([0.2, 0.4]))
+    m_survival = stability.load_m_survivals(tmp_path, masks)
+    assert list(m_survival) == ["RTE"] and list(m_survival["RTE"]) == [2]                   # MRPC has none
+    out = tmp_path / "figures"
+    assert stability_figures.importance_figures(histories, 9, out) == {"RTE": 1, "MRPC": 2}  # clipped per task
+    stability_figures.s_survival_figures(masks, out)
+    stability_figures.m_survival_figures(m_survival, out)
+    overlaps = stability_figures.overlap_figures(masks, out)
+    stability_figures.across_tasks_figure(masks, out)
+    assert overlaps.to_dict() == {t: stability.mean_offdiagonal(stability.seed_overlap(m)) for t, m in masks.items()}
+    assert sorted(p.name for p in out.glob("*.png")) == [
+        "importance_MRPC.png", "importance_RTE.png", "m_survival_RTE.png", "overlap_seeds.png", "overlap_tasks.png",
+        "s_survival_MRPC.png", "s_survival_RTE.png", "survival_across_tasks.png"]
