@@ -224,7 +224,6 @@ def test_a_job_signature_follows_the_library_code_its_notebook_runs(tmp_path, mo
 
     notebook = pipeline.STAGES["attention_patterns"].notebook
     assert copy / "head_patterns.py" in pipeline.library_files(notebook, copy)
-    assert copy / "schema" / "config.schema.yaml" in pipeline.library_files(notebook, copy)  # read by config
     with open(copy / "head_patterns.py", "a") as module:
         module.write("\nTHRESHOLD = 0.5\n")
     pipeline._library_hash.cache_clear()
