@@ -83,6 +83,8 @@ def _estimate(name: str, preset: dict[str, Any], cores: int) -> Any:
     from . import timing
 
     done, todo = timing.grid_progress(preset)
+    if not todo:
+        return None  # nothing to price
     try:
         cal = timing.calibrate_for(preset)
         print(timing.format_estimate(name, timing.estimate(preset, cores, cal, todo), len(done)), flush=True)
