@@ -267,9 +267,10 @@ def _finetune_again(params: dict) -> tuple[torch.nn.Module, object, float, list[
 
 def _check_rebuild(run_dir: Path, committed: float, rebuilt: float, threads: int | None) -> dict:
     """The rebuilt dev score against the committed one: identical, or within the tolerance (a warning line
-    when the thread count was the recorded one: another CPU or library version); a RuntimeError beyond it."""
+    when the rebuild ran on the recorded thread count, `threads`: another CPU or library version); a
+    RuntimeError beyond it."""
     tolerance = float(os.environ.get(TOLERANCE_ENV) or REBUILD_TOLERANCE)
-    same_threads = threads is not None and threads == torch.get_num_threads()
+    same_threads = threads is not None  # the rebuild ran on them (`_threads_and_random_state`)
     found = {"committed_dev_score": committed, "rebuilt_dev_score": rebuilt, "tolerance": tolerance,
              "threads_recorded": threads, "threads_used": torch.get_num_threads() if threads is None else threads}
     if rebuilt == committed:
