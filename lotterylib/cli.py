@@ -1,6 +1,6 @@
 """The `lottery` command (also `python -m lotterylib`): the workflow, its summaries and one notebook at a time.
 
-    lottery run demo --cores 2           the demo grid through Snakemake (time estimate first, summary after)
+    lottery run demo --cores 2           the demo grid through Snakemake (jobs done and time left first, summary after)
     lottery estimate paper --cores 8     calibrate on this machine and estimate a preset's grid time
     lottery summary outputs/demo         the finished stages' headline numbers (or --table results)
     lottery jobs outputs/demo            measured job times from Snakemake's benchmark files
@@ -57,19 +57,41 @@ def run(args: argparse.Namespace) -> int:
     _need_workflow("run")
     from . import summary, timing
 
-    if not args.dry_run:
-        timing.main(["estimate", "--preset", args.preset, "--cores", str(args.cores)])
+    _overrides(args.config)  # KEY=VALUE pairs, or the error that says so
+    from snakemake.cli import parse_config
+
+    # the grid as the Snakefile will run it: the values typed as Snakemake types them (the folder may follow them)
+    preset = pipeline.grid_preset({"preset": args.preset, **parse_config(args.config)})
+    cal = None if args.dry_run else _estimate(args.preset, preset, args.cores)
+    print(timing.progress_line(args.preset, preset, args.cores, cal), flush=True)
     config = [f"preset={args.preset}", *args.config]
     # --keep-incomplete: a failed job's executed notebook stays for reading (the report stage declares its own)
     code = _snakemake("--cores", str(args.cores), "--config", *config, "--rerun-incomplete", "--keep-going",
                       "--keep-incomplete", "--printshellcmds", *(["--dry-run"] if args.dry_run else []), *args.snakemake)
     if args.dry_run:
         return code
-    root = display_path(pipeline.resolve(pipeline.load_preset(args.preset, _overrides(args.config))["outputs_root"]))
+    root = display_path(pipeline.resolve(preset["outputs_root"]))
     summary.main([root])
     log = _latest_snakemake_log()
     timing.main(["jobs", root, *(["--keep-log", log] if log else [])])
+    print(timing.progress_line(args.preset, preset, args.cores, cal), flush=True)
     return code
+
+
+def _estimate(name: str, preset: dict[str, Any], cores: int) -> Any:
+    """Print the estimated time of the grid's jobs still to run (`timing`); its calibration, None without one."""
+    from . import timing
+
+    done, todo = timing.grid_progress(preset)
+    if not todo:
+        return None  # nothing to price
+    try:
+        cal = timing.calibrate_for(preset)
+        print(timing.format_estimate(name, timing.estimate(preset, cores, cal, todo), len(done)), flush=True)
+        return cal
+    except (OSError, RuntimeError) as err:  # no data or model here yet: the grid itself will say more
+        print(f"No time estimate for the {name} grid: {err}")
+        return None
 
 
 def _overrides(pairs: list[str]) -> dict[str, str]:

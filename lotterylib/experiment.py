@@ -3,24 +3,35 @@
 `selection` (docs/method.md, "Masks chosen on held-out data"): with "dev" (the paper's way) the pruning
 searches choose masks on the dev set and every score is reported on that same dev set; with "split" the
 searches see only a seeded half of dev (`dev_half(selection, "search")`) and every reported score, the full
-model's included, comes from the other half (`dev_half(selection, "report")`)."""
+model's included, comes from the other half (`dev_half(selection, "report")`).
+
+Checkpoints are not committed: a finished fine-tuning whose checkpoint is missing (a clone, a lost work tree)
+is rebuilt by the first stage that loads it (`load_checkpoint`, `rebuild_checkpoint`)."""
 from __future__ import annotations
 
+import contextlib
 import os
+import random
 import shutil
-from dataclasses import dataclass
+import socket
+import time
+from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Iterator
 
+import numpy as np
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from .data import Encoded, GlueSplit, check_halves, dev_halves, encode, load_split, subsample
 from .gates import Gates
-from .models import load_classifier, quiet_loading
+from .models import load_classifier, load_tokenizer, quiet_loading
 from .physical import prune_physically
-from .runs import display_path, missing_stage_error, temporary_sibling
+from .progress import duration, step_line
+from .runs import (display_path, is_done, missing_stage_error, read_json, read_params, temporary_sibling,
+                   waiting_lock, write_json_atomic)
 from .tasks import Task, get_task
-from .training import TrainConfig, default_device, fine_tune, set_seed
+from .training import TrainConfig, default_device, evaluate, fine_tune, set_seed
 
 DATA_SEED = 0  # subsamples are the same for every run seed, so seeds differ only in init and data order
 SELECTIONS = ("dev", "split")
@@ -146,13 +157,19 @@ def share_like_umask(folder: Path) -> None:
             path.chmod(0o666 & ~umask)
 
 
+def _complete(folder: Path) -> bool:
+    """A checkpoint folder with its config and weights."""
+    weights = [folder / name for name in ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")]
+    return (folder / "config.json").is_file() and any(w.is_file() for w in weights)
+
+
 def load_checkpoint(folder: str | Path, device: torch.device | None = None):
     """A fine-tuned checkpoint and its tokenizer; a clear error if the fine-tuning stage has not run or its
-    checkpoint is incomplete."""
+    checkpoint does not load. The missing or incomplete checkpoint of a finished fine-tuning run folder
+    (`<run>/finetune/checkpoint`; checkpoints are not committed) is rebuilt first (`rebuild_checkpoint`)."""
     folder = Path(folder)
-    weights = [folder / name for name in ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")]
-    if not (folder / "config.json").is_file() or not any(w.is_file() for w in weights):
-        raise missing_stage_error(folder / "model.safetensors", "finetune")
+    if not _complete(folder):
+        rebuild_checkpoint(folder)
     try:
         with quiet_loading():
             net = AutoModelForSequenceClassification.from_pretrained(folder).to(device or default_device())
@@ -177,3 +194,113 @@ def check_vocabulary(tokenizer, net: torch.nn.Module, folder: str | Path) -> Non
                            f"have {rows} rows: its tokenizer files (tokenizer.json, vocab.txt, ...) are missing "
                            "or belong to another model. Fix: rerun the fine-tuning stage for this task and seed, "
                            "or copy the pre-trained model's tokenizer files into that folder.")
+
+
+# --- a missing checkpoint of a finished fine-tuning, rebuilt ----------------------------------------------
+
+REBUILD_TOLERANCE = 0.005  # |rebuilt - committed| dev score (0-1 scale) a rebuild that is not bit-identical may differ
+TOLERANCE_ENV = "LOTTERY_REBUILD_TOLERANCE"  # overrides REBUILD_TOLERANCE
+REBUILD_RECORD = "rebuilt.json"  # in a rebuilt checkpoint folder: the check of its dev score, threads, time
+
+
+def rebuild_checkpoint(folder: str | Path) -> Path:
+    """Rebuild the missing checkpoint of a finished fine-tuning run (`<run>/finetune/checkpoint`, its run folder
+    done: metrics.json, params.json intact): fine-tune again with the parameters its params.json records, on
+    the thread count it records (torch's threads and random states are restored after), evaluate on dev as
+    notebook 1 does, and check the dev score against the committed metrics.json: bit-identical is expected
+    on the same machine and thread count; otherwise it may differ by `REBUILD_TOLERANCE` (or
+    $LOTTERY_REBUILD_TOLERANCE), and beyond that a RuntimeError names both numbers and nothing is saved. The
+    checkpoint is then saved (`save_checkpoint`) with `rebuilt.json` (the check and its numbers) inside; the
+    run folder's own files (metrics.json, params.json, signature.txt, the executed notebook) are not touched.
+
+    The rebuild holds the run folder's lock (`runs.waiting_lock`): a second job that needs the same
+    checkpoint waits, then reuses it. Each step is printed (the job's log). Any other folder without a
+    checkpoint raises the "run the finetune stage first" error."""
+    folder = Path(folder)
+    run_dir = folder.parent
+    if folder.name != "checkpoint" or run_dir.name != "finetune" or not is_done(run_dir):
+        raise missing_stage_error(folder / "model.safetensors", "finetune")
+
+    def waiting(holder: str) -> None:
+        step_line(f"waiting for {display_path(folder)}: {holder} holds {display_path(run_dir)} (rebuilding it)")
+
+    with waiting_lock(run_dir, waiting):
+        if _complete(folder):
+            step_line(f"{display_path(folder)} was rebuilt by another job meanwhile: using it")
+            return folder
+        record = read_json(run_dir / "params.json")
+        params, threads = read_params(run_dir), record.get("threads")
+        committed = read_json(run_dir / "metrics.json")
+        step_line(f"{display_path(folder)} is missing (checkpoints are not committed): rebuilding it, fine-tuning "
+                  f"{params['task']} seed {params['seed']} again with the parameters of its params.json"
+                  f"{f' on {threads} thread(s) as recorded' if threads else ''}")
+        started = time.time()
+        with _threads_and_random_state(threads):
+            net, tokenizer, score, losses = _finetune_again(params)
+        check = _check_rebuild(run_dir, committed["dev_score"], score, threads)
+        save_checkpoint(net, tokenizer, folder)
+        seconds = time.time() - started
+        write_json_atomic(folder / REBUILD_RECORD, {
+            **check, "committed_final_train_loss": committed.get("final_train_loss"),
+            "rebuilt_final_train_loss": losses[-1] if losses else None, "seconds": round(seconds, 1),
+            "device": str(next(net.parameters()).device), "when": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+            "by": f"pid {os.getpid()} on {socket.gethostname()}"})
+        step_line(f"rebuilt {display_path(folder)} in {duration(seconds)}: dev score {score!r}, committed "
+                  f"{committed['dev_score']!r}: {check['check']}")
+    return folder
+
+
+def _finetune_again(params: dict) -> tuple[torch.nn.Module, object, float, list[float]]:
+    """Notebook 1's fine-tuning from the values its run recorded: the model (gates removed), its tokenizer, the
+    dev score and the training losses."""
+    tokenizer = load_tokenizer(params["model"])
+    td = load_task_data(params["task"], tokenizer, params.get("glue_dir", ""), params["max_train_examples"],
+                        params["max_dev_examples"], params["max_seq_len"],
+                        dev_half=dev_half(params.get("selection", "dev"), "report"))
+    cfg = TrainConfig(**{f.name: params[f.name] for f in fields(TrainConfig) if f.name in params})
+    net, gates, losses = finetune_model(params["model"], td.task, td.train_enc, cfg, params["seed"],
+                                        desc="rebuild fine-tune")
+    gates.remove()
+    result = evaluate(net, td.task, td.dev_enc, cfg.eval_batch_size, bf16=cfg.bf16, progress=False)
+    return net, tokenizer, result.metrics["score"], losses
+
+
+def _check_rebuild(run_dir: Path, committed: float, rebuilt: float, threads: int | None) -> dict:
+    """The rebuilt dev score against the committed one: identical, or within the tolerance (a warning line
+    when the rebuild ran on the recorded thread count, `threads`: another CPU or library version); a
+    RuntimeError beyond it."""
+    tolerance = float(os.environ.get(TOLERANCE_ENV) or REBUILD_TOLERANCE)
+    same_threads = threads is not None  # the rebuild ran on them (`_threads_and_random_state`)
+    found = {"committed_dev_score": committed, "rebuilt_dev_score": rebuilt, "tolerance": tolerance,
+             "threads_recorded": threads, "threads_used": torch.get_num_threads() if threads is None else threads}
+    if rebuilt == committed:
+        return {"check": "identical", **found}
+    if abs(rebuilt - committed) > tolerance:
+        raise RuntimeError(f"The rebuilt checkpoint of {display_path(run_dir)} scores {rebuilt!r} on dev, the "
+                           f"committed metrics.json {committed!r}: they differ by {abs(rebuilt - committed):.4g}, more "
+                           f"than the tolerance {tolerance} (${TOLERANCE_ENV}). Nothing was saved. Fix: rerun the "
+                           "fine-tuning stage on this machine (`lottery run PRESET -- --forcerun finetune`, which "
+                           "redoes everything after it), or run where the committed run ran.")
+    if same_threads:
+        step_line(f"the rebuild is not bit-identical on the recorded thread count ({threads}): another CPU or "
+                  "library version than the committed run's; within the tolerance")
+    return {"check": f"within tolerance {tolerance}", **found}
+
+
+@contextlib.contextmanager
+def _threads_and_random_state(threads: int | None) -> Iterator[None]:
+    """Within: torch on `threads` CPU threads (None: as it is); after: the threads and the random states of
+    python, numpy and torch as they were, so that the stage goes on as if the checkpoint had been there."""
+    saved = (torch.get_num_threads(), random.getstate(), np.random.get_state(), torch.get_rng_state(),
+             torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None)
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(saved[0])
+        random.setstate(saved[1])
+        np.random.set_state(saved[2])
+        torch.set_rng_state(saved[3])
+        if saved[4] is not None:
+            torch.cuda.set_rng_state_all(saved[4])

@@ -13,6 +13,7 @@ Relative paths are resolved against the project root, so notebooks run the same 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import fcntl
 import hashlib
 import json
@@ -23,8 +24,7 @@ import shutil
 import socket
 import warnings
 from pathlib import Path
-from typing import IO
-from typing import Any
+from typing import IO, Any, Callable, Iterator
 
 import numpy as np
 
@@ -177,6 +177,31 @@ def lock_folder(folder: str | Path) -> None:
     handle.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
     handle.flush()
     _HELD_LOCKS[folder] = handle
+
+
+@contextlib.contextmanager
+def waiting_lock(folder: str | Path, on_wait: Callable[[str], None] | None = None) -> Iterator[None]:
+    """Hold the run folder's lock (`lock_folder`'s `.lock`) for the block, waiting while another process holds
+    it; `on_wait(holder)` is called once before waiting, with the holder the lock file names. A folder this
+    process has locked already is held as it is."""
+    folder = resolve(folder)
+    if folder in _HELD_LOCKS:
+        yield
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / LOCK_FILE, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            if on_wait is not None:
+                on_wait(handle.read().strip() or "another process")
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+        handle.flush()
+        yield  # closing the file releases the lock
 
 
 def unlock_folder(folder: str | Path) -> None:

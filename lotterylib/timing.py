@@ -174,29 +174,65 @@ def idle_core_seconds(job_seconds: float, n_jobs: int, cores: int) -> float:
     return (-n_jobs % cores) * job_seconds
 
 
-def estimate(preset: dict, cores: int, cal: Calibration | None = None) -> Estimate:
-    """Price every job of the preset's grid from a calibration (run here when not given)."""
+def estimate(preset: dict, cores: int, cal: Calibration | None = None,
+             todo: list[pipeline.Job] | None = None) -> Estimate:
+    """Price every job of the preset's grid from a calibration (run here when not given); with `todo`, only
+    those jobs (`grid_progress`: the ones still to run)."""
+    sizes = task_sizes(preset)
     if cal is None:
-        from .hardware import bf16_enabled
-
-        sizes = task_sizes(preset)
-        seq_len = min(preset["max_seq_len"], round(np.mean([s.train_tokens / pipeline.train_examples(preset, s.task)
-                                                             for s in sizes])))
-        cal = calibrate(preset["model"], preset["batch_size"], max(8, seq_len), bf16_enabled(preset["bf16"], "cpu"))
-    else:
-        sizes = task_sizes(preset)
-    seconds, jobs, chain, idle = {}, {}, {s.task: 0.0 for s in sizes}, 0.0
+        cal = calibrate_for(preset, sizes)
+    left = None if todo is None else set(todo)
+    seconds, jobs, idle = {}, {}, 0.0
+    chain = {(s.task, seed): 0.0 for s in sizes for seed in preset["seeds"]}   # per seed's jobs, one after the other
     for stage in preset["stages"]:
         if STAGES[stage].level == "seed":
             per_job = {s.task: job_seconds(preset, stage, s, cal) for s in sizes}
-            jobs[stage], seconds[stage] = len(sizes) * len(preset["seeds"]), len(preset["seeds"]) * sum(per_job.values())
-            idle = idle_core_seconds(seconds[stage] / jobs[stage], jobs[stage], cores)   # the last one counts
-            if stage != "m_pruning":   # m-pruning runs beside s-pruning
-                chain = {t: chain[t] + per_job[t] for t in chain}
+            mine = [(t, seed) for t, seed in chain if left is None or (stage, t, seed) in left]
+            jobs[stage], seconds[stage] = len(mine), sum(per_job[t] for t, _ in mine)
+            if mine:
+                idle = idle_core_seconds(seconds[stage] / jobs[stage], jobs[stage], cores)   # the last one counts
+            for t, seed in mine:   # m-pruning runs beside s-pruning: in a seed's chain only when that one is done
+                if stage != "m_pruning" or (left is not None and ("s_pruning", t, seed) not in left):
+                    chain[t, seed] += per_job[t]
         else:
-            jobs[stage], seconds[stage] = 1, preset_stage_seconds(preset, stage)
+            runs = left is None or (stage, None, None) in left
+            jobs[stage], seconds[stage] = int(runs), preset_stage_seconds(preset, stage) if runs else 0.0
     preset_level = sum(v for k, v in seconds.items() if STAGES[k].level != "seed")
     return Estimate(seconds, jobs, cores, cal, max(chain.values(), default=0.0) + preset_level, idle)
+
+
+def calibrate_for(preset: dict, sizes: list[TaskSize] | None = None) -> Calibration:
+    """A calibration at the preset's batch size, its tasks' mean train length and its bf16 on this CPU."""
+    from .hardware import bf16_enabled
+
+    sizes = sizes or task_sizes(preset)
+    seq_len = min(preset["max_seq_len"], round(np.mean([s.train_tokens / pipeline.train_examples(preset, s.task)
+                                                         for s in sizes])))
+    return calibrate(preset["model"], preset["batch_size"], max(8, seq_len), bf16_enabled(preset["bf16"], "cpu"))
+
+
+def grid_progress(preset: dict) -> tuple[list[pipeline.Job], list[pipeline.Job]]:
+    """The grid's jobs already done (`pipeline.settled`: finished and current, and so is everything they read,
+    so Snakemake will not redo them) and those still to run."""
+    done: list[pipeline.Job] = []
+    todo: list[pipeline.Job] = []
+    for job in pipeline.grid_jobs(preset):
+        (done if pipeline.settled(preset, *job) else todo).append(job)
+    return done, todo
+
+
+def progress_line(name: str, preset: dict, cores: int, cal: Calibration | None) -> str:
+    """`The demo grid: 4/14 jobs done; 10 to run, about 1h02 on 2 cores (estimate).`: the jobs done (of a grid
+    run in parts) and the estimated time of the ones left (none without a calibration)."""
+    done, todo = grid_progress(preset)
+    line = f"The {name} grid ({pipeline.display_path(pipeline.resolve(preset['outputs_root']))}): " \
+           f"{len(done)}/{len(done) + len(todo)} jobs done"
+    if not todo:
+        return f"{line}; nothing left to run."
+    if cal is None:
+        return f"{line}; {len(todo)} to run."
+    est = estimate(preset, cores, cal, todo)
+    return f"{line}; {len(todo)} to run, about {_hms(est.wall_seconds)} on {cores} cores (estimate)."
 
 
 def _hms(seconds: float) -> str:
@@ -204,9 +240,12 @@ def _hms(seconds: float) -> str:
     return f"{minutes // 60}h{minutes % 60:02d}" if minutes >= 60 else f"{minutes} min"
 
 
-def format_estimate(name: str, est: Estimate) -> str:
+def format_estimate(name: str, est: Estimate, done: int = 0) -> str:
+    """The estimate in lines; `done`: the grid's jobs already done, left out of `est` (`estimate(todo=...)`)."""
     cal = est.calibration
-    lines = [f"Estimated time of the {name} grid on this machine: {sum(est.jobs.values())} jobs, about "
+    what = f"the {sum(est.jobs.values())} jobs left of the {name} grid ({done} done)" if done else \
+        f"the {name} grid"
+    lines = [f"Estimated time of {what} on this machine: {sum(est.jobs.values())} jobs, about "
              f"{_hms(est.wall_seconds)} on {est.cores} cores ({_hms(est.core_seconds)} of one core).",
              f"  calibration (1 thread): fp32 matmul {cal.gflops:.1f} GFLOP/s; a training step (batch "
              f"{cal.batch_size} x {cal.seq_len} tokens, {'bf16' if cal.bf16 else 'fp32'}) {cal.step_seconds:.2f} s",

@@ -68,3 +68,75 @@ def test_grid_wall_time_from_the_snakemake_log(tmp_path):
     assert timing.grid_wall_seconds(log) is None
     timing.main(["jobs", str(tmp_path / "out"), "--keep-log", str(log)])          # a rerun that did nothing
     assert "00:01:02" in kept.read_text()
+
+
+def finish(preset, job, signature=None):
+    """A faked finished job: its run folder's metrics.json and the signature `run_stage` records."""
+    folder = pipeline.stage_dir(preset["outputs_root"], *job)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "metrics.json").write_text("{}")
+    (folder / pipeline.SIGNATURE_FILE).write_text(signature or pipeline.job_signature(preset, *job))
+
+
+def test_progress_counts_the_jobs_done_and_prices_only_those_left(tmp_path, monkeypatch):
+    preset = pipeline.load_preset("smoke", {"outputs_root": str(tmp_path / "smoke")})
+    jobs = pipeline.grid_jobs(preset)   # 4 per-seed stages x 2 tasks x 2 seeds, 4 per-preset stages
+    monkeypatch.setattr(timing, "task_sizes", lambda p: [TaskSize(t, 1000, 300) for t in p["tasks"]])
+    full = timing.estimate(preset, cores=2, cal=CAL)
+    assert timing.grid_progress(preset) == ([], jobs)
+
+    for job in jobs:
+        if job[0] == "finetune" or job[0] == "s_pruning" and job[2] == 1:
+            finish(preset, job)
+    finish(preset, ("m_pruning", "SST-2", 2), signature="0123456789abcdef")   # made by other code: redone
+    finish(preset, ("lottery", "STS-B", 2))   # its s-pruning and m-pruning are not done: redone too
+    done, todo = timing.grid_progress(preset)
+    assert sorted(done) == sorted(j for j in jobs if j[0] == "finetune" or j[0] == "s_pruning" and j[2] == 1)
+    assert len(jobs) == 20 and len(todo) == 14
+
+    left = timing.estimate(preset, cores=2, cal=CAL, todo=todo)
+    assert left.jobs == {"finetune": 0, "s_pruning": 2, "m_pruning": 4, "lottery": 4, "bad_subnetworks": 1,
+                         "stability": 1, "attention_patterns": 1, "report": 1}
+    assert left.stage_seconds["finetune"] == 0
+    assert left.stage_seconds["s_pruning"] == pytest.approx(full.stage_seconds["s_pruning"] / 2)
+    assert left.stage_seconds["lottery"] == pytest.approx(full.stage_seconds["lottery"])
+    per_job = {s: full.stage_seconds[s] / 4 for s in ("finetune", "s_pruning", "m_pruning", "lottery")}
+    preset_level = sum(v for s, v in full.stage_seconds.items() if s not in per_job)
+    assert full.chain_seconds == pytest.approx(per_job["finetune"] + per_job["s_pruning"] + per_job["lottery"] + preset_level)
+    # seed 2: s-pruning (m-pruning beside it), then the lottery; seed 1: m-pruning alone, then the lottery
+    assert left.chain_seconds == pytest.approx(per_job["s_pruning"] + per_job["lottery"] + preset_level)
+    assert "the 14 jobs left of the smoke grid (6 done)" in timing.format_estimate("smoke", left, done=len(done))
+
+    line = timing.progress_line("smoke", preset, 2, CAL)
+    assert line.startswith(f"The smoke grid ({tmp_path / 'smoke'}): 6/20 jobs done; 14 to run, about ")
+    assert line.endswith(f"{timing._hms(left.wall_seconds)} on 2 cores (estimate).")
+    assert timing.progress_line("smoke", preset, 2, None).endswith("6/20 jobs done; 14 to run.")
+    for job in todo:
+        finish(preset, job)
+    assert timing.progress_line("smoke", preset, 2, CAL).endswith("20/20 jobs done; nothing left to run.")
+
+
+def test_lottery_run_prints_the_jobs_done_and_the_time_left_before_and_after(tmp_path, monkeypatch, capsys):
+    from lotterylib import cli
+
+    root = tmp_path / "smoke"
+    preset = pipeline.load_preset("smoke", {"outputs_root": str(root)})
+    for job in pipeline.grid_jobs(preset)[:4]:   # the fine-tunings: done in an earlier part
+        finish(preset, job)
+    monkeypatch.setattr(timing, "task_sizes", lambda p: [TaskSize(t, 1000, 300) for t in p["tasks"]])
+    monkeypatch.setattr(timing, "calibrate_for", lambda p, sizes=None: CAL)
+
+    printed = []
+
+    def snakemake(*args):   # this part runs the s-prunings
+        assert f"outputs_root={root}" in args
+        printed.append(capsys.readouterr().out)   # what `run` printed before the grid
+        for job in pipeline.grid_jobs(preset)[4:8]:
+            finish(preset, job)
+        return 0
+    monkeypatch.setattr(cli, "_snakemake", snakemake)
+    assert cli.main(["run", "smoke", "--config", f"outputs_root={root}"]) == 0
+    before, after = printed[0], capsys.readouterr().out
+    assert "Estimated time of the 16 jobs left of the smoke grid (4 done)" in before
+    assert f"The smoke grid ({root}): 4/20 jobs done; 16 to run, about " in before
+    assert f"The smoke grid ({root}): 8/20 jobs done; 12 to run, about " in after.splitlines()[-1]

@@ -74,3 +74,40 @@ def test_smoke_grid_survives_a_kill_and_resumes_without_redoing_work(tmp_path, g
     changed = snakemake(root, "--dry-run", "--config", "preset=smoke", f"stages={STAGES}", f"outputs_root={root}",
                         "threshold=0.8")
     assert "s_pruning" in changed.stdout and "finetune" not in changed.stdout.split("Job stats")[-1]
+
+
+def test_a_missing_checkpoint_is_rebuilt_by_the_stages_that_need_it(tmp_path, glue_dir):
+    """A clone: the fine-tuning is done and current, its checkpoint (not committed) is gone. `lottery run` then
+    runs s-pruning and m-pruning side by side; one rebuilds the checkpoint (the other waits and reuses it), the
+    same model as before, and the fine-tuning's own files stay as they were."""
+    import safetensors.torch
+
+    root = tmp_path / "smoke"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "LOTTERY_GLUE_DIR": str(glue_dir), "OMP_NUM_THREADS": "1"}
+    grid = ["tasks=[SST-2]", "seeds=[1]", f"outputs_root={root}"]
+    first = subprocess.run([*SNAKEMAKE, "--cores", "1", "--config", "preset=smoke", "stages=[finetune]", *grid],
+                           cwd=runs.PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=1800)
+    assert first.returncode == 0, first.stderr[-3000:]
+    finetune = root / "SST-2" / "seed_1" / "finetune"
+    checkpoint = finetune / "checkpoint"
+    original = safetensors.torch.load_file(checkpoint / "model.safetensors")
+    committed = {p.name: p.read_bytes() for p in finetune.iterdir() if p.is_file() and p.name != runs.LOCK_FILE}
+    assert {"metrics.json", "params.json", pipeline.SIGNATURE_FILE, "01_finetune.ipynb"} <= set(committed)
+    runs.shutil.rmtree(checkpoint)
+
+    out = subprocess.run([sys.executable, "-m", "lotterylib", "run", "smoke", "--cores", "2", "--config",
+                          "stages=[finetune,s_pruning,m_pruning]", *grid, "--", "--nolock"],
+                         cwd=runs.PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=1800)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert "1/3 jobs done; 2 to run, about" in out.stdout and "3/3 jobs done; nothing left to run." in out.stdout
+    assert "finetune" not in out.stderr.split("Job stats:")[-1].split("total")[0]   # not rerun by Snakemake
+    for stage in ("s_pruning", "m_pruning"):
+        assert runs.is_done(root / "SST-2" / "seed_1" / stage)
+
+    rebuilt = safetensors.torch.load_file(checkpoint / "model.safetensors")
+    assert rebuilt.keys() == original.keys() and all(rebuilt[k].equal(original[k]) for k in original)
+    record = runs.read_json(checkpoint / "rebuilt.json")
+    assert record["check"] == "identical" and record["threads_recorded"] == 1
+    assert {p.name: p.read_bytes() for p in finetune.iterdir() if p.is_file() and p.name != runs.LOCK_FILE} == committed
+    logs = [(root / "logs" / stage / "SST-2_1.log").read_text() for stage in ("s_pruning", "m_pruning")]
+    assert sum("is missing (checkpoints are not committed): rebuilding it" in log for log in logs) == 1
