@@ -9,7 +9,7 @@ last accepted step (and the failing step that ended the previous phase), and des
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
 from .progress import step_line
@@ -65,8 +65,8 @@ class Result(Generic[M]):
 
     full_score: float
     threshold: float
-    steps: list[Step[M]] = field(default_factory=list)
-    kept: Step[M] | None = None
+    steps: list[Step[M]]
+    kept: Step[M]
 
     @property
     def masks(self) -> M:
