@@ -319,8 +319,8 @@ def test_gates_of_the_wrong_shape_name_the_expected_one_and_leave_the_model_unho
 
 
 def test_save_masks_of_the_wrong_shape_names_the_expected_one_and_writes_nothing(tmp_path):
-    with pytest.raises(ValueError, match=r"save_head_masks: MLP mask has shape \(4,\); expected \(3,\) to match the head "
-                                         r"mask's 3 layers"):
+    with pytest.raises(ValueError, match=r"save_head_masks: MLP mask has shape \(4,\); expected \(3,\) to match "
+                                         r"the head mask's 3 layers"):
         save_head_masks(tmp_path / "masks", np.ones((3, 4)), np.ones(4))
     assert not (tmp_path / "masks").exists()
 
