@@ -28,7 +28,7 @@ from lotterylib.experiment import load_checkpoint
 from lotterylib.gates import Gates
 from lotterylib.models import load_classifier, load_tokenizer, shape_of
 from lotterylib.physical import count_parameters, prune_physically
-from lotterylib.structured import load_masks
+from lotterylib.masks import load_head_masks
 from lotterylib.training import default_device, set_seed
 
 Batch = dict[str, torch.Tensor]
@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> None:
         model = load_classifier(args.model, args.task or "SST-2").to(device).eval()
         tokenizer = load_tokenizer(args.model) if args.task else None
     num_layers, num_heads = shape_of(model)
-    head, mlp = (load_masks(args.masks) if args.masks
+    head, mlp = (load_head_masks(args.masks) if args.masks
                  else random_masks(num_layers, num_heads, args.keep_heads, args.keep_mlps, args.seed))
     if args.task:
         batches = dev_batches(args.task, tokenizer, args.glue_dir, args.max_examples, args.batch_size, args.seed)

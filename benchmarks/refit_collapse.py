@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from lotterylib import experiment, lottery, models, training
+from lotterylib import experiment, models, training
 from lotterylib.training import TrainConfig, evaluate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,7 +61,7 @@ def bf16_head() -> contextlib.AbstractContextManager:
 
 def refit(td: experiment.TaskData, seed: int, subnetwork: str, cfg: TrainConfig, head_fp32: bool) -> dict:
     """Re-fine-tune one committed s-subnetwork of demo_more's STS-B lottery stage; score it on dev."""
-    head, mlp = lottery.load_s_subnetworks(RUN / f"seed_{seed}" / "lottery" / "s_subnetworks.npz")[subnetwork]
+    head, mlp = load_head_mask_sets(RUN / f"seed_{seed}" / "lottery" / "s_subnetworks.npz")[subnetwork]
     start = time.perf_counter()
     with contextlib.nullcontext() if head_fp32 else bf16_head():
         net, _, losses = experiment.finetune_model("minilm-l6", td.task, td.train_enc, cfg, seed, head_mask=head,

@@ -97,15 +97,15 @@ def main(argv: list[str] | None = None) -> None:
     s_result, seconds = timed(lambda: structured.structured_search(scorer, None, num_layers, num_heads, progress=False))
     passes = len(s_result.steps)
     rows.append(("s-pruning", f"{passes} dev passes", seconds, seconds / passes,
-                 f"kept {int(s_result.head_mask.sum())}/{s_result.head_mask.size} heads, "
-                 f"{int(s_result.mlp_mask.sum())}/{num_layers} MLPs"))
+                 f"kept {int(s_result.masks.head.sum())}/{s_result.masks.head.size} heads, "
+                 f"{int(s_result.masks.mlp.sum())}/{num_layers} MLPs"))
     gates.remove()
 
     m_scorer = magnitude.make_scorer(net, td.task, td.dev_enc, bf16=cfg.bf16)
     full, first = timed(m_scorer)
-    m_result, seconds = timed(lambda: magnitude.magnitude_search(net, m_scorer, full, max_steps=args.max_steps or None,
-                                                                 progress=False))
-    passes = len(m_result.steps) + 1
+    m_result, seconds = timed(lambda: magnitude.magnitude_search(net, m_scorer, full.score,
+                                                                 max_steps=args.max_steps or None, progress=False))
+    passes = len(m_result.steps)   # steps[0] is the full model's pass
     rows.append(("m-pruning", f"{passes} dev passes", seconds + first, (seconds + first) / passes,
                  f"sparsity {m_result.sparsity:.1%}"))
 

@@ -15,6 +15,7 @@ import pandas as pd
 from sklearn.metrics import confusion_matrix
 
 from . import attention_maps, experiment, plots, runs, stability, subnetworks
+from .masks import stack_seeds
 from .patterns.cnn import row_normalize
 from .patterns.heads import LabelledMaps, MapClassifier, label_model
 from .patterns.layout import CLASSES, layout
@@ -72,7 +73,7 @@ def classify_heads(outputs_root: str, tasks: Sequence[str], seeds: Sequence[int]
         td = experiment.load_task_data(task, tokenizer, glue_dir, max_dev_examples=examples_per_task,
                                        max_seq_len=max_seq_len, with_train=False)
         tokens = [tokenizer.convert_ids_to_tokens(ids) for ids in td.dev_enc.input_ids]
-        super_heads, _ = subnetworks.super_survivors(*stability.stack_masks(masks[task]))
+        super_heads, _ = subnetworks.super_survivors(*stack_seeds(masks[task]))
         runs_to_label = [(FINE_TUNED, s) for s in seeds] + [(PRE_TRAINED, None)]
         for model_name, seed in runs_to_label:
             if model_name == FINE_TUNED:

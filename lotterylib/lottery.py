@@ -20,10 +20,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import magnitude, runs, stability, structured, subnetworks
+from . import magnitude, runs, subnetworks
 from .data import Encoded
 from .experiment import dev_half, finetune_model, load_task_data
 from .gates import Gates
+from .masks import (HeadMasks, WeightMasks, head_masks_size, kept_count, load_head_mask_tree, save_head_mask_sets,
+                    save_weight_masks, sparsity, stack_seeds)
 from .results import FINETUNED, FULL
 from .tasks import Task, get_task
 from .training import TrainConfig, evaluate, result_line
@@ -52,18 +54,18 @@ def split_rule(subnetwork: str, compat: str = "paper") -> tuple[str, str]:
 
 # --- per (task, seed): drawing, evaluating, re-fine-tuning -----------------------------------------------
 
-def task_s_masks(outputs_root: str | Path, task: str) -> dict[int, subnetworks.SMasks]:
+def task_s_masks(outputs_root: str | Path, task: str) -> dict[int, HeadMasks]:
     """`{seed: (head_mask, mlp_mask)}` of every seed of `task` whose s-pruning stage has written its masks."""
-    tree = structured.load_masks_tree(runs.resolve(outputs_root), subdir="s_pruning")
+    tree = load_head_mask_tree(runs.resolve(outputs_root), subdir="s_pruning")
     if get_task(task).name not in tree:
         raise runs.missing_stage_error(runs.resolve(outputs_root) / get_task(task).name / "seed_*" / "s_pruning",
                                        "s_pruning")
     return tree[get_task(task).name]
 
 
-def draw_subnetworks(seed: int, head_mask: np.ndarray, mlp_mask: np.ndarray, weight_masks: subnetworks.MMasks,
+def draw_subnetworks(seed: int, head_mask: np.ndarray, mlp_mask: np.ndarray, weight_masks: WeightMasks,
                      all_head_masks: np.ndarray, all_mlp_masks: np.ndarray, compat: str = "paper",
-                     weights: subnetworks.MMasks | None = None, both_rules: bool = True) -> dict[str, dict]:
+                     weights: WeightMasks | None = None, both_rules: bool = True) -> dict[str, dict]:
     """`{"s": ..., "m": ..., "super": ...}` subnetworks, drawn from one `np.random.default_rng(seed)` in
     that order (so they are a function of the seed alone). `weights`: the fine-tuned dense values
     (`magnitude.prunable_weights`), needed for the authors' bad m-masks. With `both_rules` and `weights`,
@@ -81,8 +83,8 @@ def draw_subnetworks(seed: int, head_mask: np.ndarray, mlp_mask: np.ndarray, wei
     return out
 
 
-def draw_for_seed(seed: int, net: torch.nn.Module, s_masks: subnetworks.SMasks, weight_masks: subnetworks.MMasks,
-                  all_seeds: dict[int, subnetworks.SMasks], compat: str = "paper",
+def draw_for_seed(seed: int, net: torch.nn.Module, s_masks: HeadMasks, weight_masks: WeightMasks,
+                  all_seeds: dict[int, HeadMasks], compat: str = "paper",
                   both_rules: bool = True) -> dict[str, dict]:
     """`draw_subnetworks` for one run: the good s-masks and weight masks of `seed`, the s-masks of every seed
     of the task (`task_s_masks`) for the super-survivors, and the fine-tuned `net`'s weights for the
@@ -91,7 +93,7 @@ def draw_for_seed(seed: int, net: torch.nn.Module, s_masks: subnetworks.SMasks, 
         raise ValueError(f"seed {seed} is not among the seeds with s-pruning masks {sorted(all_seeds)}: "
                          "run its s_pruning stage first.")
     weights = magnitude.prunable_weights(net, compat)
-    return draw_subnetworks(seed, *s_masks, weight_masks, *stability.stack_masks(all_seeds), compat=compat,
+    return draw_subnetworks(seed, *s_masks, weight_masks, *stack_seeds(all_seeds), compat=compat,
                             weights=weights, both_rules=both_rules)
 
 
@@ -104,10 +106,10 @@ def save_subnetworks(folder: str | Path, subnets: dict[str, dict]) -> None:
     """`draw_subnetworks`'s sets into a run folder: `s_subnetworks.npz`, `super_subnetworks.npz` and
     `m_subnetworks/<file_stem>.npz`."""
     folder = Path(folder)
-    save_s_subnetworks(folder / "s_subnetworks.npz", subnets["s"])
-    save_s_subnetworks(folder / "super_subnetworks.npz", subnets["super"])
+    save_head_mask_sets(folder / "s_subnetworks.npz", subnets["s"])
+    save_head_mask_sets(folder / "super_subnetworks.npz", subnets["super"])
     for name, masks in subnets["m"].items():
-        magnitude.save_weight_masks(folder / "m_subnetworks" / f"{file_stem(name)}.npz", masks)
+        save_weight_masks(folder / "m_subnetworks" / f"{file_stem(name)}.npz", masks)
 
 
 def subnetwork_sizes(subnets: dict[str, dict]) -> pd.DataFrame:
@@ -115,25 +117,9 @@ def subnetwork_sizes(subnets: dict[str, dict]) -> pd.DataFrame:
     weights kept and sparsity (m-masks)."""
     rows = [{"set": k, "subnetwork": n, "heads kept": int(np.count_nonzero(h)), "MLPs kept": int(np.count_nonzero(p))}
             for k in ("s", "super") for n, (h, p) in subnets[k].items()]
-    rows += [{"set": "m", "subnetwork": n, "weights kept": magnitude.kept_count(m), "sparsity": magnitude.sparsity(m)}
+    rows += [{"set": "m", "subnetwork": n, "weights kept": kept_count(m), "sparsity": sparsity(m)}
              for n, m in subnets["m"].items()]
     return pd.DataFrame(rows)
-
-
-def save_s_subnetworks(path: str | Path, subnets: dict[str, subnetworks.SMasks]) -> Path:
-    """One npz with `<name>_head` (layers x heads) and `<name>_mlp` (layers) per subnetwork, 1 = kept."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(path, **{f"{n}_{k}": np.asarray(m, dtype=np.float32)
-                      for n, (h, p) in subnets.items() for k, m in (("head", h), ("mlp", p))})
-    return path
-
-
-def load_s_subnetworks(path: str | Path) -> dict[str, subnetworks.SMasks]:
-    """The subnetworks written by `save_s_subnetworks`, as float64 arrays."""
-    with np.load(Path(path)) as data:
-        names = [k.removesuffix("_head") for k in data.files if k.endswith("_head")]
-        return {n: (data[f"{n}_head"].astype(np.float64), data[f"{n}_mlp"].astype(np.float64)) for n in names}
 
 
 @dataclass
@@ -205,7 +191,7 @@ def pruned_s(setup: LotterySetup, net: torch.nn.Module, head_mask: np.ndarray, m
         return setup.evaluate(net, gates, desc, key, dev)
 
 
-def pruned_m(setup: LotterySetup, net: torch.nn.Module, masks: subnetworks.MMasks,
+def pruned_m(setup: LotterySetup, net: torch.nn.Module, masks: WeightMasks,
              desc: str = "evaluate", key: str = "score", dev: Encoded | None = None) -> Outcome:
     """Dev score of the fine-tuned `net` with the weight masks; its dense weights are restored after."""
     magnitude.apply_weight_masks(net, masks, setup.compat)
@@ -239,7 +225,7 @@ def refinetuned_s(setup: LotterySetup, head_mask: np.ndarray, mlp_mask: np.ndarr
     return setup.cache[key]
 
 
-def refinetuned_m(setup: LotterySetup, masks: subnetworks.MMasks, desc: str = "re-fine-tune") -> Outcome:
+def refinetuned_m(setup: LotterySetup, masks: WeightMasks, desc: str = "re-fine-tune") -> Outcome:
     """Fine-tune from the pre-trained weights with the weight masks held (masked weights stay zero), then score."""
     net, gates, losses = finetune_model(setup.model, setup.task, setup.train, setup.cfg, setup.seed,
                                         weight_masks=masks, compat=setup.compat, progress=setup.progress, desc=desc)
@@ -256,22 +242,22 @@ def _outcome_fields(outcome: Outcome) -> dict:
 def s_row(task: str, seed: int, method: str, subnetwork: str, setting: str, epochs: float,
           head_mask: np.ndarray, mlp_mask: np.ndarray, config, outcome: Outcome) -> dict:
     """A tidy row for an s-mask: heads/MLPs kept, their share of the encoder weight matrices."""
-    heads, mlps = subnetworks.subnetwork_size(head_mask, mlp_mask)
+    heads, mlps = head_masks_size(head_mask, mlp_mask)
     share = subnetworks.weight_share(head_mask, mlp_mask, config)
     return dict(task=task, seed=seed, method=method, subnetwork=subnetwork, setting=setting, epochs=epochs,
                 heads_kept=heads, mlps_kept=mlps, weight_share=share, sparsity=1 - share, **_outcome_fields(outcome))
 
 
-def m_row(task: str, seed: int, subnetwork: str, setting: str, epochs: float, masks: subnetworks.MMasks,
+def m_row(task: str, seed: int, subnetwork: str, setting: str, epochs: float, masks: WeightMasks,
           outcome: Outcome) -> dict:
     """A tidy row for a weight mask: share of the prunable weights kept, and the sparsity."""
-    sparsity = magnitude.sparsity(masks)
+    pruned = sparsity(masks)
     return dict(task=task, seed=seed, method=M, subnetwork=subnetwork, setting=setting, epochs=epochs,
-                heads_kept=np.nan, mlps_kept=np.nan, weight_share=1 - sparsity, sparsity=sparsity,
+                heads_kept=np.nan, mlps_kept=np.nan, weight_share=1 - pruned, sparsity=pruned,
                 **_outcome_fields(outcome))
 
 
-def s_lottery_rows(setup: LotterySetup, net: torch.nn.Module, subnets: dict[str, subnetworks.SMasks],
+def s_lottery_rows(setup: LotterySetup, net: torch.nn.Module, subnets: dict[str, HeadMasks],
                    method: str = S) -> list[dict]:
     """Each s-subnetwork pruned (on the fine-tuned `net`) and re-fine-tuned: two rows per subnetwork."""
     rows, epochs = [], setup.cfg.epochs
@@ -288,7 +274,7 @@ def s_lottery_rows(setup: LotterySetup, net: torch.nn.Module, subnets: dict[str,
     return rows
 
 
-def m_lottery_rows(setup: LotterySetup, net: torch.nn.Module, subnets: dict[str, subnetworks.MMasks]) -> list[dict]:
+def m_lottery_rows(setup: LotterySetup, net: torch.nn.Module, subnets: dict[str, WeightMasks]) -> list[dict]:
     """Each weight-mask subnetwork pruned (on the fine-tuned `net`) and re-fine-tuned: two rows each."""
     rows, epochs = [], setup.cfg.epochs
     for name, masks in subnets.items():
@@ -316,8 +302,8 @@ def full_rows(setup: LotterySetup, net: torch.nn.Module) -> list[dict]:
                   np.ones(layers), net.config, outcome) | halves]
 
 
-def extra_rows(setup: LotterySetup, net: torch.nn.Module, s_subnets: dict[str, subnetworks.SMasks],
-               super_subnets: dict[str, subnetworks.SMasks]) -> list[dict]:
+def extra_rows(setup: LotterySetup, net: torch.nn.Module, s_subnets: dict[str, HeadMasks],
+               super_subnets: dict[str, HeadMasks]) -> list[dict]:
     """The extras: the bad s-subnetwork re-fine-tuned for twice the epochs (Appendix D); random weights with
     the random s-mask (the good = bad size) fine-tuned (Table 2); super / bad / random sets (Appendix E)."""
     t, seed, epochs = setup.task.name, setup.seed, setup.cfg.epochs

@@ -1,7 +1,7 @@
 """Magnitude pruning ("m-pruning", docs/method.md section 3) through `torch.nn.utils.prune`.
 
-Weight masks are dicts `{qualified parameter name: bool tensor}` (True = kept), named as in
-`model.named_parameters()` of the dense model, e.g. `bert.encoder.layer.0.attention.self.query.weight`.
+Weight masks are `masks.WeightMasks`, dicts `{qualified parameter name: bool tensor}` (True = kept), named as
+in `model.named_parameters()` of the dense model, e.g. `bert.encoder.layer.0.attention.self.query.weight`.
 A masked model holds `<param>_orig` (the dense values, trained as usual) and `<param>_mask`; the forward
 pre-hook computes `param = orig * mask`, so masked weights are exactly zero and get zero gradient.
 
@@ -12,16 +12,14 @@ the same six roles under their own names (`lotterylib.families`: DistilBERT's `a
 `ffn.lin2`, DeBERTa's `attention.self.query_proj` ...); DeBERTa's separate positional projections are not
 in the set.
 
-The search removes 10% of the remaining weights per step by global |w| ranking (cumulative sparsity
-1 - 0.9^k) while the dev score stays >= threshold x full score; the failing step is reverted.
+The search (the `Magnitude` strategy of the one loop, `lotterylib.search`) removes 10% of the remaining
+weights per step by global |w| ranking (cumulative sparsity 1 - 0.9^k) while the dev score stays >= threshold
+x full score; the failing step is reverted.
 `compat="authors"` stops after at most 10 steps and, if all of them pass, keeps the 9-step mask.
 """
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -32,7 +30,9 @@ from torch.nn.utils import prune
 from .config import check_compat
 from .data import Encoded
 from .families import FAMILIES, family_of, submodule
+from .masks import WeightMasks, kept_count, sparsity
 from .progress import step_line
+from .search import Result, Scored, Scorer, Step, last_accepted, run_search
 from .tasks import Task
 from .training import evaluate
 
@@ -56,7 +56,6 @@ def _role_of(path: str) -> str | None:
 
 
 _NAME = re.compile(r"layer\.(\d+)\.(.+)\.(weight|bias)$")
-Masks = dict[str, torch.Tensor]
 
 
 def _check_compat(compat: str) -> None:
@@ -93,18 +92,18 @@ def _unmask(module: nn.Module, param: str) -> None:
         getattr(module, param).copy_(dense)
 
 
-def prunable_weights(model: nn.Module, compat: str = "paper") -> Masks:
+def prunable_weights(model: nn.Module, compat: str = "paper") -> WeightMasks:
     """The dense (unmasked) values of the prunable set, detached copies on the CPU."""
     return {name: _dense(m, p).detach().cpu().clone() for name, m, p in prunable_parameters(model, compat)}
 
 
-def full_masks(model: nn.Module, compat: str = "paper") -> Masks:
+def full_masks(model: nn.Module, compat: str = "paper") -> WeightMasks:
     """All-True masks of the prunable set (the unpruned model)."""
     return {name: torch.ones_like(_dense(m, p), dtype=torch.bool, device="cpu")
             for name, m, p in prunable_parameters(model, compat)}
 
 
-def apply_weight_masks(model: nn.Module, masks: Masks, compat: str = "paper") -> None:
+def apply_weight_masks(model: nn.Module, masks: WeightMasks, compat: str = "paper") -> None:
     """Mask the prunable set with `prune.custom_from_mask`, replacing any masks already there.
 
     `masks` must name exactly the prunable set of `compat`, with the parameters' shapes."""
@@ -136,7 +135,7 @@ def _masked(model: nn.Module) -> list[tuple[str, nn.Module, str]]:
     return out
 
 
-def current_masks(model: nn.Module) -> Masks:
+def current_masks(model: nn.Module) -> WeightMasks:
     """The masks in place (bool, CPU); empty if the model is not masked."""
     return {name: getattr(m, f"{p}_mask").detach().bool().cpu() for name, m, p in _masked(model)}
 
@@ -151,20 +150,7 @@ def remove_weight_masks(model: nn.Module, permanent: bool = True) -> None:
             _unmask(module, param)
 
 
-def kept_count(masks: Masks) -> int:
-    return int(sum(int(m.sum()) for m in masks.values()))
-
-
-def total_count(masks: Masks) -> int:
-    return int(sum(m.numel() for m in masks.values()))
-
-
-def sparsity(masks: Masks) -> float:
-    """Fraction of the masked parameters that are pruned."""
-    return 1.0 - kept_count(masks) / total_count(masks)
-
-
-def magnitude_step(model: nn.Module, compat: str = "paper", amount: float = STEP_AMOUNT) -> Masks:
+def magnitude_step(model: nn.Module, compat: str = "paper", amount: float = STEP_AMOUNT) -> WeightMasks:
     """Prune `amount` of the remaining weights of the prunable set by global |w| ranking; returns the masks.
 
     `prune.global_unstructured` ranks the surviving weights only, and removes round(amount x survivors)."""
@@ -176,41 +162,60 @@ def magnitude_step(model: nn.Module, compat: str = "paper", amount: float = STEP
     return masks
 
 
-@dataclass(frozen=True)
-class MagnitudeStep:
-    """One pruning step of the search: its index (1 = first), sparsity, score and verdict."""
+class MagnitudeResult(Result[WeightMasks]):
+    """The final masks and the history of the search (`steps[0]`: the start, the model's masks before it)."""
 
-    step: int
-    sparsity: float
-    score: float
-    accepted: bool
+    def __init__(self, full_score: float, threshold: float, compat: str, steps: list[Step[WeightMasks]],
+                 kept: Step[WeightMasks]):
+        super().__init__(full_score, threshold, steps, kept)
+        self.compat = compat
 
-
-@dataclass
-class MagnitudeResult:
-    """The final masks and the history of the search."""
-
-    masks: Masks
-    steps: list[MagnitudeStep] = field(default_factory=list)
-    full_score: float = float("nan")
-    threshold: float = 0.9
-    compat: str = "paper"
-    kept_steps: int = 0   # pruning steps behind `masks`
-    score: float = float("nan")  # the score of `masks` (the full score if no step was kept)
+    @property
+    def kept_steps(self) -> int:
+        """The pruning steps behind `masks` (0: none kept, `score` is then the full score)."""
+        return self.kept.number
 
     @property
     def sparsity(self) -> float:
         return sparsity(self.masks)
 
     def table(self) -> pd.DataFrame:
-        """One row per evaluated step: step, sparsity, score, accepted."""
-        return pd.DataFrame([vars(s) for s in self.steps], columns=["step", "sparsity", "score", "accepted"])
+        """One row per evaluated step (the start left out): step, sparsity, score, accepted."""
+        return pd.DataFrame([{"step": s.number, "sparsity": sparsity(s.masks), "score": s.score,
+                              "accepted": s.accepted} for s in self.steps[1:]],
+                            columns=["step", "sparsity", "score", "accepted"])
 
 
-def magnitude_search(model: nn.Module, scorer: Callable[[], float], full_score: float, compat: str = "paper",
+class Magnitude:
+    """The m-pruning strategy (a `search.Proposer`): one phase, each step prunes 10% of the model's remaining
+    weights (`magnitude_step`, which leaves them masked in the model), at most `limit` steps."""
+
+    phases = ("magnitude",)
+
+    def __init__(self, model: nn.Module, compat: str = "paper", limit: int | None = None, progress: bool = True):
+        self.model, self.compat, self.limit, self.progress = model, compat, limit, progress
+
+    def propose(self, phase: str, current: Step[WeightMasks], failed: Step[WeightMasks] | None) -> WeightMasks | None:
+        if self.limit is not None and current.number >= self.limit:
+            return None
+        masks = magnitude_step(self.model, self.compat)
+        if kept_count(masks) == kept_count(current.masks):
+            step_line("m-pruning: a further step would prune nothing; stopping", self.progress)
+            return None
+        return masks
+
+    def describe(self, before: Step[WeightMasks], step: Step[WeightMasks], bar: float) -> str:
+        """What the step pruned, the sparsity, the score and the verdict."""
+        return (f"m-pruning step {step.number}: pruned {kept_count(before.masks) - kept_count(step.masks)} weights, "
+                f"sparsity {sparsity(step.masks):.2%}; score {step.score:.4f} vs threshold {bar:.4f}: "
+                + ("kept" if step.accepted else "below the threshold: undone, search ends"))
+
+
+def magnitude_search(model: nn.Module, scorer: Scorer[WeightMasks], full_score: float, compat: str = "paper",
                      threshold: float = 0.9, max_steps: int | None = None, progress: bool = True) -> MagnitudeResult:
-    """Iterate `magnitude_step` while `scorer()` (the model's score at its current masks) >= threshold x
-    full_score; the failing step is reverted.
+    """Iterate `magnitude_step` while `scorer(masks)` (the model's score at its current masks, which the step has
+    put in place) >= threshold x full_score; the failing step is reverted (`search.run_search` with the
+    `Magnitude` strategy).
 
     The search starts from the model's current masks (none = dense) and also stops when a step would prune
     nothing. `max_steps` (default: none in `paper`, 10 in `authors`) bounds the number of steps; in
@@ -219,41 +224,28 @@ def magnitude_search(model: nn.Module, scorer: Callable[[], float], full_score: 
     _check_compat(compat)
     limit = max_steps if max_steps is not None else (AUTHORS_MAX_STEPS if compat == "authors" else None)
     bar = threshold * full_score
-    start = current_masks(model) or full_masks(model, compat)
-    apply_weight_masks(model, start, compat)
-    passed = [(start, float(full_score), 0)]  # the last two passing states: (masks, score, steps)
-    steps: list[MagnitudeStep] = []
+    start_masks = current_masks(model) or full_masks(model, compat)
+    apply_weight_masks(model, start_masks, compat)
+    start = Step(0, "full", start_masks, Scored(float(full_score)), accepted=True)
     step_line(f"m-pruning: full model {full_score:.4f}; keep pruning while the score is at least {threshold:g} x "
               f"{full_score:.4f} = {bar:.4f}" + (f", at most {limit} steps" if limit is not None else ""), progress)
-    while limit is None or len(steps) < limit:
-        before = kept_count(passed[-1][0])
-        masks = magnitude_step(model, compat)
-        if kept_count(masks) == before:
-            step_line("m-pruning: a further step would prune nothing; stopping", progress)
-            break
-        score = float(scorer())
-        steps.append(MagnitudeStep(len(steps) + 1, sparsity(masks), score, score >= bar))
-        step_line(f"m-pruning step {len(steps)}: pruned {before - kept_count(masks)} weights, sparsity "
-                  f"{steps[-1].sparsity:.2%}; score {score:.4f} vs threshold {bar:.4f}: "
-                  + ("kept" if steps[-1].accepted else "below the threshold: undone, search ends"), progress)
-        if not steps[-1].accepted:
-            break
-        passed = [passed[-1], (masks, score, len(steps))]
-    all_passed_to_limit = limit is not None and len(steps) == limit and steps[-1].accepted
-    masks, score, kept = passed[0] if compat == "authors" and all_passed_to_limit else passed[-1]
-    apply_weight_masks(model, masks, compat)
-    step_line(f"m-pruning done: {len(steps)} steps; the good subnetwork is step {kept}, sparsity "
-              f"{sparsity(masks):.2%}, score {score:.4f}", progress)
-    return MagnitudeResult(masks, steps, float(full_score), threshold, compat, kept, score)
+    steps = run_search(Magnitude(model, compat, limit, progress), scorer, start, bar, progress)
+    all_passed_to_limit = limit is not None and len(steps) - 1 == limit and steps[-1].accepted
+    kept = last_accepted(steps, before=1 if compat == "authors" and all_passed_to_limit else 0)
+    apply_weight_masks(model, kept.masks, compat)
+    step_line(f"m-pruning done: {len(steps) - 1} steps; the good subnetwork is step {kept.number}, sparsity "
+              f"{sparsity(kept.masks):.2%}, score {kept.score:.4f}", progress)
+    return MagnitudeResult(float(full_score), threshold, compat, steps, kept)
 
 
 def make_scorer(model: nn.Module, task: Task, dev_encoded: Encoded, compat: str = "paper", batch_size: int = 128,
-                bf16: bool = False, progress: bool = False) -> Callable[[], float]:
-    """The real scorer: evaluate the (masked) model on dev and return `metrics["stop_score"]`."""
-    def scorer() -> float:
+                bf16: bool = False, progress: bool = False) -> Scorer[WeightMasks]:
+    """The real scorer: evaluate the (masked) model on dev and return `metrics["stop_score"]`. The masks must be
+    in the model already (`magnitude_step`, `apply_weight_masks`; none for the dense model's full score)."""
+    def scorer(masks: WeightMasks | None = None) -> Scored:
         res = evaluate(model, task, dev_encoded, batch_size=batch_size, compat=compat, bf16=bf16,
                        progress=progress, desc="m-pruning eval")
-        return res.metrics["stop_score"]
+        return Scored(float(res.metrics["stop_score"]))
     return scorer
 
 
@@ -266,7 +258,7 @@ def _per_head(role: str, kind: str, mask: torch.Tensor, num_heads: int) -> torch
     return None
 
 
-def survival_fractions(model_or_masks: nn.Module | Masks, num_layers: int,
+def survival_fractions(model_or_masks: nn.Module | WeightMasks, num_layers: int,
                        num_heads: int) -> tuple[np.ndarray, np.ndarray]:
     """Fraction of surviving masked weights per head (L, H) and per MLP (L,) (Figure 1a).
 
@@ -291,18 +283,3 @@ def survival_fractions(model_or_masks: nn.Module | Masks, num_layers: int,
             head_kept[layer] += grouped.sum(1).numpy()
             head_total[layer] += grouped.shape[1]
     return head_kept / head_total, mlp_kept / mlp_total
-
-
-def save_weight_masks(path: str | Path, masks: Masks) -> Path:
-    """Write the masks as a compressed npz of bool arrays; returns the file's path (`.npz` appended)."""
-    path = Path(path)
-    path = path if path.suffix == ".npz" else path.with_name(path.name + ".npz")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(path, **{name: torch.as_tensor(m).bool().cpu().numpy() for name, m in masks.items()})
-    return path
-
-
-def load_weight_masks(path: str | Path) -> Masks:
-    """Masks written by `save_weight_masks`, as bool tensors in the saved order."""
-    with np.load(Path(path)) as data:
-        return {name: torch.from_numpy(data[name].astype(bool)) for name in data.files}

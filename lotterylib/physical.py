@@ -14,7 +14,7 @@ The pruned model computes exactly what the gated model (`Gates` with 0/1 values)
 
 The gated modules are rebuilt from their effective weights, so the copy carries no gate hooks (and no
 `torch.nn.utils.prune` reparametrisation on them). The config keeps the unpruned sizes: a pruned model is
-for inference and measurement; store its masks (`structured.save_masks`), not the model, and do not attach
+for inference and measurement; store its masks (`masks.save_head_masks`), not the model, and do not attach
 `Gates` to it. With `output_attentions=True` it returns the kept heads only, and nothing for a layer
 without heads.
 """

@@ -1,8 +1,8 @@
 """Stability of the pruning masks across seeds and tasks (paper section 5.1, Figure 15).
 
 A mask is a 0/1 array, 1 = the element (head, MLP or weight) survived. A stack of masks is an (S, N)
-array: one row per seed, one column per element. `masks_by_task` is the nested dict
-`{task: {seed: (head_mask (L, H), mlp_mask (L,))}}` that `structured.load_masks_tree` builds from disk
+array: one row per seed, one column per element (`masks.as_mask_stack`). `masks_by_task` is the nested dict
+`{task: {seed: HeadMasks}}` (`masks.HeadMaskTree`) that `masks.load_head_mask_tree` builds from disk
 (`load_stability_masks` picks the project's own s-pruning masks or a folder in the authors' layout).
 
 What the statistics test. Fleiss' kappa measures how much the seeds agree on kept / pruned beyond the
@@ -35,13 +35,12 @@ from statsmodels.stats.inter_rater import fleiss_kappa
 
 from . import agreement
 from .config import ParameterError
+from .masks import (HeadMaskTree, HeadMasksByTask, as_mask_stack, check_tree_shapes, load_head_mask_tree,
+                    load_head_masks, load_search_history, stack_seeds)
 from .runs import missing_stage_error, resolve, stage_dir
-from .structured import load_masks, load_masks_tree, load_search_history
 from .tasks import get_task
 from .verdicts import FAILS, HOLDS, cannot_tell
 
-MasksByTask = Mapping[str, Mapping[int, tuple[np.ndarray, np.ndarray]]]
-MaskTree = dict[str, dict[int, tuple[np.ndarray, np.ndarray]]]
 KINDS = {"head": 0, "mlp": 1}   # position in a (head_mask, mlp_mask) pair
 UNITS = {"head": "heads", "mlp": "MLPs"}
 
@@ -52,17 +51,6 @@ TABLE_COLUMNS = ["task", "n_seeds", "head_kappa", "head_Q", "head_p", "head_simi
                  "mlp_kappa", "mlp_Q", "mlp_p", "mlp_similar_pairs", "head_survival", "mlp_survival",
                  *(f"{kind}_{key}" for kind in KINDS for key in AGREEMENT_KEYS), "n_draws"]
 STABLE_SHARE = 0.5   # stable: at least this share of the elements that some seed keeps is kept by every seed
-
-
-def as_mask_stack(masks: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
-    """Masks of any equal shape, stacked and flattened to an (S, N) int array; checks they are 0/1."""
-    arr = np.asarray(masks)
-    if arr.ndim < 2 or arr.shape[0] == 0:
-        raise ValueError(f"expected a non-empty stack of equal-shaped masks, got shape {arr.shape}")
-    stack = arr.reshape(arr.shape[0], -1)
-    if not ((stack == 0) | (stack == 1)).all():
-        raise ValueError("masks must hold only 0 and 1")
-    return stack.astype(np.int8)   # small: weight masks can have ~85M elements per seed
 
 
 def fleiss_kappa_survival(masks: np.ndarray | Sequence[np.ndarray]) -> float:
@@ -132,7 +120,7 @@ def _null_seed(seed: int, task: str, kind: str) -> list[int]:
     return [int(seed), zlib.crc32(f"{task}/{kind}".encode())]
 
 
-def check_enough_seeds(masks_by_task: MasksByTask) -> None:
+def check_enough_seeds(masks_by_task: HeadMasksByTask) -> None:
     """Every task needs masks of at least 2 distinct seeds (agreement between seeds needs two); a ValueError
     naming the tasks and the seeds found otherwise."""
     few = {task: sorted(by_seed) for task, by_seed in masks_by_task.items() if len(by_seed) < 2}
@@ -143,7 +131,7 @@ def check_enough_seeds(masks_by_task: MasksByTask) -> None:
                          "at least two different seeds of every task (e.g. seeds: [1, 2]), or leave the task out.")
 
 
-def mask_statistics(masks_by_task: MasksByTask, alpha: float = 0.05, n_draws: int = agreement.DEFAULT_DRAWS,
+def mask_statistics(masks_by_task: HeadMasksByTask, alpha: float = 0.05, n_draws: int = agreement.DEFAULT_DRAWS,
                     seed: int = 0) -> pd.DataFrame:
     """One row per task, and a last row `POOLED` over the tasks, for heads and for MLPs.
 
@@ -247,18 +235,6 @@ def head_summary(table: pd.DataFrame) -> dict[str, float]:
     return {f"{row['task']} head {key}": row[f"head_{key}"] for row in table.to_dict(orient="records") for key in keys}
 
 
-def kept_counts(masks_by_task: MasksByTask) -> pd.DataFrame:
-    """Per task and seed: the heads and MLPs a mask keeps."""
-    return pd.DataFrame([{"task": task, "seed": seed, "heads kept": int(h.sum()), "MLPs kept": int(m.sum())}
-                         for task, by_seed in masks_by_task.items() for seed, (h, m) in sorted(by_seed.items())])
-
-
-def mask_shape(masks_by_task: MasksByTask) -> tuple[int, int]:
-    """(layers, heads) of the masks (`load_stability_masks` checked that they all agree)."""
-    head, _ = next(iter(next(iter(masks_by_task.values())).values()))
-    return head.shape
-
-
 def _range(values: pd.Series, fmt: str) -> str:
     values = values.dropna()
     if values.empty:
@@ -341,7 +317,7 @@ def _mean_std(x: np.ndarray, ddof: int) -> tuple[np.ndarray, np.ndarray]:
     return x.mean(axis=0), std
 
 
-def _runs(masks_by_task: MasksByTask) -> list[list[tuple[np.ndarray, np.ndarray]]]:
+def _runs(masks_by_task: HeadMasksByTask) -> list[list[tuple[np.ndarray, np.ndarray]]]:
     """Run i = the i-th smallest seed of every task (tasks in dict order), for the first min(#seeds) runs."""
     if not masks_by_task:
         raise ValueError("no tasks")
@@ -352,7 +328,7 @@ def _runs(masks_by_task: MasksByTask) -> list[list[tuple[np.ndarray, np.ndarray]
     return [[by_seed[seeds[i]] for by_seed, seeds in seed_lists] for i in range(n_runs)]
 
 
-def survival_across_tasks(masks_by_task: MasksByTask, ddof: int = 1
+def survival_across_tasks(masks_by_task: HeadMasksByTask, ddof: int = 1
                           ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Figure 15: for each head / MLP, the number of tasks in which it survived, as mean and std over seeds.
 
@@ -373,20 +349,11 @@ def seed_survival(by_seed: Mapping[int, tuple[np.ndarray, np.ndarray]], ddof: in
 
     For s-masks the mean is the fraction of seeds in which each head / MLP survived; for m-pruning's
     surviving-weight fractions it is the mean fraction. Returns (head_mean, head_std, mlp_mean, mlp_std)."""
-    heads, mlps = stack_masks(by_seed)
+    heads, mlps = stack_seeds(by_seed)
     return (*_mean_std(heads, ddof), *_mean_std(mlps, ddof))
 
 
-def stack_masks(by_seed: Mapping[int, tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
-    """(heads (S, L, H), MLPs (S, L)) as float arrays, seeds in sorted order (`subnetworks.super_survivors`
-    takes them)."""
-    if not by_seed:
-        raise ValueError("no seeds")
-    seeds = sorted(by_seed)
-    return tuple(np.stack([np.asarray(by_seed[s][i], dtype=float) for s in seeds]) for i in (0, 1))
-
-
-def pairwise_table(masks_by_task: MasksByTask, alpha: float = 0.05) -> pd.DataFrame:
+def pairwise_table(masks_by_task: HeadMasksByTask, alpha: float = 0.05) -> pd.DataFrame:
     """Every seed pair's Cochran's Q for heads and MLPs of every task: task, kind, seed_a, seed_b, Q, p, similar."""
     parts = []
     for task, by_seed in masks_by_task.items():
@@ -404,7 +371,7 @@ def seed_overlap(by_seed: Mapping[int, tuple[np.ndarray, np.ndarray]], kind: str
     return overlap_matrix({seed: by_seed[seed][KINDS[kind]] for seed in sorted(by_seed)})
 
 
-def task_overlap(masks_by_task: MasksByTask, kind: str = "head") -> pd.DataFrame:
+def task_overlap(masks_by_task: HeadMasksByTask, kind: str = "head") -> pd.DataFrame:
     """Jaccard overlap of the kept heads or MLPs between tasks, averaged over runs (run i = the i-th smallest
     seed of each task, as in `survival_across_tasks`)."""
     matrices = [overlap_matrix(dict(zip(masks_by_task, (pair[KINDS[kind]] for pair in run))))
@@ -430,7 +397,7 @@ def run_folder(outputs_root: str | Path, masks_dir: str | Path = "", out_dir: st
 
 def load_stability_masks(outputs_root: str | Path, tasks: Sequence[str], seeds: Sequence[int],
                          masks_dir: str | Path = "", stage: str = "s_pruning",
-                         allow_missing_seeds: bool = False) -> MaskTree:
+                         allow_missing_seeds: bool = False) -> HeadMaskTree:
     """The good s-masks to analyse. With `masks_dir`: every `<task>/seed_<seed>` found there (the authors'
     layout; tasks and seeds are what is found, and every task should have every seed found). Otherwise the
     project's `stage` masks of `tasks` x `seeds` under `outputs_root`.
@@ -439,7 +406,7 @@ def load_stability_masks(outputs_root: str | Path, tasks: Sequence[str], seeds: 
     Fewer than 2 distinct seeds (for a task, or in `seeds`) and masks of different shapes (other models) are
     errors naming the tasks and seeds. Nothing is written."""
     if masks_dir:
-        tree = load_masks_tree(resolve(masks_dir))
+        tree = load_head_mask_tree(resolve(masks_dir))
         expected = sorted(set().union(*tree.values()))
     else:
         expected = sorted({int(s) for s in seeds})
@@ -451,18 +418,18 @@ def load_stability_masks(outputs_root: str | Path, tasks: Sequence[str], seeds: 
             for seed in expected:
                 folder = stage_dir(outputs_root, stage, task, seed)
                 if (folder / "head_mask.npy").is_file():
-                    tree.setdefault(get_task(task).name, {})[seed] = load_masks(folder)
+                    tree.setdefault(get_task(task).name, {})[seed] = load_head_masks(folder)
                 elif not allow_missing_seeds:
                     raise missing_stage_error(folder / "head_mask.npy", stage,
                                               hint="Or set allow_missing_seeds: true to analyse the seeds that exist, "
                                                    "or point `masks_dir` at masks in the authors' layout.")
     _check_seeds(tree, expected, allow_missing_seeds)
     check_enough_seeds(tree)
-    _check_shapes(tree)
+    check_tree_shapes(tree)
     return tree
 
 
-def _check_seeds(tree: MaskTree, expected: Sequence[int], allow_missing: bool) -> None:
+def _check_seeds(tree: HeadMaskTree, expected: Sequence[int], allow_missing: bool) -> None:
     for task, by_seed in tree.items():
         missing = sorted(set(expected) - set(by_seed))
         if not missing:
@@ -476,20 +443,9 @@ def _check_seeds(tree: MaskTree, expected: Sequence[int], allow_missing: bool) -
         raise FileNotFoundError("No masks found for any task and seed.")
 
 
-def _check_shapes(tree: MaskTree) -> None:
-    by_shape: dict[tuple, list[str]] = {}
-    for task, by_seed in tree.items():
-        for seed, (head, mlp) in sorted(by_seed.items()):
-            by_shape.setdefault((head.shape, mlp.shape), []).append(f"{task} seed {seed}")
-    if len(by_shape) > 1:
-        groups = "; ".join(f"heads {h} and MLPs {m}: {', '.join(runs)}" for (h, m), runs in by_shape.items())
-        raise ValueError(f"The masks differ in shape ({groups}). Stability compares masks of one model: keep "
-                         "only masks of the same model in the folder.")
-
-
 def importance_at(histories: Sequence[Mapping[str, np.ndarray]], step: int) -> tuple[int, np.ndarray, np.ndarray]:
     """Figure 3: the normalised importance of the heads and MLPs still in the model at pruning step `step`
-    (0 = the unpruned model), pooled over histories (`structured.load_search_history`, e.g. one per seed).
+    (0 = the unpruned model), pooled over histories (`masks.load_search_history`, e.g. one per seed).
 
     `step` is clipped to the last step every history has. Returns (step used, head scores, MLP scores), flat."""
     if not histories:
@@ -513,14 +469,14 @@ def load_m_survival(outputs_root: str | Path, task: str, seeds: Sequence[int], s
     return out
 
 
-def load_histories(outputs_root: str | Path, masks_by_task: MasksByTask) -> dict[str, list[dict[str, np.ndarray]]]:
-    """Per task, the s-pruning search histories (`structured.load_search_history`) of the seeds in
+def load_histories(outputs_root: str | Path, masks_by_task: HeadMasksByTask) -> dict[str, list[dict[str, np.ndarray]]]:
+    """Per task, the s-pruning search histories (`masks.load_search_history`) of the seeds in
     `masks_by_task`, in seed order: the input of Figure 3."""
     return {task: [load_search_history(stage_dir(outputs_root, "s_pruning", task, seed)) for seed in sorted(by_seed)]
             for task, by_seed in masks_by_task.items()}
 
 
-def load_m_survivals(outputs_root: str | Path, masks_by_task: MasksByTask
+def load_m_survivals(outputs_root: str | Path, masks_by_task: HeadMasksByTask
                      ) -> dict[str, dict[int, tuple[np.ndarray, np.ndarray]]]:
     """`load_m_survival` of every task of `masks_by_task` (its seeds) that has m-pruning outputs."""
     found = {task: load_m_survival(outputs_root, task, sorted(by_seed)) for task, by_seed in masks_by_task.items()}

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from . import plots, stability
-from .stability import MasksByTask
+from .masks import HeadMasksByTask
 
 
 def importance_figures(histories: Mapping[str, Sequence[Mapping[str, np.ndarray]]], step: int,
@@ -26,7 +26,7 @@ def importance_figures(histories: Mapping[str, Sequence[Mapping[str, np.ndarray]
     return shown
 
 
-def s_survival_figures(masks_by_task: MasksByTask, save_dir: str | Path) -> None:
+def s_survival_figures(masks_by_task: HeadMasksByTask, save_dir: str | Path) -> None:
     """Figure 1 per task: the share of seeds in which each head and MLP survived s-pruning (s_survival_<task>)."""
     for task, by_seed in masks_by_task.items():
         plots.survival_heatmap(*stability.seed_survival(by_seed), vmin=0.0, vmax=1.0,
@@ -45,7 +45,7 @@ def m_survival_figures(m_survival: Mapping[str, Mapping[int, tuple[np.ndarray, n
                                value_label="% of weights kept", save=Path(save_dir) / f"m_survival_{task}")
 
 
-def overlap_figures(masks_by_task: MasksByTask, save_dir: str | Path) -> pd.Series:
+def overlap_figures(masks_by_task: HeadMasksByTask, save_dir: str | Path) -> pd.Series:
     """Jaccard overlap of the kept heads between seeds, per task (overlap_seeds), and, with several tasks, of heads
     and MLPs between tasks (overlap_tasks); returns each task's mean overlap between seeds."""
     seeds = {task: stability.seed_overlap(by_seed) for task, by_seed in masks_by_task.items()}
@@ -59,7 +59,7 @@ def overlap_figures(masks_by_task: MasksByTask, save_dir: str | Path) -> pd.Seri
                      name="mean Jaccard between seeds (heads)")
 
 
-def across_tasks_figure(masks_by_task: MasksByTask, save_dir: str | Path) -> None:
+def across_tasks_figure(masks_by_task: HeadMasksByTask, save_dir: str | Path) -> None:
     """Figure 15: in how many of the tasks each head and MLP survived (survival_across_tasks)."""
     plots.survival_heatmap(*stability.survival_across_tasks(masks_by_task), fmt=".1f", vmin=0, vmax=len(masks_by_task),
                            title=f"Number of tasks (of {len(masks_by_task)}) in which each head / MLP survived",

@@ -8,8 +8,9 @@ For a "good" subnetwork (the survivors of a pruning search) of size k:
   weights, deterministic).
 Heads and MLPs are drawn separately. The paper's published random-s and bad-m numbers come from the authors'
 rules, so `other_rule_subnetworks` also draws those two under the rule `compat` did not pick, named
-`"random (authors)"` / `"bad (authors)"` (or `"(paper)"`), to compare like for like (`other_rule_name`). s-masks are float 0/1 arrays (heads (L, H), MLPs (L,)); m-masks are
-dicts of bool tensors (see `magnitude`), drawn over the concatenation of all their parameters.
+`"random (authors)"` / `"bad (authors)"` (or `"(paper)"`), to compare like for like (`other_rule_name`).
+s-masks are `masks.HeadMasks` (float 0/1 arrays, heads (L, H), MLPs (L,)); m-masks are `masks.WeightMasks`
+(dicts of bool tensors), drawn over the concatenation of all their parameters.
 
 Super-survivors (Appendix E): the heads/MLPs kept in every seed of a task, against "bad" (pruned in every
 seed) and "random" (neither) sets resized to the same size.
@@ -21,10 +22,7 @@ import torch
 
 from .config import check_compat
 from .families import dims
-
-
-SMasks = tuple[np.ndarray, np.ndarray]
-MMasks = dict[str, torch.Tensor]
+from .masks import HeadMasks, WeightMasks
 
 
 def _sample(pool: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
@@ -62,42 +60,37 @@ def resized_like(candidate_mask: np.ndarray, size: int, rng: np.random.Generator
     return _resize_flat(cand.ravel(), int(size), rng, avoid_flat).reshape(cand.shape).astype(np.float64)
 
 
-def subnetwork_size(head_mask: np.ndarray, mlp_mask: np.ndarray) -> tuple[int, int]:
-    """(heads kept, MLPs kept) of an s-mask."""
-    return int(np.count_nonzero(head_mask)), int(np.count_nonzero(mlp_mask))
-
-
 # --- s-pruning -------------------------------------------------------------------------------------------
 
 def random_s_masks(head_mask: np.ndarray, mlp_mask: np.ndarray, rng: np.random.Generator,
-                   compat: str = "paper") -> SMasks:
+                   compat: str = "paper") -> HeadMasks:
     """Random heads and MLPs, as many of each as the good masks keep (`authors`: Bernoulli(k / total))."""
     check_compat(compat)
     if compat == "authors":
-        return tuple((rng.random(np.shape(m)) < np.count_nonzero(m) / np.size(m)).astype(np.float64)
-                     for m in (head_mask, mlp_mask))
-    return tuple(resized_like(np.zeros(np.shape(m)), np.count_nonzero(m), rng) for m in (head_mask, mlp_mask))
+        return HeadMasks(*((rng.random(np.shape(m)) < np.count_nonzero(m) / np.size(m)).astype(np.float64)
+                           for m in (head_mask, mlp_mask)))
+    return HeadMasks(*(resized_like(np.zeros(np.shape(m)), np.count_nonzero(m), rng) for m in (head_mask, mlp_mask)))
 
 
-def bad_s_masks(head_mask: np.ndarray, mlp_mask: np.ndarray, rng: np.random.Generator) -> SMasks:
+def bad_s_masks(head_mask: np.ndarray, mlp_mask: np.ndarray, rng: np.random.Generator) -> HeadMasks:
     """The pruned heads and MLPs, resized (by random survivors, or a random sample of them) to the good sizes."""
-    return tuple(resized_like(np.asarray(m) == 0, np.count_nonzero(m), rng) for m in (head_mask, mlp_mask))
+    return HeadMasks(*(resized_like(np.asarray(m) == 0, np.count_nonzero(m), rng) for m in (head_mask, mlp_mask)))
 
 
 def s_subnetworks(head_mask: np.ndarray, mlp_mask: np.ndarray, rng: np.random.Generator,
-                  compat: str = "paper") -> dict[str, SMasks]:
+                  compat: str = "paper") -> dict[str, HeadMasks]:
     """`good` (the masks as float arrays), `random` and `bad` s-masks, drawn in that order."""
-    good = (np.asarray(head_mask, dtype=np.float64), np.asarray(mlp_mask, dtype=np.float64))
+    good = HeadMasks(np.asarray(head_mask, dtype=np.float64), np.asarray(mlp_mask, dtype=np.float64))
     return {"good": good, "random": random_s_masks(*good, rng, compat), "bad": bad_s_masks(*good, rng)}
 
 
 # --- m-pruning -------------------------------------------------------------------------------------------
 
-def _flatten(masks: MMasks) -> np.ndarray:
+def _flatten(masks: WeightMasks) -> np.ndarray:
     return np.concatenate([torch.as_tensor(m).bool().cpu().numpy().ravel() for m in masks.values()])
 
 
-def _unflatten(flat: np.ndarray, like: MMasks) -> MMasks:
+def _unflatten(flat: np.ndarray, like: WeightMasks) -> WeightMasks:
     out, start = {}, 0
     for name, m in like.items():
         n = m.numel()
@@ -106,14 +99,14 @@ def _unflatten(flat: np.ndarray, like: MMasks) -> MMasks:
     return out
 
 
-def random_m_masks(masks: MMasks, rng: np.random.Generator) -> MMasks:
+def random_m_masks(masks: WeightMasks, rng: np.random.Generator) -> WeightMasks:
     """As many kept weights as `masks`, at uniform positions over the whole prunable set."""
     flat = _flatten(masks)
     return _unflatten(_resize_flat(np.zeros_like(flat), int(flat.sum()), rng), masks)
 
 
-def bad_m_masks(masks: MMasks, rng: np.random.Generator, compat: str = "paper",
-                weights: MMasks | None = None) -> MMasks:
+def bad_m_masks(masks: WeightMasks, rng: np.random.Generator, compat: str = "paper",
+                weights: WeightMasks | None = None) -> WeightMasks:
     """The pruned weights resized to the good size; `authors`: the good-size smallest |w| of `weights`
     (the dense fine-tuned values, e.g. `magnitude.prunable_weights`), ties broken by position."""
     check_compat(compat)
@@ -130,8 +123,8 @@ def bad_m_masks(masks: MMasks, rng: np.random.Generator, compat: str = "paper",
     return _unflatten(keep, masks)
 
 
-def m_subnetworks(masks: MMasks, rng: np.random.Generator, compat: str = "paper",
-                  weights: MMasks | None = None) -> dict[str, MMasks]:
+def m_subnetworks(masks: WeightMasks, rng: np.random.Generator, compat: str = "paper",
+                  weights: WeightMasks | None = None) -> dict[str, WeightMasks]:
     """`good` (the masks as bool CPU tensors), `random` and `bad` m-masks, drawn in that order."""
     good = {name: torch.as_tensor(m).bool().cpu() for name, m in masks.items()}
     return {"good": good, "random": random_m_masks(good, rng), "bad": bad_m_masks(good, rng, compat, weights)}
@@ -148,8 +141,8 @@ def other_rule_name(subnetwork: str, compat: str) -> str:
     return f"{subnetwork} ({OTHER_RULE[compat]})"
 
 
-def other_rule_subnetworks(s_good: SMasks, m_good: MMasks, rng: np.random.Generator, compat: str = "paper",
-                           weights: MMasks | None = None) -> tuple[dict[str, SMasks], dict[str, MMasks]]:
+def other_rule_subnetworks(s_good: HeadMasks, m_good: WeightMasks, rng: np.random.Generator, compat: str = "paper",
+                           weights: WeightMasks | None = None) -> tuple[dict[str, HeadMasks], dict[str, WeightMasks]]:
     """The random s-subnetwork and the bad m-subnetwork under the other rule than `compat`'s, drawn in that
     order: `({"random (<rule>)": s-masks}, {"bad (<rule>)": m-masks})`. `weights` as for `bad_m_masks`."""
     check_compat(compat)
@@ -160,23 +153,23 @@ def other_rule_subnetworks(s_good: SMasks, m_good: MMasks, rng: np.random.Genera
 
 # --- super-survivors (Appendix E) ------------------------------------------------------------------------
 
-def super_survivors(head_masks: np.ndarray, mlp_masks: np.ndarray) -> SMasks:
+def super_survivors(head_masks: np.ndarray, mlp_masks: np.ndarray) -> HeadMasks:
     """Heads (L, H) and MLPs (L,) kept in every seed, from stacked masks (S, L, H) and (S, L)."""
-    return tuple(np.all(np.asarray(m) != 0, axis=0).astype(np.float64) for m in (head_masks, mlp_masks))
+    return HeadMasks(*(np.all(np.asarray(m) != 0, axis=0).astype(np.float64) for m in (head_masks, mlp_masks)))
 
 
-def always_pruned(head_masks: np.ndarray, mlp_masks: np.ndarray) -> SMasks:
+def always_pruned(head_masks: np.ndarray, mlp_masks: np.ndarray) -> HeadMasks:
     """Heads (L, H) and MLPs (L,) pruned in every seed, from stacked masks (S, L, H) and (S, L)."""
-    return tuple(np.all(np.asarray(m) == 0, axis=0).astype(np.float64) for m in (head_masks, mlp_masks))
+    return HeadMasks(*(np.all(np.asarray(m) == 0, axis=0).astype(np.float64) for m in (head_masks, mlp_masks)))
 
 
 def super_subnetworks(head_masks: np.ndarray, mlp_masks: np.ndarray,
-                      rng: np.random.Generator) -> dict[str, SMasks]:
+                      rng: np.random.Generator) -> dict[str, HeadMasks]:
     """`super`, `bad` (always pruned) and `random` (neither super nor always pruned), the latter two resized
     to the super sizes, heads and MLPs separately; growing a set draws outside the super-survivors first."""
     sup, never = super_survivors(head_masks, mlp_masks), always_pruned(head_masks, mlp_masks)
-    bad = tuple(resized_like(n, s.sum(), rng, avoid=s) for s, n in zip(sup, never))
-    random = tuple(resized_like((s == 0) & (n == 0), s.sum(), rng, avoid=s) for s, n in zip(sup, never))
+    bad = HeadMasks(*(resized_like(n, s.sum(), rng, avoid=s) for s, n in zip(sup, never)))
+    random = HeadMasks(*(resized_like((s == 0) & (n == 0), s.sum(), rng, avoid=s) for s, n in zip(sup, never)))
     return {"super": sup, "bad": bad, "random": random}
 
 

@@ -23,7 +23,7 @@ from lotterylib import pipeline, runs, training
 from lotterylib.config import ParameterError
 from lotterylib.data import GlueDataError
 from lotterylib.gates import Gates
-from lotterylib.structured import save_masks
+from lotterylib.masks import save_head_masks
 from lotterylib.tasks import get_task
 
 matplotlib.use("Agg")
@@ -189,7 +189,7 @@ def _masks(root: Path, shapes: dict[tuple[str, int], int]) -> Path:
     """Masks in the authors' layout: {(task, seed): layers}, 3 heads each."""
     rng = np.random.default_rng(0)
     for (task, seed), layers in shapes.items():
-        save_masks(root / task / f"seed_{seed}", rng.integers(0, 2, (layers, 3)), rng.integers(0, 2, layers))
+        save_head_masks(root / task / f"seed_{seed}", rng.integers(0, 2, (layers, 3)), rng.integers(0, 2, layers))
     return root
 
 
@@ -236,7 +236,7 @@ def test_stability_with_fewer_than_two_distinct_seeds_is_an_error_before_anythin
     """It used to mark the stage done with every statistic null."""
     root = tmp_path / "outputs"
     for seed in seeds:
-        save_masks(root / "RTE" / f"seed_{seed}" / "s_pruning", np.ones((2, 3)), np.ones(2))
+        save_head_masks(root / "RTE" / f"seed_{seed}" / "s_pruning", np.ones((2, 3)), np.ones(2))
     with pytest.raises(ParameterError, match=message):
         run_notebook("stability", {"tasks": ["RTE"], "seeds": seeds, "outputs_root": str(root)})
     assert not (root / "all_tasks").exists() and nothing_done(tmp_path)
@@ -319,9 +319,9 @@ def test_gates_of_the_wrong_shape_name_the_expected_one_and_leave_the_model_unho
 
 
 def test_save_masks_of_the_wrong_shape_names_the_expected_one_and_writes_nothing(tmp_path):
-    with pytest.raises(ValueError, match=r"save_masks: MLP mask has shape \(4,\); expected \(3,\) to match the head "
-                                         r"mask's 3 layers"):
-        save_masks(tmp_path / "masks", np.ones((3, 4)), np.ones(4))
+    with pytest.raises(ValueError, match=r"save_head_masks: MLP mask has shape \(4,\); expected \(3,\) to match "
+                                         r"the head mask's 3 layers"):
+        save_head_masks(tmp_path / "masks", np.ones((3, 4)), np.ones(4))
     assert not (tmp_path / "masks").exists()
 
 
@@ -436,12 +436,12 @@ def test_a_malformed_preset_names_its_file_and_line(tmp_path):
 
 
 def test_a_truncated_mask_names_its_file(tmp_path):
-    save_masks(tmp_path, np.ones((3, 4)), np.ones(3))
+    save_head_masks(tmp_path, np.ones((3, 4)), np.ones(3))
     (tmp_path / "head_mask.npy").write_bytes((tmp_path / "head_mask.npy").read_bytes()[:100])
-    from lotterylib.structured import load_masks
+    from lotterylib.masks import load_head_masks
 
     with pytest.raises(ValueError, match=f"{tmp_path / 'head_mask.npy'} is not a readable .npy file .*truncated"):
-        load_masks(tmp_path)
+        load_head_masks(tmp_path)
 
 
 def test_disk_full_while_saving_a_checkpoint_names_the_folder_and_leaves_nothing(tmp_path, monkeypatch):

@@ -145,9 +145,9 @@ def test_both_searches_run_and_name_the_familys_weights(name):
     scorer = structured.make_scorer(model, task, dev, gates, batch_size=8)
     result = structured.structured_search(scorer, None, L, H, threshold=0.5, progress=False)
     gates.remove()
-    assert result.head_mask.shape == (L, H) and result.mlp_mask.shape == (L,) and len(result.steps) >= 2
+    assert result.masks.head.shape == (L, H) and result.masks.mlp.shape == (L,) and len(result.steps) >= 2
 
-    full = magnitude.make_scorer(model, task, dev, batch_size=8)()
+    full = magnitude.make_scorer(model, task, dev, batch_size=8)().score
     m = magnitude.magnitude_search(model, magnitude.make_scorer(model, task, dev, batch_size=8), full,
                                    threshold=0.0, max_steps=2, progress=False)
     assert len(m.masks) == 6 * L and QUERY[name] in m.masks

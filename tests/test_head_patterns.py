@@ -9,7 +9,7 @@ from lotterylib import head_patterns as hp
 from lotterylib import models, runs
 from lotterylib.patterns.cnn import PatternCNN, TrainedClassifier
 from lotterylib.patterns.heads import LabelledMaps, MapClassifier
-from lotterylib.structured import save_masks
+from lotterylib.masks import save_head_masks
 
 
 def test_every_seed_is_classified_and_the_pre_trained_model_once(glue_dir, tmp_path):
@@ -24,7 +24,7 @@ def test_every_seed_is_classified_and_the_pre_trained_model_once(glue_dir, tmp_p
         folder = runs.stage_dir(tmp_path, "finetune", "SST-2", seed) / "checkpoint"
         BertForSequenceClassification(config).save_pretrained(folder)
         tok.save_pretrained(folder)
-        save_masks(runs.stage_dir(tmp_path, "s_pruning", "SST-2", seed), np.array([[1.0, 0.0], [1.0, seed - 1.0]]),
+        save_head_masks(runs.stage_dir(tmp_path, "s_pruning", "SST-2", seed), np.array([[1.0, 0.0], [1.0, seed - 1.0]]),
                    np.ones(2))
     trained = TrainedClassifier(PatternCNN(32, generator=torch.Generator().manual_seed(0)), 1.0,
                                          np.eye(5), (1,))

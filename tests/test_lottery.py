@@ -9,11 +9,11 @@ from lotterylib import lottery as lt
 from lotterylib import lottery_stats as ls
 from lotterylib import tables as tb
 from lotterylib import magnitude as mg
+from lotterylib import masks as mk
 from lotterylib import baselines, plots, reference, results, runs
 from lotterylib import subnetworks as sn
 from lotterylib.gates import Gates
 from lotterylib.report import folders, frames
-from lotterylib.structured import save_masks
 from lotterylib.tasks import get_task
 from lotterylib.training import TrainConfig, evaluate
 
@@ -52,8 +52,8 @@ def test_draw_subnetworks_is_a_function_of_the_seed():
     for name in ("good", "random", "bad"):
         assert all(np.array_equal(x, y) for x, y in zip(a["s"][name], b["s"][name]))
         assert all(torch.equal(a["m"][name][k], b["m"][name][k]) for k in wm)
-        assert sn.subnetwork_size(*a["s"][name]) == sn.subnetwork_size(head, mlp)
-        assert mg.kept_count(a["m"][name]) == mg.kept_count(wm)
+        assert mk.head_masks_size(*a["s"][name]) == mk.head_masks_size(head, mlp)
+        assert mk.kept_count(a["m"][name]) == mk.kept_count(wm)
     assert not all(np.array_equal(x, y) for x, y in zip(a["s"]["bad"], c["s"]["bad"]))
     assert not all(torch.equal(a["m"]["random"][k], c["m"]["random"][k]) for k in wm)
     assert np.array_equal(a["super"]["super"][0], head) and np.array_equal(a["super"]["super"][1], mlp)
@@ -62,7 +62,7 @@ def test_draw_subnetworks_is_a_function_of_the_seed():
 def test_s_subnetworks_round_trip(tmp_path):
     head, mlp, _ = good_masks()
     subnets = sn.s_subnetworks(head, mlp, np.random.default_rng(0))
-    back = lt.load_s_subnetworks(lt.save_s_subnetworks(tmp_path / "s.npz", subnets))
+    back = mk.load_head_mask_sets(mk.save_head_mask_sets(tmp_path / "s.npz", subnets))
     assert list(back) == ["good", "random", "bad"]
     for name in subnets:
         assert all(np.array_equal(x, y) for x, y in zip(back[name], subnets[name]))
@@ -136,7 +136,7 @@ def test_lottery_and_extra_rows(model_dir):
     assert s.loc[(lt.S, "bad", lt.REFINETUNED_2X), "epochs"] == 2 * CFG.epochs
     assert s.loc[(lt.S, "good", lt.PRUNED), "heads_kept"] == head.sum()
     assert s.loc[(lt.S, "good", lt.PRUNED), "weight_share"] == pytest.approx(sn.weight_share(head, mlp, net.config))
-    assert s.loc[(lt.M, "bad", lt.PRUNED), "sparsity"] == pytest.approx(mg.sparsity(wm))
+    assert s.loc[(lt.M, "bad", lt.PRUNED), "sparsity"] == pytest.approx(mk.sparsity(wm))
     table = lt.seed_table(scores)
     assert table.loc[(lt.M, "random"), lt.REFINETUNED] == s.loc[(lt.M, "random", lt.REFINETUNED), "score"]
 
@@ -379,7 +379,7 @@ def test_task_s_masks_and_seed_summary(tmp_path):
     head, mlp, _ = good_masks()
     for seed in (1, 7):
         structured_dir = runs.stage_dir(tmp_path, "s_pruning", "RTE", seed)
-        save_masks(structured_dir, head * (seed == 1), mlp)
+        mk.save_head_masks(structured_dir, head * (seed == 1), mlp)
     masks = lt.task_s_masks(tmp_path, "rte")
     assert sorted(masks) == [1, 7] and np.array_equal(masks[1][0], head) and not masks[7][0].any()
     with pytest.raises(FileNotFoundError, match="s_pruning"):
@@ -420,11 +420,11 @@ def test_both_rules_are_drawn_last_from_the_same_generator(tmp_path):
     lt.save_subnetworks(tmp_path, both)
     assert sorted(p.name for p in (tmp_path / "m_subnetworks").iterdir()) == [
         "bad.npz", "bad_authors.npz", "good.npz", "random.npz"]
-    back = mg.load_weight_masks(tmp_path / "m_subnetworks" / "bad_authors.npz")
+    back = mk.load_weight_masks(tmp_path / "m_subnetworks" / "bad_authors.npz")
     assert all(torch.equal(back[p], both["m"]["bad (authors)"][p]) for p in wm)
-    assert list(lt.load_s_subnetworks(tmp_path / "s_subnetworks.npz"))[-1] == "random (authors)"
+    assert list(mk.load_head_mask_sets(tmp_path / "s_subnetworks.npz"))[-1] == "random (authors)"
     sizes = lt.subnetwork_sizes(both).set_index(["set", "subnetwork"])
-    assert sizes.loc[("m", "bad (authors)"), "weights kept"] == mg.kept_count(wm)
+    assert sizes.loc[("m", "bad (authors)"), "weights kept"] == mk.kept_count(wm)
     assert sizes.loc[("s", "random"), "heads kept"] == head.sum()
 
 

@@ -8,6 +8,8 @@ from transformers import BertConfig, BertForSequenceClassification
 
 from conftest import tiny_encoded, tiny_model
 from lotterylib import magnitude as mg
+from lotterylib import masks as mk
+from lotterylib.search import Scored
 from lotterylib.tasks import get_task
 from lotterylib.training import TrainConfig, evaluate, fine_tune
 
@@ -55,8 +57,8 @@ def test_each_step_prunes_ten_percent_of_the_remaining_by_global_magnitude():
     previous = mg.full_masks(model)
     for k in range(1, 6):
         masks = mg.magnitude_step(model)
-        assert mg.kept_count(masks) == remaining_after(total, k)
-        assert mg.sparsity(masks) == pytest.approx(1 - 0.9 ** k, abs=1 / total)
+        assert mk.kept_count(masks) == remaining_after(total, k)
+        assert mk.sparsity(masks) == pytest.approx(1 - 0.9 ** k, abs=1 / total)
         assert all(not (m & ~previous[n]).any() for n, m in masks.items())  # pruned weights stay pruned
         previous = masks
     kept = torch.cat([dense[n][m].abs() for n, m in masks.items()])
@@ -122,9 +124,9 @@ def test_remove_weight_masks_permanent_or_restored():
 def stub_scorer(passing_steps: int):
     calls = []
 
-    def scorer() -> float:
+    def scorer(masks=None) -> Scored:
         calls.append(1)
-        return 1.0 if len(calls) <= passing_steps else 0.5
+        return Scored(1.0 if len(calls) <= passing_steps else 0.5)
     return scorer
 
 
@@ -135,13 +137,13 @@ def test_search_reverts_the_failing_step(passing):
     for _ in range(passing):
         expected = mg.magnitude_step(reference)
     result = mg.magnitude_search(model, stub_scorer(passing), full_score=1.0, progress=False)
-    assert [s.accepted for s in result.steps] == [True] * passing + [False]
+    assert [s.accepted for s in result.steps[1:]] == [True] * passing + [False]
     assert result.kept_steps == passing and result.score == 1.0
-    total = mg.total_count(result.masks)
-    assert [s.sparsity for s in result.steps] == pytest.approx(
+    total = mk.total_count(result.masks)
+    assert [mk.sparsity(s.masks) for s in result.steps[1:]] == pytest.approx(
         [1 - remaining_after(total, k) / total for k in range(1, passing + 2)])
     if passing == 0:
-        assert mg.kept_count(result.masks) == total
+        assert mk.kept_count(result.masks) == total
     else:
         assert all(torch.equal(m, expected[n]) for n, m in result.masks.items())
     assert all(torch.equal(m, result.masks[n]) for n, m in mg.current_masks(model).items())  # model at result
@@ -153,28 +155,28 @@ def test_authors_search_keeps_the_nine_step_mask_when_all_ten_pass():
     reference = copy.deepcopy(model)
     for _ in range(9):
         nine = mg.magnitude_step(reference, "authors")
-    result = mg.magnitude_search(model, lambda: 1.0, full_score=1.0, compat="authors", progress=False)
-    assert len(result.steps) == 10 and all(s.accepted for s in result.steps)
+    result = mg.magnitude_search(model, lambda masks: Scored(1.0), full_score=1.0, compat="authors", progress=False)
+    assert len(result.steps[1:]) == 10 and all(s.accepted for s in result.steps)
     assert result.kept_steps == 9
     assert all(torch.equal(m, nine[n]) for n, m in result.masks.items())
-    total = mg.total_count(result.masks)
+    total = mk.total_count(result.masks)
     assert result.sparsity == 1 - remaining_after(total, 9) / total == pytest.approx(0.6126, abs=1e-3)
 
 
 def test_authors_search_failing_before_the_limit_and_paper_max_steps():
     model = tiny_model()
     result = mg.magnitude_search(model, stub_scorer(4), full_score=1.0, compat="authors", progress=False)
-    assert result.kept_steps == 4 and len(result.steps) == 5
+    assert result.kept_steps == 4 and len(result.steps[1:]) == 5
     model = tiny_model()
-    result = mg.magnitude_search(model, lambda: 1.0, full_score=1.0, max_steps=3, progress=False)
-    assert result.kept_steps == 3 and len(result.steps) == 3
+    result = mg.magnitude_search(model, lambda masks: Scored(1.0), full_score=1.0, max_steps=3, progress=False)
+    assert result.kept_steps == 3 and len(result.steps[1:]) == 3
 
 
 def test_paper_search_stops_when_nothing_is_left_to_prune():
     model = tiny_model(layers=1, heads=2)
-    result = mg.magnitude_search(model, lambda: 1.0, full_score=1.0, progress=False)
-    assert all(s.accepted for s in result.steps) and result.kept_steps == len(result.steps)
-    kept = mg.kept_count(result.masks)
+    result = mg.magnitude_search(model, lambda masks: Scored(1.0), full_score=1.0, progress=False)
+    assert all(s.accepted for s in result.steps) and result.kept_steps == len(result.steps[1:])
+    kept = mk.kept_count(result.masks)
     assert 0 < kept <= 5 and round(0.1 * kept) == 0  # a further step would prune nothing (round(0.5) = 0)
 
 
@@ -182,7 +184,7 @@ def test_search_with_the_real_scorer():
     model = tiny_model()
     task, dev = get_task("RTE"), tiny_encoded(16, seed=3)
     scorer = mg.make_scorer(model, task, dev, batch_size=8)
-    full = scorer()
+    full = scorer().score
     assert full == evaluate(model, task, dev, progress=False).metrics["stop_score"]
     result = mg.magnitude_search(model, scorer, full_score=full, threshold=0.0, max_steps=2, progress=False)
     assert result.kept_steps == 2
@@ -224,9 +226,9 @@ def test_survival_fractions_by_hand(compat):
 def test_save_and_load_masks(tmp_path):
     model = tiny_model()
     masks = random_masks(model, compat="authors")
-    path = mg.save_weight_masks(tmp_path / "sub" / "masks", masks)
+    path = mk.save_weight_masks(tmp_path / "sub" / "masks", masks)
     assert path.name == "masks.npz" and path.is_file()
-    loaded = mg.load_weight_masks(path)
+    loaded = mk.load_weight_masks(path)
     assert list(loaded) == list(masks)
     assert all(loaded[n].dtype == torch.bool and torch.equal(loaded[n], m) for n, m in masks.items())
     mg.apply_weight_masks(model, loaded, compat="authors")

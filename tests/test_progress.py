@@ -6,6 +6,7 @@ from datetime import datetime
 import numpy as np
 
 from lotterylib import magnitude as mg
+from lotterylib.masks import sparsity
 from lotterylib import progress
 from lotterylib.structured import structured_search
 from conftest import tiny_model
@@ -54,13 +55,13 @@ def test_s_pruning_prints_each_step_what_it_pruned_its_score_and_the_threshold(c
     assert "keep pruning while the score is at least 0.9 x 1.0000 = 0.9000" in lines[0]
     before = res.steps[0]   # each step prunes from the last kept one (a failed step is undone)
     for k, (step, line) in enumerate(zip(res.steps[1:], steps), start=1):
-        pruned = {f"{a}:{b}" for a, b in zip(*np.nonzero((before.head_mask > 0) & (step.head_mask == 0)))}
+        pruned = {f"{a}:{b}" for a, b in zip(*np.nonzero((before.masks.head > 0) & (step.masks.head == 0)))}
         before = step if step.accepted else before
         printed = re.search(r"pruned (?:heads ([\d:, ]+))?", line).group(1)
         assert set(printed.split(", ") if printed else []) == pruned
         assert f"step {k} ({step.phase})" in line and f"score {step.score:.4f} vs threshold 0.9000" in line
         assert line.endswith(": kept") == step.accepted
-    assert lines[-1].endswith(f"score {res.score:.4f}") and f"keeps {int(res.head_mask.sum())}/40 heads" in lines[-1]
+    assert lines[-1].endswith(f"score {res.score:.4f}") and f"keeps {int(res.masks.head.sum())}/40 heads" in lines[-1]
     structured_search(Stub(seed=3), 1.0, 4, 10, progress=False)
     assert capsys.readouterr().out == ""
 
@@ -70,6 +71,6 @@ def test_m_pruning_prints_each_step_its_sparsity_score_and_the_threshold(capsys)
     lines = capsys.readouterr().out.splitlines()
     steps = [line for line in lines if "m-pruning step" in line]
     assert len(steps) == 3 and "at least 0.8 x 1.0000 = 0.8000" in lines[0]
-    for step, line in zip(result.steps, steps):
-        assert f"sparsity {step.sparsity:.2%}; score {step.score:.4f} vs threshold 0.8000" in line
+    for step, line in zip(result.steps[1:], steps):
+        assert f"sparsity {sparsity(step.masks):.2%}; score {step.score:.4f} vs threshold 0.8000" in line
     assert steps[-1].endswith("undone, search ends") and "good subnetwork is step 2" in lines[-1]

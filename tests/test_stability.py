@@ -10,6 +10,7 @@ import pytest
 
 from lotterylib import stability, stability_figures
 from lotterylib.config import ParameterError
+from lotterylib.masks import stack_seeds, tree_kept_counts, tree_shape
 
 # 3 seeds x 5 elements. Column totals (per seed) 4, 2, 2; row totals (per element) 3, 2, 1, 2, 0.
 MASKS = np.array([[1, 1, 1, 1, 0],
@@ -207,7 +208,7 @@ def test_seed_survival_and_pairwise_table():
     np.testing.assert_allclose(std, [[0, np.sqrt(0.5)], [np.sqrt(0.5), 0]])
     np.testing.assert_allclose(mlp_mean, [1, 0.5])
     assert np.isnan(stability.seed_survival({1: by_seed[1]})[1]).all()
-    heads, mlps = stability.stack_masks(by_seed)
+    heads, mlps = stack_seeds(by_seed)
     assert heads.shape == (2, 2, 2) and mlps.tolist() == [[1, 1], [1, 0]]       # seeds sorted
     table = stability.pairwise_table({"RTE": by_seed, "WNLI": {1: by_seed[1]}})
     assert table[["task", "kind", "seed_a", "seed_b"]].values.tolist() == [["RTE", "head", 1, 2], ["RTE", "mlp", 1, 2]]
@@ -262,17 +263,17 @@ def test_load_m_survival(tmp_path):
 def test_notebook_on_masks_in_the_authors_layout(tmp_path):
     """06_stability.ipynb end to end on a folder of someone else's masks, tables and figures to out_dir."""
     from lotterylib import kernel, runs
-    from lotterylib.structured import load_masks_tree, save_masks
+    from lotterylib.masks import load_head_mask_tree, save_head_masks
 
     rng = np.random.default_rng(0)
     for task in ("RTE", "MRPC"):
         for seed in (42, 86, 71):
-            save_masks(tmp_path / "masks" / task / f"seed_{seed}", rng.integers(0, 2, (4, 6)), rng.integers(0, 2, 4))
+            save_head_masks(tmp_path / "masks" / task / f"seed_{seed}", rng.integers(0, 2, (4, 6)), rng.integers(0, 2, 4))
     kernel.execute(runs.PROJECT_ROOT / "notebooks" / "06_stability.ipynb", tmp_path / "out.ipynb",
                    {"outputs_root": str(tmp_path / "outputs"), "masks_dir": str(tmp_path / "masks"),
                     "out_dir": str(tmp_path / "figures")}, runs.PROJECT_ROOT)
     table = pd.read_csv(tmp_path / "figures" / "stability.csv")
-    expected = stability.mask_statistics(load_masks_tree(tmp_path / "masks"))
+    expected = stability.mask_statistics(load_head_mask_tree(tmp_path / "masks"))
     assert table.task.tolist() == ["MRPC", "RTE", "all tasks"] and table.n_seeds.tolist() == [3, 3, 3]
     pd.testing.assert_frame_equal(table, expected, check_dtype=False)
     metrics = runs.read_json(tmp_path / "figures" / "metrics.json")
@@ -385,11 +386,11 @@ def test_a_tasks_p_values_are_seeded_by_its_name_not_by_the_other_tasks():
 def test_notebook_6_tables_from_the_masks():
     rng = np.random.default_rng(3)
     masks = {"RTE": _by_seed(rng, [2, 1, 3]), "WNLI": _by_seed(rng, [1, 2])}
-    kept = stability.kept_counts(masks)
+    kept = tree_kept_counts(masks)
     assert kept[["task", "seed"]].values.tolist() == [["RTE", 1], ["RTE", 2], ["RTE", 3], ["WNLI", 1], ["WNLI", 2]]
     assert kept.iloc[0]["heads kept"] == masks["RTE"][1][0].sum()
     assert kept.iloc[4]["MLPs kept"] == masks["WNLI"][2][1].sum()
-    assert stability.mask_shape(masks) == (2, 3)
+    assert tree_shape(masks) == (2, 3)
     table = stability.mask_statistics(masks, n_draws=50)
     views = stability.agreement_views(table)
     assert views.index.get_level_values("kind").unique().tolist() == ["heads", "MLPs"]

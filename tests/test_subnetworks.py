@@ -6,6 +6,7 @@ from transformers import BertConfig
 
 from conftest import tiny_model
 from lotterylib import magnitude as mg
+from lotterylib import masks as mk
 from lotterylib import subnetworks as sn
 
 
@@ -52,7 +53,7 @@ def test_random_s_masks_have_the_good_sizes_and_are_seeded():
     head, mlp = good_s()
     rh, rm = sn.random_s_masks(head, mlp, rng(1))
     assert rh.shape == (12, 12) and rm.shape == (12,) and set(np.unique(rh)) <= {0.0, 1.0}
-    assert sn.subnetwork_size(rh, rm) == sn.subnetwork_size(head, mlp) == (50, 9)
+    assert mk.head_masks_size(rh, rm) == mk.head_masks_size(head, mlp) == (50, 9)
     again = sn.random_s_masks(head, mlp, rng(1))
     other = sn.random_s_masks(head, mlp, rng(2))
     assert np.array_equal(rh, again[0]) and np.array_equal(rm, again[1])
@@ -62,7 +63,7 @@ def test_random_s_masks_have_the_good_sizes_and_are_seeded():
 def test_authors_random_s_masks_are_bernoulli():
     head, mlp = good_s()
     r = rng(3)
-    sizes = np.array([sn.subnetwork_size(*sn.random_s_masks(head, mlp, r, compat="authors")) for _ in range(2000)])
+    sizes = np.array([mk.head_masks_size(*sn.random_s_masks(head, mlp, r, compat="authors")) for _ in range(2000)])
     assert len(set(sizes[:, 0])) > 5  # the size varies ...
     assert sizes[:, 0].mean() == pytest.approx(50, abs=0.5)  # ... around the good size
     assert sizes[:, 1].mean() == pytest.approx(9, abs=0.1)
@@ -74,7 +75,7 @@ def test_authors_random_s_masks_are_bernoulli():
 def test_bad_s_masks(heads_kept, mlps_kept):
     head, mlp = good_s(heads_kept, mlps_kept)
     bh, bm = sn.bad_s_masks(head, mlp, rng(4))
-    assert sn.subnetwork_size(bh, bm) == (heads_kept, mlps_kept)
+    assert mk.head_masks_size(bh, bm) == (heads_kept, mlps_kept)
     for good, bad in ((head, bh), (mlp, bm)):
         pruned = good == 0
         if pruned.sum() <= good.sum():  # every pruned element, topped up with survivors
@@ -89,7 +90,7 @@ def test_bad_s_masks(heads_kept, mlps_kept):
 def test_bad_s_masks_degenerate_sizes():
     nothing = sn.bad_s_masks(np.zeros((2, 3)), np.zeros(2), rng())
     everything = sn.bad_s_masks(np.ones((2, 3)), np.ones(2), rng())
-    assert sn.subnetwork_size(*nothing) == (0, 0) and sn.subnetwork_size(*everything) == (6, 2)
+    assert mk.head_masks_size(*nothing) == (0, 0) and mk.head_masks_size(*everything) == (6, 2)
 
 
 def test_s_subnetworks_draws_random_then_bad():
@@ -106,7 +107,7 @@ def test_random_m_masks():
     random = sn.random_m_masks(good, rng(1))
     assert list(random) == list(good)
     assert all(random[n].shape == m.shape and random[n].dtype == torch.bool for n, m in good.items())
-    assert mg.kept_count(random) == mg.kept_count(good)
+    assert mk.kept_count(random) == mk.kept_count(good)
     assert not torch.equal(flat(random), flat(good))
     assert torch.equal(flat(random), flat(sn.random_m_masks(good, rng(1))))
     assert not torch.equal(flat(random), flat(sn.random_m_masks(good, rng(2))))
@@ -133,7 +134,7 @@ def test_bad_m_masks_authors_keeps_the_smallest_magnitudes():
     weights = mg.prunable_weights(model)
     good = good_m(0.4)
     bad = sn.bad_m_masks(good, rng(9), compat="authors", weights=weights)
-    assert mg.kept_count(bad) == mg.kept_count(good)
+    assert mk.kept_count(bad) == mk.kept_count(good)
     magnitudes = torch.cat([w.abs().ravel() for w in weights.values()])
     b = flat(bad)
     assert magnitudes[b].max() <= magnitudes[~b].min()
@@ -146,7 +147,7 @@ def test_m_subnetworks():
     good = good_m()
     subs = sn.m_subnetworks(good, rng(11))
     assert set(subs) == {"good", "random", "bad"}
-    assert {mg.kept_count(m) for m in subs.values()} == {mg.kept_count(good)}
+    assert {mk.kept_count(m) for m in subs.values()} == {mk.kept_count(good)}
     mg.apply_weight_masks(tiny_model(), subs["bad"])  # the names fit the model
 
 
@@ -175,7 +176,7 @@ def test_super_subnetworks_sizes_and_disjointness():
     never_h, never_m = sn.always_pruned(heads, mlps)
     for name in ("bad", "random"):
         h, m = subs[name]
-        assert sn.subnetwork_size(h, m) == sn.subnetwork_size(sup_h, sup_m)
+        assert mk.head_masks_size(h, m) == mk.head_masks_size(sup_h, sup_m)
         assert not np.any((h == 1) & (sup_h == 1)) and not np.any((m == 1) & (sup_m == 1))
     bad_h, bad_m = subs["bad"]
     assert np.all(bad_h[never_h == 1] == 1)          # fewer always-pruned heads than super: all of them

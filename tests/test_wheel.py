@@ -41,7 +41,7 @@ SCRIPT = textwrap.dedent('''
     assert (Path.cwd() / "outputs/wheel/SST-2/seed_1/s_pruning/metrics.json").is_file()
     workflow = {"snakemake", "papermill", "nbclient", "ipykernel", "jupyter_client"} & set(sys.modules)
     assert not workflow, f"the library imported the workflow stack: {workflow}"
-    print("ok", len(losses), "losses;", len(result.steps) - 1, "search steps; kept", int(result.head_mask.sum()), "heads")
+    print("ok", len(losses), "losses;", len(result.steps) - 1, "search steps; kept", int(result.masks.head.sum()), "heads")
 ''')
 
 
