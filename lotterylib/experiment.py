@@ -18,6 +18,7 @@ from .data import Encoded, GlueSplit, check_halves, dev_halves, encode, load_spl
 from .gates import Gates
 from .models import load_classifier, quiet_loading
 from .physical import prune_physically
+from .rules import PAPER_RULES, Rules
 from .runs import display_path, missing_stage_error, temporary_sibling
 from .tasks import Task, get_task
 from .training import TrainConfig, default_device, fine_tune, set_seed
@@ -82,13 +83,14 @@ def build_model(model: str, task: Task, seed: int, random_init: bool = False,
 
 
 def finetune_model(model: str, task: Task, train: Encoded, cfg: TrainConfig, seed: int,
-                   head_mask=None, mlp_mask=None, weight_masks: dict | None = None, compat: str = "paper",
+                   head_mask=None, mlp_mask=None, weight_masks: dict | None = None, rules: Rules = PAPER_RULES,
                    random_init: bool = False, progress: bool = True, desc: str = "fine-tune",
                    physical: bool = False) -> tuple[torch.nn.Module, Gates | None, list[float]]:
     """Fine-tune from the pre-trained weights (or random ones) with masks held fixed during training.
 
     Head/MLP masks act through `Gates` (gated elements get no gradient); weight masks through
-    `torch.nn.utils.prune` (masked weights stay exactly zero). Returns the model, its gates and the losses.
+    `torch.nn.utils.prune` (masked weights stay exactly zero), over the prunable set of `rules`. Returns the
+    model, its gates and the losses.
 
     `physical=True` trains the physically pruned model instead (`physical.prune_physically`, 0/1 masks, no
     weight masks; the gates returned are None): gated heads and MLPs get no gradient and AdamW leaves a
@@ -106,7 +108,7 @@ def finetune_model(model: str, task: Task, train: Encoded, cfg: TrainConfig, see
     if weight_masks is not None:
         from .magnitude import apply_weight_masks
 
-        apply_weight_masks(net, weight_masks, compat=compat)
+        apply_weight_masks(net, weight_masks, rules=rules)
     losses = fine_tune(net, task, train, cfg, seed, progress=progress, desc=desc)
     return net, gates, losses
 

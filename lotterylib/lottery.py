@@ -25,6 +25,7 @@ from .data import Encoded
 from .experiment import dev_half, finetune_model, load_task_data
 from .gates import Gates
 from .results import FINETUNED, FULL
+from .rules import PAPER_RULES, Rules
 from .tasks import Task, get_task
 from .training import TrainConfig, evaluate, result_line
 
@@ -44,10 +45,11 @@ S, M, SUPER, RANDOM_INIT = "s-pruning", "m-pruning", "super-survivors", "random-
 SUBNETWORKS = ("good", "random", "bad")
 
 
-def split_rule(subnetwork: str, compat: str = "paper") -> tuple[str, str]:
-    """(base name, rule) of a subnetwork row: "bad (authors)" -> ("bad", "authors"); "bad" -> ("bad", compat)."""
+def split_rule(subnetwork: str) -> tuple[str, str]:
+    """(base name, rule) of a subnetwork row: "bad (authors)" -> ("bad", "authors"); "bad" -> ("bad", "") (a
+    plain row was drawn by the run's own rules)."""
     base, _, rule = subnetwork.partition(" (")
-    return base, rule.removesuffix(")") or compat
+    return base, rule.removesuffix(")")
 
 
 # --- per (task, seed): drawing, evaluating, re-fine-tuning -----------------------------------------------
@@ -62,27 +64,27 @@ def task_s_masks(outputs_root: str | Path, task: str) -> dict[int, subnetworks.S
 
 
 def draw_subnetworks(seed: int, head_mask: np.ndarray, mlp_mask: np.ndarray, weight_masks: subnetworks.MMasks,
-                     all_head_masks: np.ndarray, all_mlp_masks: np.ndarray, compat: str = "paper",
+                     all_head_masks: np.ndarray, all_mlp_masks: np.ndarray, rules: Rules = PAPER_RULES,
                      weights: subnetworks.MMasks | None = None, both_rules: bool = True) -> dict[str, dict]:
     """`{"s": ..., "m": ..., "super": ...}` subnetworks, drawn from one `np.random.default_rng(seed)` in
     that order (so they are a function of the seed alone). `weights`: the fine-tuned dense values
     (`magnitude.prunable_weights`), needed for the authors' bad m-masks. With `both_rules` and `weights`,
-    the random s- and bad m-subnetworks are also drawn under the other rule than `compat`'s, last (so the
+    the random s- and bad m-subnetworks are also drawn under the other rules (`Rules.other`), last (so the
     draws before do not change; `"random (authors)"` in "s", `"bad (authors)"` in "m", or "(paper)").
     `all_*_masks`: every seed's s-masks stacked, for super-survivors."""
     rng = np.random.default_rng(seed)
-    out = {"s": subnetworks.s_subnetworks(head_mask, mlp_mask, rng, compat),
-           "m": subnetworks.m_subnetworks(weight_masks, rng, compat, weights),
+    out = {"s": subnetworks.s_subnetworks(head_mask, mlp_mask, rng, rules),
+           "m": subnetworks.m_subnetworks(weight_masks, rng, rules, weights),
            "super": subnetworks.super_subnetworks(all_head_masks, all_mlp_masks, rng)}
     if both_rules and weights is not None:
-        s_other, m_other = subnetworks.other_rule_subnetworks(out["s"]["good"], out["m"]["good"], rng, compat, weights)
+        s_other, m_other = subnetworks.other_rule_subnetworks(out["s"]["good"], out["m"]["good"], rng, rules, weights)
         out["s"].update(s_other)
         out["m"].update(m_other)
     return out
 
 
 def draw_for_seed(seed: int, net: torch.nn.Module, s_masks: subnetworks.SMasks, weight_masks: subnetworks.MMasks,
-                  all_seeds: dict[int, subnetworks.SMasks], compat: str = "paper",
+                  all_seeds: dict[int, subnetworks.SMasks], rules: Rules = PAPER_RULES,
                   both_rules: bool = True) -> dict[str, dict]:
     """`draw_subnetworks` for one run: the good s-masks and weight masks of `seed`, the s-masks of every seed
     of the task (`task_s_masks`) for the super-survivors, and the fine-tuned `net`'s weights for the
@@ -90,14 +92,14 @@ def draw_for_seed(seed: int, net: torch.nn.Module, s_masks: subnetworks.SMasks, 
     if seed not in all_seeds:
         raise ValueError(f"seed {seed} is not among the seeds with s-pruning masks {sorted(all_seeds)}: "
                          "run its s_pruning stage first.")
-    weights = magnitude.prunable_weights(net, compat)
-    return draw_subnetworks(seed, *s_masks, weight_masks, *stability.stack_masks(all_seeds), compat=compat,
+    weights = magnitude.prunable_weights(net, rules)
+    return draw_subnetworks(seed, *s_masks, weight_masks, *stability.stack_masks(all_seeds), rules=rules,
                             weights=weights, both_rules=both_rules)
 
 
 def file_stem(subnetwork: str) -> str:
     """A subnetwork's name as a file name: "bad (authors)" -> "bad_authors"."""
-    return "_".join(split_rule(subnetwork, "")).strip("_")
+    return "_".join(split_rule(subnetwork)).strip("_")
 
 
 def save_subnetworks(folder: str | Path, subnets: dict[str, dict]) -> None:
@@ -159,7 +161,7 @@ class LotterySetup:
     dev: Encoded
     cfg: TrainConfig
     seed: int
-    compat: str = "paper"
+    rules: Rules = PAPER_RULES
     progress: bool = True
     cache: dict = field(default_factory=dict)
     search_dev: Encoded | None = None
@@ -169,7 +171,7 @@ class LotterySetup:
         """The paper metric of `net` on `dev` (default: the setup's dev set; `key="stop_score"`: what the
         pruning searches compared), and the spread of its predictions."""
         result = evaluate(net, self.task, self.dev if dev is None else dev, self.cfg.eval_batch_size, gates=gates,
-                          compat=self.compat, bf16=self.cfg.bf16, progress=self.progress, desc=desc)
+                          rules=self.rules, bf16=self.cfg.bf16, progress=self.progress, desc=desc)
         return Outcome(result.metrics[key], result.spread)
 
 
@@ -208,7 +210,7 @@ def pruned_s(setup: LotterySetup, net: torch.nn.Module, head_mask: np.ndarray, m
 def pruned_m(setup: LotterySetup, net: torch.nn.Module, masks: subnetworks.MMasks,
              desc: str = "evaluate", key: str = "score", dev: Encoded | None = None) -> Outcome:
     """Dev score of the fine-tuned `net` with the weight masks; its dense weights are restored after."""
-    magnitude.apply_weight_masks(net, masks, setup.compat)
+    magnitude.apply_weight_masks(net, masks, setup.rules)
     try:
         return setup.evaluate(net, desc=desc, key=key, dev=dev)
     finally:
@@ -232,7 +234,7 @@ def refinetuned_s(setup: LotterySetup, head_mask: np.ndarray, mlp_mask: np.ndarr
     if key not in setup.cache:
         cfg = replace(setup.cfg, epochs=setup.cfg.epochs * epochs_factor)
         net, _, losses = finetune_model(setup.model, setup.task, setup.train, cfg, setup.seed, head_mask=head_mask,
-                                        mlp_mask=mlp_mask, compat=setup.compat, random_init=random_init,
+                                        mlp_mask=mlp_mask, rules=setup.rules, random_init=random_init,
                                         progress=setup.progress, desc=desc, physical=True)
         setup.cache[key] = _refit_outcome(setup, net, losses, desc)
         del net
@@ -242,7 +244,7 @@ def refinetuned_s(setup: LotterySetup, head_mask: np.ndarray, mlp_mask: np.ndarr
 def refinetuned_m(setup: LotterySetup, masks: subnetworks.MMasks, desc: str = "re-fine-tune") -> Outcome:
     """Fine-tune from the pre-trained weights with the weight masks held (masked weights stay zero), then score."""
     net, gates, losses = finetune_model(setup.model, setup.task, setup.train, setup.cfg, setup.seed,
-                                        weight_masks=masks, compat=setup.compat, progress=setup.progress, desc=desc)
+                                        weight_masks=masks, rules=setup.rules, progress=setup.progress, desc=desc)
     gates.remove()
     return _refit_outcome(setup, net, losses, desc)
 

@@ -13,6 +13,7 @@ import pandas as pd
 from . import reference
 from .baselines import GLUE_BASELINES
 from .lottery import M, PRUNED, REFINETUNED, S, SUBNETWORKS, SUPER, split_rule
+from .rules import PAPER_RULES, Rules
 
 # (method, subnetwork, setting) -> experiment name in the paper's `paper_numbers.csv`.
 PAPER_EXPERIMENTS: dict[tuple[str, str, str], str] = {
@@ -24,9 +25,9 @@ PAPER_EXPERIMENTS: dict[tuple[str, str, str], str] = {
        for n, x in (("super", ""), ("bad", "_bizzaro"), ("random", "_midling")) for s in (PRUNED, REFINETUNED)},
 }
 
-# The rows whose published numbers were drawn by the authors' rules, not the paper's text (docs/method.md section 4):
-# random s-subnetworks (Bernoulli) and bad m-subnetworks (smallest-magnitude survivors).
-AUTHORS_RULE_ROWS = {(S, "random"), (M, "bad")}
+# The rows whose published numbers were drawn by the authors' rules, not the paper's text (docs/method.md section 4),
+# and the `Rules` field that draws them so: random s-subnetworks (Bernoulli) and bad m-subnetworks (smallest magnitude).
+AUTHORS_RULE_ROWS = {(S, "random"): "bernoulli_random_s", (M, "bad"): "smallest_magnitude_bad_m"}
 
 
 def seed_stats(scores: pd.DataFrame) -> pd.DataFrame:
@@ -56,11 +57,13 @@ def lottery_means(stats: pd.DataFrame, refs: pd.DataFrame, methods: Sequence[str
     return wide
 
 
-def like_for_like(method: str, subnetwork: str, compat: str = "paper") -> bool:
+def like_for_like(method: str, subnetwork: str, rules: Rules = PAPER_RULES) -> bool:
     """Whether a row was drawn by the rule behind the paper's number: the published random-s and bad-m
-    numbers come from the authors' rules (`AUTHORS_RULE_ROWS`), every other row from the paper's."""
-    base, rule = split_rule(subnetwork, compat)
-    return (method, base) not in AUTHORS_RULE_ROWS or rule == "authors"
+    numbers come from the authors' rules (`AUTHORS_RULE_ROWS`), every other row from the paper's. A row named
+    with its rule ("bad (authors)") was drawn by that setting's rules, a plain one by the run's `rules`."""
+    base, rule = split_rule(subnetwork)
+    quirk = AUTHORS_RULE_ROWS.get((method, base))
+    return quirk is None or getattr(Rules.from_setting(rule) if rule else rules, quirk)
 
 
 def pruning_rows(stats: pd.DataFrame) -> pd.DataFrame:
@@ -68,9 +71,9 @@ def pruning_rows(stats: pd.DataFrame) -> pd.DataFrame:
     return stats[stats.method.isin([S, M])]
 
 
-def with_paper(stats: pd.DataFrame, path: str | Path | None = None, compat: str = "paper") -> pd.DataFrame:
+def with_paper(stats: pd.DataFrame, path: str | Path | None = None, rules: Rules = PAPER_RULES) -> pd.DataFrame:
     """`stats` with the paper's mean and std (bert-base, 5 seeds) where `paper_numbers.csv` has them, and
-    `like_for_like` (see `like_for_like`; `compat`: the rule the plain "random" / "bad" rows were drawn by)."""
+    `like_for_like` (see `like_for_like`; `rules`: the run's, which drew the plain "random" / "bad" rows)."""
     def value(row, i):
         exp = PAPER_EXPERIMENTS.get((row.method, split_rule(row.subnetwork)[0], row.setting))
         v = reference.paper_value(exp, row.task, path) if exp else None
@@ -78,7 +81,7 @@ def with_paper(stats: pd.DataFrame, path: str | Path | None = None, compat: str 
     out = stats.copy()
     out["paper_mean"] = [value(r, 0) for r in stats.itertuples()]
     out["paper_std"] = [value(r, 1) for r in stats.itertuples()]
-    out["like_for_like"] = [like_for_like(r.method, r.subnetwork, compat) for r in stats.itertuples()]
+    out["like_for_like"] = [like_for_like(r.method, r.subnetwork, rules) for r in stats.itertuples()]
     return out
 
 

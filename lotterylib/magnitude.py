@@ -5,8 +5,8 @@ Weight masks are dicts `{qualified parameter name: bool tensor}` (True = kept), 
 A masked model holds `<param>_orig` (the dense values, trained as usual) and `<param>_mask`; the forward
 pre-hook computes `param = orig * mask`, so masked weights are exactly zero and get zero gradient.
 
-Prunable set, `compat="paper"`: the weight matrices of every encoder layer's Q, K, V, attention-output,
-intermediate and output dense layers (84,934,656 parameters in bert-base). `compat="authors"`: the same
+Prunable set (the paper): the weight matrices of every encoder layer's Q, K, V, attention-output,
+intermediate and output dense layers (84,934,656 parameters in bert-base). `rules.prune_biases`: the same
 plus the biases of Q, K, V, attention-output and intermediate (85,008,384). Other encoder families prune
 the same six roles under their own names (`lotterylib.families`: DistilBERT's `attention.q_lin` ...
 `ffn.lin2`, DeBERTa's `attention.self.query_proj` ...); DeBERTa's separate positional projections are not
@@ -14,7 +14,8 @@ in the set.
 
 The search removes 10% of the remaining weights per step by global |w| ranking (cumulative sparsity
 1 - 0.9^k) while the dev score stays >= threshold x full score; the failing step is reverted.
-`compat="authors"` stops after at most 10 steps and, if all of them pass, keeps the 9-step mask.
+`rules.magnitude_ten_steps_keep_ninth` stops after at most 10 steps and, if all of them pass, keeps the
+9-step mask.
 """
 from __future__ import annotations
 
@@ -29,25 +30,24 @@ import torch
 from torch import nn
 from torch.nn.utils import prune
 
-from .config import check_compat
 from .data import Encoded
 from .families import FAMILIES, family_of, submodule
 from .progress import step_line
+from .rules import PAPER_RULES, Rules
 from .tasks import Task
 from .training import evaluate
 
 STEP_AMOUNT = 0.1
 AUTHORS_MAX_STEPS = 10
 
-# Roles of an encoder layer's dense layers (`families.ROLES`) -> the parameters pruned there, per compat.
-_PRUNED = {
-    "query": {"paper": ("weight",), "authors": ("weight", "bias")},
-    "key": {"paper": ("weight",), "authors": ("weight", "bias")},
-    "value": {"paper": ("weight",), "authors": ("weight", "bias")},
-    "attn_out": {"paper": ("weight",), "authors": ("weight", "bias")},
-    "mlp_in": {"paper": ("weight",), "authors": ("weight", "bias")},
-    "mlp_out": {"paper": ("weight",), "authors": ("weight",)},
-}
+# Roles of an encoder layer's dense layers (`families.ROLES`) whose bias is prunable with `rules.prune_biases`
+# (every role's weight is prunable; the output dense layer's bias never is).
+_BIAS_ROLES = ("query", "key", "value", "attn_out", "mlp_in")
+
+
+def _pruned(role: str, rules: Rules) -> tuple[str, ...]:
+    """The parameters pruned in a dense layer of `role`: its weight, then its bias where the rules prune it."""
+    return ("weight", "bias") if rules.prune_biases and role in _BIAS_ROLES else ("weight",)
 
 
 def _role_of(path: str) -> str | None:
@@ -59,20 +59,15 @@ _NAME = re.compile(r"layer\.(\d+)\.(.+)\.(weight|bias)$")
 Masks = dict[str, torch.Tensor]
 
 
-def _check_compat(compat: str) -> None:
-    check_compat(compat)
-
-
-def prunable_parameters(model: nn.Module, compat: str = "paper") -> list[tuple[str, nn.Module, str]]:
+def prunable_parameters(model: nn.Module, rules: Rules = PAPER_RULES) -> list[tuple[str, nn.Module, str]]:
     """(qualified name, module, parameter name) of every prunable parameter, layer by layer."""
-    _check_compat(compat)
     names = {module: name for name, module in model.named_modules()}
     family = family_of(model)
     out = []
     for layer in family.encoder_layers(model):
         for role, path in family.paths().items():
             module = submodule(layer, path)
-            out.extend((f"{names[module]}.{p}", module, p) for p in _PRUNED[role][compat])
+            out.extend((f"{names[module]}.{p}", module, p) for p in _pruned(role, rules))
     return out
 
 
@@ -93,27 +88,27 @@ def _unmask(module: nn.Module, param: str) -> None:
         getattr(module, param).copy_(dense)
 
 
-def prunable_weights(model: nn.Module, compat: str = "paper") -> Masks:
+def prunable_weights(model: nn.Module, rules: Rules = PAPER_RULES) -> Masks:
     """The dense (unmasked) values of the prunable set, detached copies on the CPU."""
-    return {name: _dense(m, p).detach().cpu().clone() for name, m, p in prunable_parameters(model, compat)}
+    return {name: _dense(m, p).detach().cpu().clone() for name, m, p in prunable_parameters(model, rules)}
 
 
-def full_masks(model: nn.Module, compat: str = "paper") -> Masks:
+def full_masks(model: nn.Module, rules: Rules = PAPER_RULES) -> Masks:
     """All-True masks of the prunable set (the unpruned model)."""
     return {name: torch.ones_like(_dense(m, p), dtype=torch.bool, device="cpu")
-            for name, m, p in prunable_parameters(model, compat)}
+            for name, m, p in prunable_parameters(model, rules)}
 
 
-def apply_weight_masks(model: nn.Module, masks: Masks, compat: str = "paper") -> None:
+def apply_weight_masks(model: nn.Module, masks: Masks, rules: Rules = PAPER_RULES) -> None:
     """Mask the prunable set with `prune.custom_from_mask`, replacing any masks already there.
 
-    `masks` must name exactly the prunable set of `compat`, with the parameters' shapes."""
-    params = prunable_parameters(model, compat)
+    `masks` must name exactly the prunable set of `rules` (`rules.prune_biases`), with the parameters' shapes."""
+    params = prunable_parameters(model, rules)
     expected = {name for name, _, _ in params}
     if set(masks) != expected:
         missing, extra = sorted(expected - set(masks)), sorted(set(masks) - expected)
-        raise ValueError(f"weight masks do not match the compat={compat!r} prunable set: missing {missing[:3]}"
-                         f"{'...' if len(missing) > 3 else ''}, unexpected {extra[:3]}"
+        raise ValueError(f"weight masks do not match the prunable set with prune_biases={rules.prune_biases}: "
+                         f"missing {missing[:3]}{'...' if len(missing) > 3 else ''}, unexpected {extra[:3]}"
                          f"{'...' if len(extra) > 3 else ''}. Were they made with the other compat?")
     for name, module, param in params:
         mask = torch.as_tensor(masks[name])
@@ -164,15 +159,15 @@ def sparsity(masks: Masks) -> float:
     return 1.0 - kept_count(masks) / total_count(masks)
 
 
-def magnitude_step(model: nn.Module, compat: str = "paper", amount: float = STEP_AMOUNT) -> Masks:
+def magnitude_step(model: nn.Module, rules: Rules = PAPER_RULES, amount: float = STEP_AMOUNT) -> Masks:
     """Prune `amount` of the remaining weights of the prunable set by global |w| ranking; returns the masks.
 
     `prune.global_unstructured` ranks the surviving weights only, and removes round(amount x survivors)."""
-    apply_weight_masks(model, current_masks(model) or full_masks(model, compat), compat)  # fresh `param`
-    params = [(module, param) for _, module, param in prunable_parameters(model, compat)]
+    apply_weight_masks(model, current_masks(model) or full_masks(model, rules), rules)  # fresh `param`
+    params = [(module, param) for _, module, param in prunable_parameters(model, rules)]
     prune.global_unstructured(params, pruning_method=prune.L1Unstructured, amount=amount)
     masks = current_masks(model)
-    apply_weight_masks(model, masks, compat)  # one mask per parameter, not a growing PruningContainer
+    apply_weight_masks(model, masks, rules)  # one mask per parameter, not a growing PruningContainer
     return masks
 
 
@@ -194,7 +189,7 @@ class MagnitudeResult:
     steps: list[MagnitudeStep] = field(default_factory=list)
     full_score: float = float("nan")
     threshold: float = 0.9
-    compat: str = "paper"
+    rules: Rules = PAPER_RULES
     kept_steps: int = 0   # pruning steps behind `masks`
     score: float = float("nan")  # the score of `masks` (the full score if no step was kept)
 
@@ -207,27 +202,27 @@ class MagnitudeResult:
         return pd.DataFrame([vars(s) for s in self.steps], columns=["step", "sparsity", "score", "accepted"])
 
 
-def magnitude_search(model: nn.Module, scorer: Callable[[], float], full_score: float, compat: str = "paper",
+def magnitude_search(model: nn.Module, scorer: Callable[[], float], full_score: float, rules: Rules = PAPER_RULES,
                      threshold: float = 0.9, max_steps: int | None = None, progress: bool = True) -> MagnitudeResult:
     """Iterate `magnitude_step` while `scorer()` (the model's score at its current masks) >= threshold x
     full_score; the failing step is reverted.
 
     The search starts from the model's current masks (none = dense) and also stops when a step would prune
-    nothing. `max_steps` (default: none in `paper`, 10 in `authors`) bounds the number of steps; in
-    `authors` mode, if every step passes, the mask before the last step is kept (9 steps: 61.26%).
+    nothing. `max_steps` (default: none; 10 with `rules.magnitude_ten_steps_keep_ninth`) bounds the number of
+    steps; with that rule, if every step passes, the mask before the last step is kept (9 steps: 61.26%).
     The model is left masked with the result's masks."""
-    _check_compat(compat)
-    limit = max_steps if max_steps is not None else (AUTHORS_MAX_STEPS if compat == "authors" else None)
+    limit = max_steps if max_steps is not None else (AUTHORS_MAX_STEPS if rules.magnitude_ten_steps_keep_ninth
+                                                     else None)
     bar = threshold * full_score
-    start = current_masks(model) or full_masks(model, compat)
-    apply_weight_masks(model, start, compat)
+    start = current_masks(model) or full_masks(model, rules)
+    apply_weight_masks(model, start, rules)
     passed = [(start, float(full_score), 0)]  # the last two passing states: (masks, score, steps)
     steps: list[MagnitudeStep] = []
     step_line(f"m-pruning: full model {full_score:.4f}; keep pruning while the score is at least {threshold:g} x "
               f"{full_score:.4f} = {bar:.4f}" + (f", at most {limit} steps" if limit is not None else ""), progress)
     while limit is None or len(steps) < limit:
         before = kept_count(passed[-1][0])
-        masks = magnitude_step(model, compat)
+        masks = magnitude_step(model, rules)
         if kept_count(masks) == before:
             step_line("m-pruning: a further step would prune nothing; stopping", progress)
             break
@@ -240,18 +235,18 @@ def magnitude_search(model: nn.Module, scorer: Callable[[], float], full_score: 
             break
         passed = [passed[-1], (masks, score, len(steps))]
     all_passed_to_limit = limit is not None and len(steps) == limit and steps[-1].accepted
-    masks, score, kept = passed[0] if compat == "authors" and all_passed_to_limit else passed[-1]
-    apply_weight_masks(model, masks, compat)
+    masks, score, kept = passed[0] if rules.magnitude_ten_steps_keep_ninth and all_passed_to_limit else passed[-1]
+    apply_weight_masks(model, masks, rules)
     step_line(f"m-pruning done: {len(steps)} steps; the good subnetwork is step {kept}, sparsity "
               f"{sparsity(masks):.2%}, score {score:.4f}", progress)
-    return MagnitudeResult(masks, steps, float(full_score), threshold, compat, kept, score)
+    return MagnitudeResult(masks, steps, float(full_score), threshold, rules, kept, score)
 
 
-def make_scorer(model: nn.Module, task: Task, dev_encoded: Encoded, compat: str = "paper", batch_size: int = 128,
+def make_scorer(model: nn.Module, task: Task, dev_encoded: Encoded, rules: Rules = PAPER_RULES, batch_size: int = 128,
                 bf16: bool = False, progress: bool = False) -> Callable[[], float]:
     """The real scorer: evaluate the (masked) model on dev and return `metrics["stop_score"]`."""
     def scorer() -> float:
-        res = evaluate(model, task, dev_encoded, batch_size=batch_size, compat=compat, bf16=bf16,
+        res = evaluate(model, task, dev_encoded, batch_size=batch_size, rules=rules, bf16=bf16,
                        progress=progress, desc="m-pruning eval")
         return res.metrics["stop_score"]
     return scorer

@@ -10,8 +10,8 @@ real one on `training.evaluate`, tests use a stub. Schedule with n = max(1, int(
 
 A step is accepted while score >= threshold x full score. The failing step is reverted: the next phase,
 and the result, start from the last passing masks. The next phase's first step ranks by the importance of
-those last passing masks (`compat="paper"`), or, as the authors' code does, by the importance computed at
-the failing configuration (`compat="authors"`; docs/method.md). A phase also ends when nothing of its kind
+those last passing masks (the paper), or, as the authors' code does, by the importance computed at the
+failing configuration (`rules.phase_starts_from_failed_step`; docs/method.md). A phase also ends when nothing of its kind
 is left (the joint phase: when either kind is exhausted). Already-pruned elements are excluded by the
 masks, never by their scores.
 
@@ -27,10 +27,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .config import check_compat
 from .data import Encoded
 from .gates import Gates
 from .progress import step_line
+from .rules import PAPER_RULES, Rules
 from .runs import missing_stage_error
 from .tasks import Task
 from .training import evaluate
@@ -160,14 +160,14 @@ def _step_text(number: int, before: SearchStep, step: SearchStep, bar: float) ->
 
 def structured_search(scorer: Scorer, full_score: float | None, num_layers: int, num_heads: int,
                       mode: str = "joint", threshold: float = 0.9, progress: bool = True,
-                      compat: str = "paper") -> SearchResult:
+                      rules: Rules = PAPER_RULES) -> SearchResult:
     """Iteratively remove the least important heads and/or MLPs while score >= threshold x full_score.
 
     The first call, `scorer(all ones)`, gives the starting importance and, with `full_score=None`, the full
     model's score. Every call is recorded in `result.steps`; `result.head_mask` (L, H) and
-    `result.mlp_mask` (L,) are the last passing masks. `compat="authors"`: a phase that follows a failed
-    step ranks its first step by the failed step's importance (applied to the last passing masks)."""
-    check_compat(compat)
+    `result.mlp_mask` (L,) are the last passing masks. `rules.phase_starts_from_failed_step`: a phase that
+    follows a failed step ranks its first step by the failed step's importance (applied to the last passing
+    masks)."""
     n = max(1, int(0.1 * num_layers * num_heads))
     phases = _phases(mode, n)
     current = _score(scorer, "full", np.ones((num_layers, num_heads)), np.ones(num_layers), bar=-np.inf)
@@ -177,7 +177,7 @@ def structured_search(scorer: Scorer, full_score: float | None, num_layers: int,
     step_line(f"s-pruning ({mode}): full model {current.score:.4f}; keep pruning while the score is at least "
               f"{threshold:g} x {full_score:.4f} = {bar:.4f}", progress)
     for phase, heads_per_step, mlps_per_step in phases:
-        ranking = failed if compat == "authors" and failed is not None else current
+        ranking = failed if rules.phase_starts_from_failed_step and failed is not None else current
         failed = None
         while not _exhausted(current, heads_per_step, mlps_per_step):
             step = _score(scorer, phase,
@@ -196,16 +196,16 @@ def structured_search(scorer: Scorer, full_score: float | None, num_layers: int,
                         current.score, steps)
 
 
-def make_scorer(model, task: Task, dev_encoded: Encoded, gates: Gates, compat: str = "paper",
+def make_scorer(model, task: Task, dev_encoded: Encoded, gates: Gates, rules: Rules = PAPER_RULES,
                 batch_size: int = 128, progress: bool = False, bf16: bool = False) -> Scorer:
     """The real scorer: set the gates, evaluate the dev set, return `metrics["stop_score"]` and the raw
-    importance (`importance=compat`: "paper" sums |g_t|, "authors" sums |sum_{s<=t} g_s|).
+    importance (sums of |g_t|; with `rules.accumulated_gate_gradients`, of |sum_{s<=t} g_s|).
 
     The gates are left at the last masks scored; set them to the result's masks after the search."""
     def scorer(head_mask: np.ndarray, mlp_mask: np.ndarray) -> ScoredMasks:
         gates.set(head_mask, mlp_mask)
-        res = evaluate(model, task, dev_encoded, batch_size=batch_size, gates=gates, importance=compat,
-                       compat=compat, bf16=bf16, progress=progress, desc="s-pruning eval")
+        res = evaluate(model, task, dev_encoded, batch_size=batch_size, gates=gates, importance=True,
+                       rules=rules, bf16=bf16, progress=progress, desc="s-pruning eval")
         return ScoredMasks(res.metrics["stop_score"], res.head_importance, res.mlp_importance)
     return scorer
 

@@ -13,9 +13,12 @@ from lotterylib import baselines, plots, reference, results, runs
 from lotterylib import subnetworks as sn
 from lotterylib.gates import Gates
 from lotterylib.report import folders, frames
+from lotterylib.rules import Rules
 from lotterylib.structured import save_masks
 from lotterylib.tasks import get_task
 from lotterylib.training import TrainConfig, evaluate
+
+AUTHORS = Rules.from_setting("authors")
 
 TASK = get_task("RTE")
 CFG = TrainConfig(learning_rate=1e-3, batch_size=8, epochs=1, bf16=False)  # exact comparisons: fp32
@@ -404,15 +407,15 @@ def test_both_rules_are_drawn_last_from_the_same_generator(tmp_path):
     # by hand: the same generator, after the s, m and super draws
     rng = np.random.default_rng(5)
     sn.s_subnetworks(head, mlp, rng), sn.m_subnetworks(wm, rng), sn.super_subnetworks(*stacked, rng)
-    bernoulli = sn.random_s_masks(head, mlp, rng, "authors")
+    bernoulli = sn.random_s_masks(head, mlp, rng, AUTHORS)
     assert all(np.array_equal(x, y) for x, y in zip(both["s"]["random (authors)"], bernoulli))
-    smallest = sn.bad_m_masks(both["m"]["good"], rng, "authors", weights)
+    smallest = sn.bad_m_masks(both["m"]["good"], rng, AUTHORS, weights)
     assert all(torch.equal(both["m"]["bad (authors)"][p], smallest[p]) for p in wm)
-    authors = lt.draw_subnetworks(5, head, mlp, wm, *stacked, compat="authors", weights=weights)
+    authors = lt.draw_subnetworks(5, head, mlp, wm, *stacked, rules=AUTHORS, weights=weights)
     assert list(authors["s"])[-1] == "random (paper)" and list(authors["m"])[-1] == "bad (paper)"
     assert all(torch.equal(authors["m"]["bad"][p], smallest[p]) for p in wm)
     # both_rules=False: the compat rule alone, the same draws (the authors' bad m still needs the weights)
-    one = lt.draw_subnetworks(5, head, mlp, wm, *stacked, compat="authors", weights=weights, both_rules=False)
+    one = lt.draw_subnetworks(5, head, mlp, wm, *stacked, rules=AUTHORS, weights=weights, both_rules=False)
     assert list(one["s"]) == list(one["m"]) == ["good", "random", "bad"]
     assert all(torch.equal(one["m"]["bad"][p], smallest[p]) for p in wm)
     assert all(np.array_equal(x, y) for x, y in zip(one["s"]["random"], authors["s"]["random"]))
@@ -434,7 +437,7 @@ def test_both_rules_are_drawn_last_from_the_same_generator(tmp_path):
     (lt.M, "bad", "authors", True), (lt.S, "bad", "paper", True), (lt.M, "random", "paper", True),
     (lt.SUPER, "random", "paper", True)])
 def test_like_for_like(method, subnetwork, compat, expected):
-    assert ls.like_for_like(method, subnetwork, compat) is expected
+    assert ls.like_for_like(method, subnetwork, Rules.from_setting(compat)) is expected
 
 
 def test_with_paper_maps_both_rules_to_the_published_row(tmp_path):

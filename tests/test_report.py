@@ -23,6 +23,7 @@ from lotterylib.report.frames import (degenerate_seeds, finetune_scores, gap_sha
 from lotterylib.report.readme import (NO_RUNS, README_END, README_START, committed_roots, heldout_line, readme_section,
                                       render_readme, update_readme)
 from lotterylib.report.text import bullets, conclusions, run_description, table2_notes
+from lotterylib.rules import Rules
 from lotterylib.verdicts import FAILS, HOLDS, combine, interval, tally, verdict
 
 # Per seed: full, majority, then (method, subnetwork, setting) -> score; sparsity of the good subnetworks.
@@ -234,7 +235,7 @@ def test_paper_comparison_side_by_side_in_shares_of_the_gap(tmp_path):
     assert good["ours gap share std"] == pytest.approx(np.std(ours, ddof=1))
     assert good["paper gap share"] == pytest.approx((0.84 - 0.5) / (0.92 - 0.5))
     assert not out.loc[(M, "bad", PRUNED), "like for like"] and full["like for like"]
-    assert paper_comparison(table(), compat="authors", path=path)["like for like"].all()
+    assert paper_comparison(table(), Rules.from_setting("authors"), path=path)["like for like"].all()
     view = comparison_view(paper_comparison(table(), path=path)).loc["SST-2"]
     assert view.loc[(results.FULL, "", ""), ["ours", "paper", "like for like"]].tolist() == \
         ["0.910 ± 0.010", "0.920 ± 0.010", "yes"]

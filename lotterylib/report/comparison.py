@@ -12,6 +12,7 @@ import pandas as pd
 
 from .. import lottery, lottery_stats, reference, results
 from ..lottery import M, PRUNED, REFINETUNED, S
+from ..rules import PAPER_RULES, Rules
 from .frames import SCORE, by_task, finetune_scores, gap_shares, headroom, lottery_scores, stability_table
 
 # Why a row is not like for like (`lottery_stats.like_for_like`): the published number used the authors' rule.
@@ -29,19 +30,19 @@ def _paper_gap_share(experiment: str, task: str, path: str | Path | None) -> flo
     return (value[0] - majority[0]) / (full[0] - majority[0])
 
 
-def paper_comparison(res: pd.DataFrame, compat: str = "paper", path: str | Path | None = None) -> pd.DataFrame:
+def paper_comparison(res: pd.DataFrame, rules: Rules = PAPER_RULES, path: str | Path | None = None) -> pd.DataFrame:
     """Per task and row the paper has (full model, majority class, each subnetwork and setting): our mean and
     std over seeds next to the paper's (bert-base, full data, 5 seeds), absolute, and each side's share of its
     own full-minus-majority gap (ours: mean and std over seeds of the per-seed share; the paper's: from its
     means, no per-seed scores exist). No difference across the two models is computed: they differ by design.
     `like for like` is false where the paper's number came from the authors' rule and this run's row from the
-    paper's text (`compat`). Empty without `paper_numbers.csv`."""
+    paper's text (`rules`, the run's: `Rules.from_setting` of its `compat`). Empty without `paper_numbers.csv`."""
     if reference.paper_numbers(path) is None:
         return pd.DataFrame()
     fine = finetune_scores(res).rename(columns={"full": results.FULL, "majority": results.MAJORITY})
     refs = fine.melt(id_vars=["task", "seed"], var_name="method", value_name=SCORE).assign(subnetwork="", setting="")
     side = lottery_stats.with_paper(lottery_stats.seed_stats(pd.concat([refs, lottery_scores(res)], ignore_index=True)),
-                                    path, compat)
+                                    path, rules)
     for method, experiment in REFERENCE_EXPERIMENTS.items():
         rows = side.method == method
         values = [reference.paper_value(experiment, t, path) or (np.nan, np.nan) for t in side.task[rows]]
@@ -59,7 +60,7 @@ def paper_comparison(res: pd.DataFrame, compat: str = "paper", path: str | Path 
         for t, m, n, s in side[keys].itertuples(index=False)]
     side = side.rename(columns={"mean": "ours mean", "std": "ours std", "paper_mean": "paper mean",
                                 "paper_std": "paper std", "like_for_like": "like for like"})
-    side["note"] = ["" if ok else AUTHORS_RULES[(m, lottery.split_rule(n, compat)[0])]
+    side["note"] = ["" if ok else AUTHORS_RULES[(m, lottery.split_rule(n)[0])]
                     for m, n, ok in zip(side.method, side.subnetwork, side["like for like"])]
     return by_task(side[[*keys, "seeds", "ours mean", "ours std", "paper mean", "paper std", "ours gap share",
                           "ours gap share std", "paper gap share", "like for like", "note"]])
