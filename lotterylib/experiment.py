@@ -2,8 +2,8 @@
 
 `selection` (docs/method.md, "Masks chosen on held-out data"): with "dev" (the paper's way) the pruning
 searches choose masks on the dev set and every score is reported on that same dev set; with "split" the
-searches see only a seeded half of dev (`dev_half(selection, "search")`) and every reported score, the full
-model's included, comes from the other half (`dev_half(selection, "report")`)."""
+searches see only a seeded half of dev, the "selection" half (`dev_half(selection, "selection")`), and every reported score, the full
+model's included, comes from the other, "report" half (`dev_half(selection, "report")`)."""
 from __future__ import annotations
 
 import os
@@ -29,13 +29,13 @@ DEV_HALVES = ("", "selection", "report")  # "": the whole dev set
 
 
 def dev_half(selection: str, use: str) -> str:
-    """The part of dev a stage uses: the whole set ("") with `selection="dev"`; with "split", the
-    "selection" half for the pruning searches (`use="search"`), the "report" half for reported scores."""
+    """The part of dev a stage uses: the whole set ("") with `selection="dev"`; with "split", the half `use`
+    names: "selection" (the pruning searches) or "report" (reported scores)."""
     if selection not in SELECTIONS:
         raise ValueError(f"selection must be one of {SELECTIONS}, not {selection!r}")
-    if use not in ("search", "report"):
-        raise ValueError(f"use must be 'search' or 'report', not {use!r}")
-    return "" if selection == "dev" else {"search": "selection", "report": "report"}[use]
+    if use not in DEV_HALVES[1:]:
+        raise ValueError(f"use must be one of {DEV_HALVES[1:]}, not {use!r}")
+    return "" if selection == "dev" else use
 
 
 def check_selection(metrics: dict, selection: str, where: str) -> None:

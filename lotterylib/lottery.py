@@ -41,7 +41,7 @@ HELDOUT_COLUMNS = ["score_search", "score_unseen"]
 SPREAD_COLUMNS = ["pred_std", "pred_major_share", "constant_predictions"]
 CURVE_COLUMNS = ["method", "subnetwork", "setting", "step", "loss"]
 PRUNED, REFINETUNED, REFINETUNED_2X = "pruned", "re-fine-tuned", "re-fine-tuned 2x epochs"
-S, M, SUPER, RANDOM_INIT = "s-pruning", "m-pruning", "super-survivors", "random-init"
+S_PRUNING, M_PRUNING, SUPER_SURVIVORS, RANDOM_INIT = "s-pruning", "m-pruning", "super-survivors", "random-init"
 SUBNETWORKS = ("good", "random", "bad")
 
 
@@ -182,7 +182,7 @@ def with_search_half(setup: LotterySetup, tokenizer, glue_dir: str, max_dev_exam
     if selection == "dev":
         return setup
     part = load_task_data(setup.task.name, tokenizer, glue_dir, 0, max_dev_examples, max_seq_len, with_train=False,
-                          dev_half=dev_half(selection, "search"))
+                          dev_half=dev_half(selection, "selection"))
     return replace(setup, search_dev=part.dev_enc)
 
 
@@ -268,13 +268,13 @@ def m_row(task: str, seed: int, subnetwork: str, setting: str, epochs: float, ma
           outcome: Outcome) -> dict:
     """A tidy row for a weight mask: share of the prunable weights kept, and the sparsity."""
     sparsity = magnitude.sparsity(masks)
-    return dict(task=task, seed=seed, method=M, subnetwork=subnetwork, setting=setting, epochs=epochs,
+    return dict(task=task, seed=seed, method=M_PRUNING, subnetwork=subnetwork, setting=setting, epochs=epochs,
                 heads_kept=np.nan, mlps_kept=np.nan, weight_share=1 - sparsity, sparsity=sparsity,
                 **_outcome_fields(outcome))
 
 
 def s_lottery_rows(setup: LotterySetup, net: torch.nn.Module, subnets: dict[str, subnetworks.SMasks],
-                   method: str = S) -> list[dict]:
+                   method: str = S_PRUNING) -> list[dict]:
     """Each s-subnetwork pruned (on the fine-tuned `net`) and re-fine-tuned: two rows per subnetwork."""
     rows, epochs = [], setup.cfg.epochs
     for name, (head, mlp) in subnets.items():
@@ -294,11 +294,11 @@ def m_lottery_rows(setup: LotterySetup, net: torch.nn.Module, subnets: dict[str,
     """Each weight-mask subnetwork pruned (on the fine-tuned `net`) and re-fine-tuned: two rows each."""
     rows, epochs = [], setup.cfg.epochs
     for name, masks in subnets.items():
-        desc = f"{M} {name} pruned"
+        desc = f"{M_PRUNING} {name} pruned"
         pruned = pruned_m(setup, net, masks, desc=desc)
         halves = held_out(setup, pruned.score, lambda dev: pruned_m(setup, net, masks, f"{desc}, search half",
                                                                     dev=dev).score)
-        retrained = refinetuned_m(setup, masks, desc=f"{M} {name} re-fine-tune")
+        retrained = refinetuned_m(setup, masks, desc=f"{M_PRUNING} {name} re-fine-tune")
         rows += [m_row(setup.task.name, setup.seed, name, PRUNED, epochs, masks, pruned) | halves,
                  m_row(setup.task.name, setup.seed, name, REFINETUNED, epochs, masks, retrained)]
     return rows
@@ -326,9 +326,9 @@ def extra_rows(setup: LotterySetup, net: torch.nn.Module, s_subnets: dict[str, s
     bad, rand = s_subnets["bad"], s_subnets["random"]
     long = refinetuned_s(setup, *bad, epochs_factor=2.0, desc="bad s re-fine-tune 2x")
     rand_init = refinetuned_s(setup, *rand, random_init=True, desc="random init + random s")
-    return [s_row(t, seed, S, "bad", REFINETUNED_2X, 2 * epochs, *bad, net.config, long),
+    return [s_row(t, seed, S_PRUNING, "bad", REFINETUNED_2X, 2 * epochs, *bad, net.config, long),
             s_row(t, seed, RANDOM_INIT, "random", REFINETUNED, epochs, *rand, net.config, rand_init),
-            *s_lottery_rows(setup, net, super_subnets, method=SUPER)]
+            *s_lottery_rows(setup, net, super_subnets, method=SUPER_SURVIVORS)]
 
 
 def tidy(rows: Iterable[dict]) -> pd.DataFrame:
@@ -390,7 +390,7 @@ def seed_table(scores: pd.DataFrame) -> pd.DataFrame:
 def seed_summary(scores: pd.DataFrame) -> dict[str, float]:
     """Headline numbers of one (task, seed): the s-subnetworks and the bad m-subnetwork, re-fine-tuned."""
     rft = scores[scores.setting == REFINETUNED].set_index(["method", "subnetwork"])["score"]
-    out = {f"s {n} re-fine-tuned": float(rft[(S, n)]) for n in SUBNETWORKS if (S, n) in rft.index}
-    if (M, "bad") in rft.index:
-        out["m bad re-fine-tuned"] = float(rft[(M, "bad")])
+    out = {f"s {n} re-fine-tuned": float(rft[(S_PRUNING, n)]) for n in SUBNETWORKS if (S_PRUNING, n) in rft.index}
+    if (M_PRUNING, "bad") in rft.index:
+        out["m bad re-fine-tuned"] = float(rft[(M_PRUNING, "bad")])
     return out

@@ -11,13 +11,13 @@ import numpy as np
 import pandas as pd
 
 from .. import lottery, lottery_stats, reference, results
-from ..lottery import M, PRUNED, REFINETUNED, S
+from ..lottery import M_PRUNING, PRUNED, REFINETUNED, S_PRUNING
 from ..rules import PAPER_RULES, Rules
 from .frames import SCORE, by_task, finetune_scores, gap_shares, headroom, lottery_scores, stability_table
 
 # Why a row is not like for like (`lottery_stats.like_for_like`): the published number used the authors' rule.
-AUTHORS_RULES = {(S, "random"): "the paper's random s-masks are Bernoulli draws (the authors' rule)",
-                 (M, "bad"): "the paper's bad m-masks keep the smallest weights (the authors' rule)"}
+AUTHORS_RULES = {(S_PRUNING, "random"): "the paper's random s-masks are Bernoulli draws (the authors' rule)",
+                 (M_PRUNING, "bad"): "the paper's bad m-masks keep the smallest weights (the authors' rule)"}
 
 
 REFERENCE_EXPERIMENTS = {results.FULL: "no_mask", results.MAJORITY: "freq_baseline"}
@@ -118,7 +118,7 @@ def orderings(res: pd.DataFrame, path: str | Path | None = None) -> pd.DataFrame
     """Per task, method (s, m) and setting: the order of good, random and bad by our means and by the paper's,
     and in how many of our seeds the order is the paper's claim "good > random > bad"."""
     scores = lottery_scores(res)
-    scores = scores[scores.method.isin((S, M)) & scores.subnetwork.isin(lottery.SUBNETWORKS)]
+    scores = scores[scores.method.isin((S_PRUNING, M_PRUNING)) & scores.subnetwork.isin(lottery.SUBNETWORKS)]
     rows = []
     for (task, method, setting), part in scores.groupby(["task", "method", "setting"], sort=False):
         wide = part.pivot_table(index="seed", columns="subnetwork", values=SCORE)
@@ -151,7 +151,7 @@ def mask_sizes(res: pd.DataFrame) -> pd.DataFrame:
             if (kind, "total") in s.columns and task in s.index.get_level_values(0):
                 share = s.loc[task, (kind, "kept")] / s.loc[task, (kind, "total")]
                 row[name] = mean_std(share.mean(), share.std(), ".2f")
-        for method in (S, M):
+        for method in (S_PRUNING, M_PRUNING):
             if method in weight.columns and task in weight.index.get_level_values(0):
                 row[f"{method[0]}: weights kept"] = mean_std(weight.loc[task, method].mean(),
                                                               weight.loc[task, method].std(), ".2f")
@@ -175,7 +175,7 @@ def headline_table(res: pd.DataFrame) -> pd.DataFrame:
                                                              for m in ("train_examples", "dev_examples")),
                "seeds": len(g), "full model": f"{g.full.mean():.3f} ± {g.full.std(ddof=1):.3f}",
                "majority": f"{g.majority.mean():.3f}"}
-        for method in (S, M):
+        for method in (S_PRUNING, M_PRUNING):
             for setting in (PRUNED, REFINETUNED):
                 vals = [stats.get((task, method, setting, n), np.nan) for n in lottery.SUBNETWORKS]
                 row[f"{method[0]} good / random / bad, {setting}"] = " / ".join(f"{v:.3f}" for v in vals)
