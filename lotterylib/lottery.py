@@ -20,13 +20,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import magnitude, runs, stability, structured, subnetworks
+from . import magnitude, stability, subnetworks
 from .data import Encoded
 from .experiment import dev_half, finetune_model, load_task_data
 from .gates import Gates
 from .results import FINETUNED, FULL
 from .rules import PAPER_RULES, Rules
-from .tasks import Task, get_task
+from .tasks import Task
 from .training import TrainConfig, evaluate, result_line
 
 # weight_share: s-masks, the kept heads' and MLPs' share of the encoder weight matrices
@@ -54,15 +54,6 @@ def split_rule(subnetwork: str) -> tuple[str, str]:
 
 # --- per (task, seed): drawing, evaluating, re-fine-tuning -----------------------------------------------
 
-def task_s_masks(outputs_root: str | Path, task: str) -> dict[int, subnetworks.SMasks]:
-    """`{seed: (head_mask, mlp_mask)}` of every seed of `task` whose s-pruning stage has written its masks."""
-    tree = structured.load_masks_tree(runs.resolve(outputs_root), subdir="s_pruning")
-    if get_task(task).name not in tree:
-        raise runs.missing_stage_error(runs.resolve(outputs_root) / get_task(task).name / "seed_*" / "s_pruning",
-                                       "s_pruning")
-    return tree[get_task(task).name]
-
-
 def draw_subnetworks(seed: int, head_mask: np.ndarray, mlp_mask: np.ndarray, weight_masks: subnetworks.MMasks,
                      all_head_masks: np.ndarray, all_mlp_masks: np.ndarray, rules: Rules = PAPER_RULES,
                      weights: subnetworks.MMasks | None = None, both_rules: bool = True) -> dict[str, dict]:
@@ -87,7 +78,7 @@ def draw_for_seed(seed: int, net: torch.nn.Module, s_masks: subnetworks.SMasks, 
                   all_seeds: dict[int, subnetworks.SMasks], rules: Rules = PAPER_RULES,
                   both_rules: bool = True) -> dict[str, dict]:
     """`draw_subnetworks` for one run: the good s-masks and weight masks of `seed`, the s-masks of every seed
-    of the task (`task_s_masks`) for the super-survivors, and the fine-tuned `net`'s weights for the
+    of the task (`stage_inputs.task_s_masks`) for the super-survivors, and the fine-tuned `net`'s weights for the
     authors' bad m-masks (both rules are drawn with `both_rules`)."""
     if seed not in all_seeds:
         raise ValueError(f"seed {seed} is not among the seeds with s-pruning masks {sorted(all_seeds)}: "

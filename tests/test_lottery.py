@@ -14,7 +14,6 @@ from lotterylib import subnetworks as sn
 from lotterylib.gates import Gates
 from lotterylib.report import folders, frames
 from lotterylib.rules import Rules
-from lotterylib.structured import save_masks
 from lotterylib.tasks import get_task
 from lotterylib.training import TrainConfig, evaluate
 
@@ -378,15 +377,7 @@ def test_notebook_5_reads_exactly_its_run_folders_through_the_results_table(tmp_
     assert len(fig.axes) == 2 and (tmp_path / "fig2.png").is_file() and (tmp_path / "fig2.pdf").is_file()
 
 
-def test_task_s_masks_and_seed_summary(tmp_path):
-    head, mlp, _ = good_masks()
-    for seed in (1, 7):
-        structured_dir = runs.stage_dir(tmp_path, "s_pruning", "RTE", seed)
-        save_masks(structured_dir, head * (seed == 1), mlp)
-    masks = lt.task_s_masks(tmp_path, "rte")
-    assert sorted(masks) == [1, 7] and np.array_equal(masks[1][0], head) and not masks[7][0].any()
-    with pytest.raises(FileNotFoundError, match="s_pruning"):
-        lt.task_s_masks(tmp_path, "SST-2")
+def test_seed_summary():
     one = fake_scores().query("task == 'SST-2' and seed == 2")
     assert lt.seed_summary(one) == pytest.approx({"s good re-fine-tuned": 1.0, "s random re-fine-tuned": 0.8,
                                                   "s bad re-fine-tuned": 0.7, "m bad re-fine-tuned": 0.7})
