@@ -7,7 +7,7 @@ Two kinds of map, both of shape (seq, seq) per head, row i = the attending token
   the layer's input hidden state and W_O^h is head h's block of *input columns* of the attention output dense
   layer (`dense.weight[:, h*d:(h+1)*d]`, since an nn.Linear weight is (out, in)). Since alpha_ij >= 0 this is
   alpha_ij * ||f(x_j)||.
-  `compat="authors"` reproduces the authors' code, which viewed `dense.weight` as (heads, d, hidden) and so used
+  `rules.attention_output_rows` reproduces the authors' code, which viewed `dense.weight` as (heads, d, hidden) and so used
   the *rows* `dense.weight[h*d:(h+1)*d, :]` as if they were head h's block: not Kobayashi's quantity.
 
 Maps are computed in eval mode (no attention dropout) with the eager attention kernel; the model's mode and
@@ -22,9 +22,9 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 
-from .config import check_compat
 from .data import Encoded, collate
 from .families import Family, family_of, submodule
+from .rules import PAPER_RULES, Rules
 
 MODEL_INPUTS = ("input_ids", "token_type_ids", "attention_mask")
 
@@ -65,13 +65,13 @@ def _capture(model: torch.nn.Module):
 
 
 def value_output_norms(layer: torch.nn.Module, x: torch.Tensor, family: Family, heads: int,
-                       compat: str = "paper") -> torch.Tensor:
+                       rules: Rules = PAPER_RULES) -> torch.Tensor:
     """||f(x_j)|| per head and token, shape (batch, heads, seq), for one encoder layer of `family` (with
     `heads` heads) and its input x."""
     v = submodule(layer, family.value)(x).unflatten(-1, (heads, -1))   # (b, n, H, d), includes b_V
     d = v.shape[-1]
     weight = submodule(layer, family.attn_out).weight                 # (out, in) = (hidden, H*d)
-    if compat == "paper":
+    if not rules.attention_output_rows:
         f = torch.einsum("bnhd,ohd->bhno", v, weight.unflatten(1, (heads, d)))   # input columns of head h
     else:
         f = torch.einsum("bnhd,hdo->bhno", v, weight.unflatten(0, (heads, d)))   # rows h*d:(h+1)*d (authors)
@@ -79,21 +79,21 @@ def value_output_norms(layer: torch.nn.Module, x: torch.Tensor, family: Family, 
 
 
 def attention_maps(model: torch.nn.Module, batch: dict[str, torch.Tensor], normed: bool = False,
-                   compat: str = "paper") -> np.ndarray | list[np.ndarray]:
+                   rules: Rules = PAPER_RULES) -> np.ndarray | list[np.ndarray]:
     """Maps of every head for every example: (examples, layers, heads, seq, seq), each trimmed to its real length.
 
     `batch` is a right-padded batch (`lotterylib.data.collate`); extra keys such as `labels` are ignored.
     When the real lengths differ, a list of per-example (layers, heads, n, n) arrays is returned instead.
-    `normed=True` gives norm-weighted maps; `compat` picks W_O's head block (see the module docstring).
+    `normed=True` gives norm-weighted maps; `rules.attention_output_rows` picks W_O's head block (see the
+    module docstring).
     """
-    check_compat(compat)
     device = next(model.parameters()).device
     inputs = {k: batch[k].to(device) for k in MODEL_INPUTS if k in batch}
     with _eager_eval(model), _capture(model) as records, torch.no_grad():
         model(**inputs, output_attentions=True)
         if normed:
             family = family_of(model)
-            maps = [probs * value_output_norms(layer, x, family, probs.shape[1], compat)[:, :, None, :]
+            maps = [probs * value_output_norms(layer, x, family, probs.shape[1], rules)[:, :, None, :]
                     for layer, (x, probs) in zip(family.encoder_layers(model), records)]
         else:
             maps = [probs for _, probs in records]
@@ -104,12 +104,12 @@ def attention_maps(model: torch.nn.Module, batch: dict[str, torch.Tensor], norme
     return np.stack(per_example) if len(set(lengths)) == 1 else per_example
 
 
-def example_maps(model: torch.nn.Module, enc: Encoded, normed: bool = False, compat: str = "paper",
+def example_maps(model: torch.nn.Module, enc: Encoded, normed: bool = False, rules: Rules = PAPER_RULES,
                  batch_size: int = 16) -> list[np.ndarray]:
     """`attention_maps` of every example of `enc`, in order, batch by batch: one (layers, heads, n, n) array per
     example, n = its length (so `tokenizer.convert_ids_to_tokens(enc.input_ids[i])` labels map i's rows)."""
     maps: list[np.ndarray] = []
     for start in range(0, len(enc), batch_size):
         batch = collate(enc, list(range(start, min(start + batch_size, len(enc)))))
-        maps.extend(attention_maps(model, batch, normed=normed, compat=compat))
+        maps.extend(attention_maps(model, batch, normed=normed, rules=rules))
     return maps

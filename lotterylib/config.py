@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Mapping, MutableMapping, Sequence
-from enum import StrEnum
 from functools import cache
 from typing import Any
 
@@ -23,25 +22,8 @@ from .stages import GRID_KEYS, json_schema, nearest_parameter
 _TRUE, _FALSE = ("true", "yes", "on"), ("false", "no", "off")
 
 
-class Compat(StrEnum):
-    """`compat`: follow the paper, or reproduce the quirks of the authors' code (docs/method.md)."""
-
-    PAPER = "paper"
-    AUTHORS = "authors"
-
-
-COMPATS: tuple[str, ...] = tuple(c.value for c in Compat)
-
-
 class ParameterError(ValueError):
     """An invalid parameter value or name; the message names the parameter, the value and the fix."""
-
-
-def check_compat(compat: str) -> Compat:
-    """`compat` as a `Compat`; a ParameterError naming the allowed values otherwise."""
-    if compat not in COMPATS:
-        raise _error("compat", compat)
-    return Compat(compat)
 
 
 @cache

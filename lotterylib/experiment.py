@@ -2,8 +2,8 @@
 
 `selection` (docs/method.md, "Masks chosen on held-out data"): with "dev" (the paper's way) the pruning
 searches choose masks on the dev set and every score is reported on that same dev set; with "split" the
-searches see only a seeded half of dev (`dev_half(selection, "search")`) and every reported score, the full
-model's included, comes from the other half (`dev_half(selection, "report")`).
+searches see only a seeded half of dev, the "selection" half (`dev_half(selection, "selection")`), and every
+reported score, the full model's included, comes from the other, "report" half (`dev_half(selection, "report")`).
 
 Checkpoints are not committed: a finished fine-tuning whose checkpoint is missing (a clone, a lost work tree)
 is rebuilt by the first stage that loads it (`load_checkpoint`, `rebuild_checkpoint`)."""
@@ -28,6 +28,7 @@ from .gates import Gates
 from .models import load_classifier, load_tokenizer, quiet_loading
 from .physical import prune_physically
 from .progress import duration, step_line
+from .rules import PAPER_RULES, Rules
 from .runs import (display_path, is_done, missing_stage_error, read_json, read_params, temporary_sibling,
                    waiting_lock, write_json_atomic)
 from .tasks import Task, get_task
@@ -39,13 +40,13 @@ DEV_HALVES = ("", "selection", "report")  # "": the whole dev set
 
 
 def dev_half(selection: str, use: str) -> str:
-    """The part of dev a stage uses: the whole set ("") with `selection="dev"`; with "split", the
-    "selection" half for the pruning searches (`use="search"`), the "report" half for reported scores."""
+    """The part of dev a stage uses: the whole set ("") with `selection="dev"`; with "split", the half `use`
+    names: "selection" (the pruning searches) or "report" (reported scores)."""
     if selection not in SELECTIONS:
         raise ValueError(f"selection must be one of {SELECTIONS}, not {selection!r}")
-    if use not in ("search", "report"):
-        raise ValueError(f"use must be 'search' or 'report', not {use!r}")
-    return "" if selection == "dev" else {"search": "selection", "report": "report"}[use]
+    if use not in DEV_HALVES[1:]:
+        raise ValueError(f"use must be one of {DEV_HALVES[1:]}, not {use!r}")
+    return "" if selection == "dev" else use
 
 
 def check_selection(metrics: dict, selection: str, where: str) -> None:
@@ -93,13 +94,14 @@ def build_model(model: str, task: Task, seed: int, random_init: bool = False,
 
 
 def finetune_model(model: str, task: Task, train: Encoded, cfg: TrainConfig, seed: int,
-                   head_mask=None, mlp_mask=None, weight_masks: dict | None = None, compat: str = "paper",
+                   head_mask=None, mlp_mask=None, weight_masks: dict | None = None, rules: Rules = PAPER_RULES,
                    random_init: bool = False, progress: bool = True, desc: str = "fine-tune",
                    physical: bool = False) -> tuple[torch.nn.Module, Gates | None, list[float]]:
     """Fine-tune from the pre-trained weights (or random ones) with masks held fixed during training.
 
     Head/MLP masks act through `Gates` (gated elements get no gradient); weight masks through
-    `torch.nn.utils.prune` (masked weights stay exactly zero). Returns the model, its gates and the losses.
+    `torch.nn.utils.prune` (masked weights stay exactly zero), over the prunable set of `rules`. Returns the
+    model, its gates and the losses.
 
     `physical=True` trains the physically pruned model instead (`physical.prune_physically`, 0/1 masks, no
     weight masks; the gates returned are None): gated heads and MLPs get no gradient and AdamW leaves a
@@ -117,7 +119,7 @@ def finetune_model(model: str, task: Task, train: Encoded, cfg: TrainConfig, see
     if weight_masks is not None:
         from .magnitude import apply_weight_masks
 
-        apply_weight_masks(net, weight_masks, compat=compat)
+        apply_weight_masks(net, weight_masks, rules=rules)
     losses = fine_tune(net, task, train, cfg, seed, progress=progress, desc=desc)
     return net, gates, losses
 

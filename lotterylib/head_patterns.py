@@ -21,6 +21,7 @@ from .patterns.heads import LabelledMaps, MapClassifier, label_model
 from .patterns.layout import CLASSES, layout
 from .patterns.rules import rule_label
 from .patterns.shares import first_of_each_class, head_class_counts
+from .rules import PAPER_RULES, Rules
 
 FINE_TUNED, PRE_TRAINED = "fine-tuned", "pre-trained"
 AGREEMENT_TARGET = 0.8   # issue 18: the CNN should agree with the rule labeller on at least this share of real maps
@@ -62,7 +63,7 @@ def _gallery(maps: list[np.ndarray], cnn: np.ndarray) -> tuple[list[np.ndarray],
 
 def classify_heads(outputs_root: str, tasks: Sequence[str], seeds: Sequence[int], model: str, tokenizer,
                    classifiers: dict[str, MapClassifier], glue_dir: str = "", examples_per_task: int = 100,
-                   max_seq_len: int = 128, compat: str = "paper") -> HeadLabels:
+                   max_seq_len: int = 128, rules: Rules = PAPER_RULES) -> HeadLabels:
     """Label every head's raw and norm-weighted maps of `examples_per_task` seeded dev examples per task, for
     the fine-tuned model of every seed (`<outputs_root>/<task>/seed_<seed>/finetune/checkpoint`) and the
     pre-trained `model`; super-survivors: the heads kept by s-pruning in every seed of the task."""
@@ -80,7 +81,7 @@ def classify_heads(outputs_root: str, tasks: Sequence[str], seeds: Sequence[int]
                 net, _ = experiment.load_checkpoint(runs.stage_dir(outputs_root, "finetune", task, seed) / "checkpoint")
             else:
                 net = experiment.build_model(model, td.task, seeds[0])
-            for kind, (maps, cnn, rule) in label_model(net, td.dev_enc, tokens, classifiers, compat).items():
+            for kind, (maps, cnn, rule) in label_model(net, td.dev_enc, tokens, classifiers, rules).items():
                 keys = dict(task=td.task.name, seed=seed, model=model_name, map=kind)
                 counts.append(head_class_counts(cnn, super_heads, **keys))
                 agreement.append({**keys, "maps": cnn.size, "CNN = rule": float((cnn == rule).mean())})
@@ -102,21 +103,21 @@ def _tidy(confusion: dict[str, np.ndarray]) -> pd.DataFrame:
 
 
 def pretrained_maps(model: str, task: str, tokenizer, glue_dir: str = "", examples: int = 8, max_seq_len: int = 128,
-                    compat: str = "paper") -> tuple[list[np.ndarray], np.ndarray]:
+                    rules: Rules = PAPER_RULES) -> tuple[list[np.ndarray], np.ndarray]:
     """Every head's raw and norm-weighted map of `examples` seeded dev examples of `task` under the pre-trained
     `model`, row-normalised (as the rule labeller and a CNN trained on generated maps see them), with their
     rule labels (indices into CLASSES): real maps to probe a classifier with."""
     td = experiment.load_task_data(task, tokenizer, glue_dir, max_dev_examples=examples, max_seq_len=max_seq_len,
                                    with_train=False)
     net = experiment.build_model(model, td.task, 0)
-    maps, rules = [], []
-    for ids, m_raw, m_normed in zip(td.dev_enc.input_ids, *(attention_maps.example_maps(net, td.dev_enc, normed, compat)
+    maps, labels = [], []
+    for ids, m_raw, m_normed in zip(td.dev_enc.input_ids, *(attention_maps.example_maps(net, td.dev_enc, normed, rules)
                                                             for normed in (False, True))):
         lay = layout(tokenizer.convert_ids_to_tokens(ids))
         for m in (*m_raw.reshape(-1, *m_raw.shape[-2:]), *m_normed.reshape(-1, *m_normed.shape[-2:])):
             maps.append(row_normalize(m))
-            rules.append(CLASSES.index(rule_label(maps[-1], lay.special, lay.segments)))
-    return maps, np.asarray(rules, dtype=np.int64)
+            labels.append(CLASSES.index(rule_label(maps[-1], lay.special, lay.segments)))
+    return maps, np.asarray(labels, dtype=np.int64)
 
 
 def describe_agreement(labels: HeadLabels, thread_difference: float, member_spread: float,

@@ -20,14 +20,15 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import magnitude, runs, subnetworks
+from . import magnitude, subnetworks
 from .data import Encoded
 from .experiment import dev_half, finetune_model, load_task_data
 from .gates import Gates
-from .masks import (HeadMasks, WeightMasks, head_masks_size, kept_count, load_head_mask_tree, save_head_mask_sets,
+from .masks import (HeadMasks, WeightMasks, head_masks_size, kept_count, save_head_mask_sets,
                     save_weight_masks, sparsity, stack_seeds)
 from .results import FINETUNED, FULL
-from .tasks import Task, get_task
+from .rules import PAPER_RULES, Rules
+from .tasks import Task
 from .training import TrainConfig, evaluate, result_line
 
 # weight_share: s-masks, the kept heads' and MLPs' share of the encoder weight matrices
@@ -42,64 +43,56 @@ HELDOUT_COLUMNS = ["score_search", "score_unseen"]
 SPREAD_COLUMNS = ["pred_std", "pred_major_share", "constant_predictions"]
 CURVE_COLUMNS = ["method", "subnetwork", "setting", "step", "loss"]
 PRUNED, REFINETUNED, REFINETUNED_2X = "pruned", "re-fine-tuned", "re-fine-tuned 2x epochs"
-S, M, SUPER, RANDOM_INIT = "s-pruning", "m-pruning", "super-survivors", "random-init"
+S_PRUNING, M_PRUNING, SUPER_SURVIVORS, RANDOM_INIT = "s-pruning", "m-pruning", "super-survivors", "random-init"
 SUBNETWORKS = ("good", "random", "bad")
 
 
-def split_rule(subnetwork: str, compat: str = "paper") -> tuple[str, str]:
-    """(base name, rule) of a subnetwork row: "bad (authors)" -> ("bad", "authors"); "bad" -> ("bad", compat)."""
+def split_rule(subnetwork: str) -> tuple[str, str]:
+    """(base name, rule) of a subnetwork row: "bad (authors)" -> ("bad", "authors"); "bad" -> ("bad", "") (a
+    plain row was drawn by the run's own rules)."""
     base, _, rule = subnetwork.partition(" (")
-    return base, rule.removesuffix(")") or compat
+    return base, rule.removesuffix(")")
 
 
 # --- per (task, seed): drawing, evaluating, re-fine-tuning -----------------------------------------------
 
-def task_s_masks(outputs_root: str | Path, task: str) -> dict[int, HeadMasks]:
-    """`{seed: (head_mask, mlp_mask)}` of every seed of `task` whose s-pruning stage has written its masks."""
-    tree = load_head_mask_tree(runs.resolve(outputs_root), subdir="s_pruning")
-    if get_task(task).name not in tree:
-        raise runs.missing_stage_error(runs.resolve(outputs_root) / get_task(task).name / "seed_*" / "s_pruning",
-                                       "s_pruning")
-    return tree[get_task(task).name]
-
-
 def draw_subnetworks(seed: int, head_mask: np.ndarray, mlp_mask: np.ndarray, weight_masks: WeightMasks,
-                     all_head_masks: np.ndarray, all_mlp_masks: np.ndarray, compat: str = "paper",
+                     all_head_masks: np.ndarray, all_mlp_masks: np.ndarray, rules: Rules = PAPER_RULES,
                      weights: WeightMasks | None = None, both_rules: bool = True) -> dict[str, dict]:
     """`{"s": ..., "m": ..., "super": ...}` subnetworks, drawn from one `np.random.default_rng(seed)` in
     that order (so they are a function of the seed alone). `weights`: the fine-tuned dense values
     (`magnitude.prunable_weights`), needed for the authors' bad m-masks. With `both_rules` and `weights`,
-    the random s- and bad m-subnetworks are also drawn under the other rule than `compat`'s, last (so the
+    the random s- and bad m-subnetworks are also drawn under the other rules (`Rules.other`), last (so the
     draws before do not change; `"random (authors)"` in "s", `"bad (authors)"` in "m", or "(paper)").
     `all_*_masks`: every seed's s-masks stacked, for super-survivors."""
     rng = np.random.default_rng(seed)
-    out = {"s": subnetworks.s_subnetworks(head_mask, mlp_mask, rng, compat),
-           "m": subnetworks.m_subnetworks(weight_masks, rng, compat, weights),
+    out = {"s": subnetworks.s_subnetworks(head_mask, mlp_mask, rng, rules),
+           "m": subnetworks.m_subnetworks(weight_masks, rng, rules, weights),
            "super": subnetworks.super_subnetworks(all_head_masks, all_mlp_masks, rng)}
     if both_rules and weights is not None:
-        s_other, m_other = subnetworks.other_rule_subnetworks(out["s"]["good"], out["m"]["good"], rng, compat, weights)
+        s_other, m_other = subnetworks.other_rule_subnetworks(out["s"]["good"], out["m"]["good"], rng, rules, weights)
         out["s"].update(s_other)
         out["m"].update(m_other)
     return out
 
 
 def draw_for_seed(seed: int, net: torch.nn.Module, s_masks: HeadMasks, weight_masks: WeightMasks,
-                  all_seeds: dict[int, HeadMasks], compat: str = "paper",
+                  all_seeds: dict[int, HeadMasks], rules: Rules = PAPER_RULES,
                   both_rules: bool = True) -> dict[str, dict]:
     """`draw_subnetworks` for one run: the good s-masks and weight masks of `seed`, the s-masks of every seed
-    of the task (`task_s_masks`) for the super-survivors, and the fine-tuned `net`'s weights for the
+    of the task (`stage_inputs.task_s_masks`) for the super-survivors, and the fine-tuned `net`'s weights for the
     authors' bad m-masks (both rules are drawn with `both_rules`)."""
     if seed not in all_seeds:
         raise ValueError(f"seed {seed} is not among the seeds with s-pruning masks {sorted(all_seeds)}: "
                          "run its s_pruning stage first.")
-    weights = magnitude.prunable_weights(net, compat)
-    return draw_subnetworks(seed, *s_masks, weight_masks, *stack_seeds(all_seeds), compat=compat,
+    weights = magnitude.prunable_weights(net, rules)
+    return draw_subnetworks(seed, *s_masks, weight_masks, *stack_seeds(all_seeds), rules=rules,
                             weights=weights, both_rules=both_rules)
 
 
 def file_stem(subnetwork: str) -> str:
     """A subnetwork's name as a file name: "bad (authors)" -> "bad_authors"."""
-    return "_".join(split_rule(subnetwork, "")).strip("_")
+    return "_".join(split_rule(subnetwork)).strip("_")
 
 
 def save_subnetworks(folder: str | Path, subnets: dict[str, dict]) -> None:
@@ -145,7 +138,7 @@ class LotterySetup:
     dev: Encoded
     cfg: TrainConfig
     seed: int
-    compat: str = "paper"
+    rules: Rules = PAPER_RULES
     progress: bool = True
     cache: dict = field(default_factory=dict)
     search_dev: Encoded | None = None
@@ -155,7 +148,7 @@ class LotterySetup:
         """The paper metric of `net` on `dev` (default: the setup's dev set; `key="stop_score"`: what the
         pruning searches compared), and the spread of its predictions."""
         result = evaluate(net, self.task, self.dev if dev is None else dev, self.cfg.eval_batch_size, gates=gates,
-                          compat=self.compat, bf16=self.cfg.bf16, progress=self.progress, desc=desc)
+                          rules=self.rules, bf16=self.cfg.bf16, progress=self.progress, desc=desc)
         return Outcome(result.metrics[key], result.spread)
 
 
@@ -166,7 +159,7 @@ def with_search_half(setup: LotterySetup, tokenizer, glue_dir: str, max_dev_exam
     if selection == "dev":
         return setup
     part = load_task_data(setup.task.name, tokenizer, glue_dir, 0, max_dev_examples, max_seq_len, with_train=False,
-                          dev_half=dev_half(selection, "search"))
+                          dev_half=dev_half(selection, "selection"))
     return replace(setup, search_dev=part.dev_enc)
 
 
@@ -194,7 +187,7 @@ def pruned_s(setup: LotterySetup, net: torch.nn.Module, head_mask: np.ndarray, m
 def pruned_m(setup: LotterySetup, net: torch.nn.Module, masks: WeightMasks,
              desc: str = "evaluate", key: str = "score", dev: Encoded | None = None) -> Outcome:
     """Dev score of the fine-tuned `net` with the weight masks; its dense weights are restored after."""
-    magnitude.apply_weight_masks(net, masks, setup.compat)
+    magnitude.apply_weight_masks(net, masks, setup.rules)
     try:
         return setup.evaluate(net, desc=desc, key=key, dev=dev)
     finally:
@@ -218,7 +211,7 @@ def refinetuned_s(setup: LotterySetup, head_mask: np.ndarray, mlp_mask: np.ndarr
     if key not in setup.cache:
         cfg = replace(setup.cfg, epochs=setup.cfg.epochs * epochs_factor)
         net, _, losses = finetune_model(setup.model, setup.task, setup.train, cfg, setup.seed, head_mask=head_mask,
-                                        mlp_mask=mlp_mask, compat=setup.compat, random_init=random_init,
+                                        mlp_mask=mlp_mask, rules=setup.rules, random_init=random_init,
                                         progress=setup.progress, desc=desc, physical=True)
         setup.cache[key] = _refit_outcome(setup, net, losses, desc)
         del net
@@ -228,7 +221,7 @@ def refinetuned_s(setup: LotterySetup, head_mask: np.ndarray, mlp_mask: np.ndarr
 def refinetuned_m(setup: LotterySetup, masks: WeightMasks, desc: str = "re-fine-tune") -> Outcome:
     """Fine-tune from the pre-trained weights with the weight masks held (masked weights stay zero), then score."""
     net, gates, losses = finetune_model(setup.model, setup.task, setup.train, setup.cfg, setup.seed,
-                                        weight_masks=masks, compat=setup.compat, progress=setup.progress, desc=desc)
+                                        weight_masks=masks, rules=setup.rules, progress=setup.progress, desc=desc)
     gates.remove()
     return _refit_outcome(setup, net, losses, desc)
 
@@ -252,13 +245,13 @@ def m_row(task: str, seed: int, subnetwork: str, setting: str, epochs: float, ma
           outcome: Outcome) -> dict:
     """A tidy row for a weight mask: share of the prunable weights kept, and the sparsity."""
     pruned = sparsity(masks)
-    return dict(task=task, seed=seed, method=M, subnetwork=subnetwork, setting=setting, epochs=epochs,
+    return dict(task=task, seed=seed, method=M_PRUNING, subnetwork=subnetwork, setting=setting, epochs=epochs,
                 heads_kept=np.nan, mlps_kept=np.nan, weight_share=1 - pruned, sparsity=pruned,
                 **_outcome_fields(outcome))
 
 
 def s_lottery_rows(setup: LotterySetup, net: torch.nn.Module, subnets: dict[str, HeadMasks],
-                   method: str = S) -> list[dict]:
+                   method: str = S_PRUNING) -> list[dict]:
     """Each s-subnetwork pruned (on the fine-tuned `net`) and re-fine-tuned: two rows per subnetwork."""
     rows, epochs = [], setup.cfg.epochs
     for name, (head, mlp) in subnets.items():
@@ -278,11 +271,11 @@ def m_lottery_rows(setup: LotterySetup, net: torch.nn.Module, subnets: dict[str,
     """Each weight-mask subnetwork pruned (on the fine-tuned `net`) and re-fine-tuned: two rows each."""
     rows, epochs = [], setup.cfg.epochs
     for name, masks in subnets.items():
-        desc = f"{M} {name} pruned"
+        desc = f"{M_PRUNING} {name} pruned"
         pruned = pruned_m(setup, net, masks, desc=desc)
         halves = held_out(setup, pruned.score, lambda dev: pruned_m(setup, net, masks, f"{desc}, search half",
                                                                     dev=dev).score)
-        retrained = refinetuned_m(setup, masks, desc=f"{M} {name} re-fine-tune")
+        retrained = refinetuned_m(setup, masks, desc=f"{M_PRUNING} {name} re-fine-tune")
         rows += [m_row(setup.task.name, setup.seed, name, PRUNED, epochs, masks, pruned) | halves,
                  m_row(setup.task.name, setup.seed, name, REFINETUNED, epochs, masks, retrained)]
     return rows
@@ -310,9 +303,9 @@ def extra_rows(setup: LotterySetup, net: torch.nn.Module, s_subnets: dict[str, H
     bad, rand = s_subnets["bad"], s_subnets["random"]
     long = refinetuned_s(setup, *bad, epochs_factor=2.0, desc="bad s re-fine-tune 2x")
     rand_init = refinetuned_s(setup, *rand, random_init=True, desc="random init + random s")
-    return [s_row(t, seed, S, "bad", REFINETUNED_2X, 2 * epochs, *bad, net.config, long),
+    return [s_row(t, seed, S_PRUNING, "bad", REFINETUNED_2X, 2 * epochs, *bad, net.config, long),
             s_row(t, seed, RANDOM_INIT, "random", REFINETUNED, epochs, *rand, net.config, rand_init),
-            *s_lottery_rows(setup, net, super_subnets, method=SUPER)]
+            *s_lottery_rows(setup, net, super_subnets, method=SUPER_SURVIVORS)]
 
 
 def tidy(rows: Iterable[dict]) -> pd.DataFrame:
@@ -374,7 +367,7 @@ def seed_table(scores: pd.DataFrame) -> pd.DataFrame:
 def seed_summary(scores: pd.DataFrame) -> dict[str, float]:
     """Headline numbers of one (task, seed): the s-subnetworks and the bad m-subnetwork, re-fine-tuned."""
     rft = scores[scores.setting == REFINETUNED].set_index(["method", "subnetwork"])["score"]
-    out = {f"s {n} re-fine-tuned": float(rft[(S, n)]) for n in SUBNETWORKS if (S, n) in rft.index}
-    if (M, "bad") in rft.index:
-        out["m bad re-fine-tuned"] = float(rft[(M, "bad")])
+    out = {f"s {n} re-fine-tuned": float(rft[(S_PRUNING, n)]) for n in SUBNETWORKS if (S_PRUNING, n) in rft.index}
+    if (M_PRUNING, "bad") in rft.index:
+        out["m bad re-fine-tuned"] = float(rft[(M_PRUNING, "bad")])
     return out

@@ -12,21 +12,22 @@ import pandas as pd
 
 from . import reference
 from .baselines import GLUE_BASELINES
-from .lottery import M, PRUNED, REFINETUNED, S, SUBNETWORKS, SUPER, split_rule
+from .lottery import M_PRUNING, PRUNED, REFINETUNED, S_PRUNING, SUBNETWORKS, SUPER_SURVIVORS, split_rule
+from .rules import PAPER_RULES, Rules
 
 # (method, subnetwork, setting) -> experiment name in the paper's `paper_numbers.csv`.
 PAPER_EXPERIMENTS: dict[tuple[str, str, str], str] = {
-    **{(S, n, s): f"head_mlp{x}{'_retrained' if s == REFINETUNED else ''}"
+    **{(S_PRUNING, n, s): f"head_mlp{x}{'_retrained' if s == REFINETUNED else ''}"
        for n, x in (("good", ""), ("random", "_random"), ("bad", "_bad_1")) for s in (PRUNED, REFINETUNED)},
-    **{(M, n, s): f"global_{x}{'_retrained' if s == REFINETUNED else ''}"
+    **{(M_PRUNING, n, s): f"global_{x}{'_retrained' if s == REFINETUNED else ''}"
        for n, x in (("good", "magnitude"), ("random", "random"), ("bad", "bad")) for s in (PRUNED, REFINETUNED)},
-    **{(SUPER, n, s): f"head_mlp_super{x}{'_retrained' if s == REFINETUNED else ''}"
+    **{(SUPER_SURVIVORS, n, s): f"head_mlp_super{x}{'_retrained' if s == REFINETUNED else ''}"
        for n, x in (("super", ""), ("bad", "_bizzaro"), ("random", "_midling")) for s in (PRUNED, REFINETUNED)},
 }
 
-# The rows whose published numbers were drawn by the authors' rules, not the paper's text (docs/method.md section 4):
-# random s-subnetworks (Bernoulli) and bad m-subnetworks (smallest-magnitude survivors).
-AUTHORS_RULE_ROWS = {(S, "random"), (M, "bad")}
+# The rows whose published numbers were drawn by the authors' rules, not the paper's text (docs/method.md section 4),
+# and the `Rules` field that draws them so: random s-subnetworks (Bernoulli) and bad m-subnetworks (smallest magnitude).
+AUTHORS_RULE_ROWS = {(S_PRUNING, "random"): "bernoulli_random_s", (M_PRUNING, "bad"): "smallest_magnitude_bad_m"}
 
 
 def seed_stats(scores: pd.DataFrame) -> pd.DataFrame:
@@ -41,7 +42,8 @@ def reference_stats(finetune: pd.DataFrame) -> pd.DataFrame:
                                                     majority=("majority", "mean"))
 
 
-def lottery_means(stats: pd.DataFrame, refs: pd.DataFrame, methods: Sequence[str] = (M, S)) -> pd.DataFrame:
+def lottery_means(stats: pd.DataFrame, refs: pd.DataFrame,
+                  methods: Sequence[str] = (M_PRUNING, S_PRUNING)) -> pd.DataFrame:
     """Per method and task: mean over seeds of good / random / bad, pruned and re-fine-tuned, next to the
     full model and the majority baseline."""
     part = stats[stats.method.isin(methods) & stats.subnetwork.isin(SUBNETWORKS)
@@ -56,21 +58,23 @@ def lottery_means(stats: pd.DataFrame, refs: pd.DataFrame, methods: Sequence[str
     return wide
 
 
-def like_for_like(method: str, subnetwork: str, compat: str = "paper") -> bool:
+def like_for_like(method: str, subnetwork: str, rules: Rules = PAPER_RULES) -> bool:
     """Whether a row was drawn by the rule behind the paper's number: the published random-s and bad-m
-    numbers come from the authors' rules (`AUTHORS_RULE_ROWS`), every other row from the paper's."""
-    base, rule = split_rule(subnetwork, compat)
-    return (method, base) not in AUTHORS_RULE_ROWS or rule == "authors"
+    numbers come from the authors' rules (`AUTHORS_RULE_ROWS`), every other row from the paper's. A row named
+    with its rule ("bad (authors)") was drawn by that setting's rules, a plain one by the run's `rules`."""
+    base, rule = split_rule(subnetwork)
+    quirk = AUTHORS_RULE_ROWS.get((method, base))
+    return quirk is None or getattr(Rules.from_setting(rule) if rule else rules, quirk)
 
 
 def pruning_rows(stats: pd.DataFrame) -> pd.DataFrame:
     """The rows of the two pruning methods (s and m), the ones the paper has numbers for (`with_paper`)."""
-    return stats[stats.method.isin([S, M])]
+    return stats[stats.method.isin([S_PRUNING, M_PRUNING])]
 
 
-def with_paper(stats: pd.DataFrame, path: str | Path | None = None, compat: str = "paper") -> pd.DataFrame:
+def with_paper(stats: pd.DataFrame, path: str | Path | None = None, rules: Rules = PAPER_RULES) -> pd.DataFrame:
     """`stats` with the paper's mean and std (bert-base, 5 seeds) where `paper_numbers.csv` has them, and
-    `like_for_like` (see `like_for_like`; `compat`: the rule the plain "random" / "bad" rows were drawn by)."""
+    `like_for_like` (see `like_for_like`; `rules`: the run's, which drew the plain "random" / "bad" rows)."""
     def value(row, i):
         exp = PAPER_EXPERIMENTS.get((row.method, split_rule(row.subnetwork)[0], row.setting))
         v = reference.paper_value(exp, row.task, path) if exp else None
@@ -78,7 +82,7 @@ def with_paper(stats: pd.DataFrame, path: str | Path | None = None, compat: str 
     out = stats.copy()
     out["paper_mean"] = [value(r, 0) for r in stats.itertuples()]
     out["paper_std"] = [value(r, 1) for r in stats.itertuples()]
-    out["like_for_like"] = [like_for_like(r.method, r.subnetwork, compat) for r in stats.itertuples()]
+    out["like_for_like"] = [like_for_like(r.method, r.subnetwork, rules) for r in stats.itertuples()]
     return out
 
 
@@ -92,15 +96,15 @@ def conclusions(means: pd.DataFrame, table2: pd.DataFrame, preset: str, seeds: S
     tasks = list(dict.fromkeys(means.index.get_level_values("task")))
     out = [f"On `{preset}` ({', '.join(tasks)}; {len(seeds)} seed{'s' if len(seeds) != 1 else ''}), from the means "
            "over seeds (the verdicts, with their intervals and the seeds left out, are in the report, notebook 0):"]
-    for method in (S, M):
+    for method in (S_PRUNING, M_PRUNING):
         if method not in means.index.get_level_values("method"):
             continue
         m = means.loc[method]
         wins = [t for t in m.index if m.loc[t, f"good {PRUNED}"] > max(m.loc[t, f"random {PRUNED}"], m.loc[t, f"bad {PRUNED}"])]
         out.append(f"pruned, the good {method} subnetwork beats random and bad on {len(wins)} of {len(m)} tasks"
                    + (f" ({', '.join(wins)})" if wins else "") + ";")
-    if S in means.index.get_level_values("method") and f"bad {REFINETUNED}" in means:
-        m = means.loc[S]
+    if S_PRUNING in means.index.get_level_values("method") and f"bad {REFINETUNED}" in means:
+        m = means.loc[S_PRUNING]
         share = (m[f"bad {REFINETUNED}"] - m.majority) / (m.full - m.majority).where(m.full - m.majority >= min_gap)
         out.append(f"re-fine-tuned, the bad s-subnetwork's share of the gap from the majority class to the full model "
                    f"is {', '.join(f'{t} ' + ('n/a' if pd.isna(v) else f'{v:.2f}') for t, v in share.items())} "

@@ -5,8 +5,8 @@ in `model.named_parameters()` of the dense model, e.g. `bert.encoder.layer.0.att
 A masked model holds `<param>_orig` (the dense values, trained as usual) and `<param>_mask`; the forward
 pre-hook computes `param = orig * mask`, so masked weights are exactly zero and get zero gradient.
 
-Prunable set, `compat="paper"`: the weight matrices of every encoder layer's Q, K, V, attention-output,
-intermediate and output dense layers (84,934,656 parameters in bert-base). `compat="authors"`: the same
+Prunable set (the paper): the weight matrices of every encoder layer's Q, K, V, attention-output,
+intermediate and output dense layers (84,934,656 parameters in bert-base). `rules.prune_biases`: the same
 plus the biases of Q, K, V, attention-output and intermediate (85,008,384). Other encoder families prune
 the same six roles under their own names (`lotterylib.families`: DistilBERT's `attention.q_lin` ...
 `ffn.lin2`, DeBERTa's `attention.self.query_proj` ...); DeBERTa's separate positional projections are not
@@ -15,7 +15,8 @@ in the set.
 The search (the `Magnitude` strategy of the one loop, `lotterylib.search`) removes 10% of the remaining
 weights per step by global |w| ranking (cumulative sparsity 1 - 0.9^k) while the dev score stays >= threshold
 x full score; the failing step is reverted.
-`compat="authors"` stops after at most 10 steps and, if all of them pass, keeps the 9-step mask.
+`rules.magnitude_ten_steps_keep_ninth` stops after at most 10 steps and, if all of them pass, keeps the
+9-step mask.
 """
 from __future__ import annotations
 
@@ -27,11 +28,11 @@ import torch
 from torch import nn
 from torch.nn.utils import prune
 
-from .config import check_compat
 from .data import Encoded
 from .families import FAMILIES, family_of, submodule
 from .masks import WeightMasks, kept_count, sparsity
 from .progress import step_line
+from .rules import PAPER_RULES, Rules
 from .search import Result, Scored, Scorer, Step, last_accepted, run_search
 from .tasks import Task
 from .training import evaluate
@@ -39,15 +40,14 @@ from .training import evaluate
 STEP_AMOUNT = 0.1
 AUTHORS_MAX_STEPS = 10
 
-# Roles of an encoder layer's dense layers (`families.ROLES`) -> the parameters pruned there, per compat.
-_PRUNED = {
-    "query": {"paper": ("weight",), "authors": ("weight", "bias")},
-    "key": {"paper": ("weight",), "authors": ("weight", "bias")},
-    "value": {"paper": ("weight",), "authors": ("weight", "bias")},
-    "attn_out": {"paper": ("weight",), "authors": ("weight", "bias")},
-    "mlp_in": {"paper": ("weight",), "authors": ("weight", "bias")},
-    "mlp_out": {"paper": ("weight",), "authors": ("weight",)},
-}
+# Roles of an encoder layer's dense layers (`families.ROLES`) whose bias is prunable with `rules.prune_biases`
+# (every role's weight is prunable; the output dense layer's bias never is).
+_BIAS_ROLES = ("query", "key", "value", "attn_out", "mlp_in")
+
+
+def _pruned(role: str, rules: Rules) -> tuple[str, ...]:
+    """The parameters pruned in a dense layer of `role`: its weight, then its bias where the rules prune it."""
+    return ("weight", "bias") if rules.prune_biases and role in _BIAS_ROLES else ("weight",)
 
 
 def _role_of(path: str) -> str | None:
@@ -58,20 +58,15 @@ def _role_of(path: str) -> str | None:
 _NAME = re.compile(r"layer\.(\d+)\.(.+)\.(weight|bias)$")
 
 
-def _check_compat(compat: str) -> None:
-    check_compat(compat)
-
-
-def prunable_parameters(model: nn.Module, compat: str = "paper") -> list[tuple[str, nn.Module, str]]:
+def prunable_parameters(model: nn.Module, rules: Rules = PAPER_RULES) -> list[tuple[str, nn.Module, str]]:
     """(qualified name, module, parameter name) of every prunable parameter, layer by layer."""
-    _check_compat(compat)
     names = {module: name for name, module in model.named_modules()}
     family = family_of(model)
     out = []
     for layer in family.encoder_layers(model):
         for role, path in family.paths().items():
             module = submodule(layer, path)
-            out.extend((f"{names[module]}.{p}", module, p) for p in _PRUNED[role][compat])
+            out.extend((f"{names[module]}.{p}", module, p) for p in _pruned(role, rules))
     return out
 
 
@@ -92,27 +87,27 @@ def _unmask(module: nn.Module, param: str) -> None:
         getattr(module, param).copy_(dense)
 
 
-def prunable_weights(model: nn.Module, compat: str = "paper") -> WeightMasks:
+def prunable_weights(model: nn.Module, rules: Rules = PAPER_RULES) -> WeightMasks:
     """The dense (unmasked) values of the prunable set, detached copies on the CPU."""
-    return {name: _dense(m, p).detach().cpu().clone() for name, m, p in prunable_parameters(model, compat)}
+    return {name: _dense(m, p).detach().cpu().clone() for name, m, p in prunable_parameters(model, rules)}
 
 
-def full_masks(model: nn.Module, compat: str = "paper") -> WeightMasks:
+def full_masks(model: nn.Module, rules: Rules = PAPER_RULES) -> WeightMasks:
     """All-True masks of the prunable set (the unpruned model)."""
     return {name: torch.ones_like(_dense(m, p), dtype=torch.bool, device="cpu")
-            for name, m, p in prunable_parameters(model, compat)}
+            for name, m, p in prunable_parameters(model, rules)}
 
 
-def apply_weight_masks(model: nn.Module, masks: WeightMasks, compat: str = "paper") -> None:
+def apply_weight_masks(model: nn.Module, masks: WeightMasks, rules: Rules = PAPER_RULES) -> None:
     """Mask the prunable set with `prune.custom_from_mask`, replacing any masks already there.
 
-    `masks` must name exactly the prunable set of `compat`, with the parameters' shapes."""
-    params = prunable_parameters(model, compat)
+    `masks` must name exactly the prunable set of `rules` (`rules.prune_biases`), with the parameters' shapes."""
+    params = prunable_parameters(model, rules)
     expected = {name for name, _, _ in params}
     if set(masks) != expected:
         missing, extra = sorted(expected - set(masks)), sorted(set(masks) - expected)
-        raise ValueError(f"weight masks do not match the compat={compat!r} prunable set: missing {missing[:3]}"
-                         f"{'...' if len(missing) > 3 else ''}, unexpected {extra[:3]}"
+        raise ValueError(f"weight masks do not match the prunable set with prune_biases={rules.prune_biases}: "
+                         f"missing {missing[:3]}{'...' if len(missing) > 3 else ''}, unexpected {extra[:3]}"
                          f"{'...' if len(extra) > 3 else ''}. Were they made with the other compat?")
     for name, module, param in params:
         mask = torch.as_tensor(masks[name])
@@ -150,25 +145,25 @@ def remove_weight_masks(model: nn.Module, permanent: bool = True) -> None:
             _unmask(module, param)
 
 
-def magnitude_step(model: nn.Module, compat: str = "paper", amount: float = STEP_AMOUNT) -> WeightMasks:
+def magnitude_step(model: nn.Module, rules: Rules = PAPER_RULES, amount: float = STEP_AMOUNT) -> WeightMasks:
     """Prune `amount` of the remaining weights of the prunable set by global |w| ranking; returns the masks.
 
     `prune.global_unstructured` ranks the surviving weights only, and removes round(amount x survivors)."""
-    apply_weight_masks(model, current_masks(model) or full_masks(model, compat), compat)  # fresh `param`
-    params = [(module, param) for _, module, param in prunable_parameters(model, compat)]
+    apply_weight_masks(model, current_masks(model) or full_masks(model, rules), rules)  # fresh `param`
+    params = [(module, param) for _, module, param in prunable_parameters(model, rules)]
     prune.global_unstructured(params, pruning_method=prune.L1Unstructured, amount=amount)
     masks = current_masks(model)
-    apply_weight_masks(model, masks, compat)  # one mask per parameter, not a growing PruningContainer
+    apply_weight_masks(model, masks, rules)  # one mask per parameter, not a growing PruningContainer
     return masks
 
 
 class MagnitudeResult(Result[WeightMasks]):
     """The final masks and the history of the search (`steps[0]`: the start, the model's masks before it)."""
 
-    def __init__(self, full_score: float, threshold: float, compat: str, steps: list[Step[WeightMasks]],
+    def __init__(self, full_score: float, threshold: float, rules: Rules, steps: list[Step[WeightMasks]],
                  kept: Step[WeightMasks]):
         super().__init__(full_score, threshold, steps, kept)
-        self.compat = compat
+        self.rules = rules
 
     @property
     def kept_steps(self) -> int:
@@ -192,13 +187,13 @@ class Magnitude:
 
     phases = ("magnitude",)
 
-    def __init__(self, model: nn.Module, compat: str = "paper", limit: int | None = None, progress: bool = True):
-        self.model, self.compat, self.limit, self.progress = model, compat, limit, progress
+    def __init__(self, model: nn.Module, rules: Rules = PAPER_RULES, limit: int | None = None, progress: bool = True):
+        self.model, self.rules, self.limit, self.progress = model, rules, limit, progress
 
     def propose(self, phase: str, current: Step[WeightMasks], failed: Step[WeightMasks] | None) -> WeightMasks | None:
         if self.limit is not None and current.number >= self.limit:
             return None
-        masks = magnitude_step(self.model, self.compat)
+        masks = magnitude_step(self.model, self.rules)
         if kept_count(masks) == kept_count(current.masks):
             step_line("m-pruning: a further step would prune nothing; stopping", self.progress)
             return None
@@ -211,39 +206,39 @@ class Magnitude:
                 + ("kept" if step.accepted else "below the threshold: undone, search ends"))
 
 
-def magnitude_search(model: nn.Module, scorer: Scorer[WeightMasks], full_score: float, compat: str = "paper",
+def magnitude_search(model: nn.Module, scorer: Scorer[WeightMasks], full_score: float, rules: Rules = PAPER_RULES,
                      threshold: float = 0.9, max_steps: int | None = None, progress: bool = True) -> MagnitudeResult:
     """Iterate `magnitude_step` while `scorer(masks)` (the model's score at its current masks, which the step has
     put in place) >= threshold x full_score; the failing step is reverted (`search.run_search` with the
     `Magnitude` strategy).
 
     The search starts from the model's current masks (none = dense) and also stops when a step would prune
-    nothing. `max_steps` (default: none in `paper`, 10 in `authors`) bounds the number of steps; in
-    `authors` mode, if every step passes, the mask before the last step is kept (9 steps: 61.26%).
+    nothing. `max_steps` (default: none; 10 with `rules.magnitude_ten_steps_keep_ninth`) bounds the number of
+    steps; with that rule, if every step passes, the mask before the last step is kept (9 steps: 61.26%).
     The model is left masked with the result's masks."""
-    _check_compat(compat)
-    limit = max_steps if max_steps is not None else (AUTHORS_MAX_STEPS if compat == "authors" else None)
+    limit = max_steps if max_steps is not None else (AUTHORS_MAX_STEPS if rules.magnitude_ten_steps_keep_ninth
+                                                     else None)
     bar = threshold * full_score
-    start_masks = current_masks(model) or full_masks(model, compat)
-    apply_weight_masks(model, start_masks, compat)
+    start_masks = current_masks(model) or full_masks(model, rules)
+    apply_weight_masks(model, start_masks, rules)
     start = Step(0, "full", start_masks, Scored(float(full_score)), accepted=True)
     step_line(f"m-pruning: full model {full_score:.4f}; keep pruning while the score is at least {threshold:g} x "
               f"{full_score:.4f} = {bar:.4f}" + (f", at most {limit} steps" if limit is not None else ""), progress)
-    steps = run_search(Magnitude(model, compat, limit, progress), scorer, start, bar, progress)
+    steps = run_search(Magnitude(model, rules, limit, progress), scorer, start, bar, progress)
     all_passed_to_limit = limit is not None and len(steps) - 1 == limit and steps[-1].accepted
-    kept = last_accepted(steps, before=1 if compat == "authors" and all_passed_to_limit else 0)
-    apply_weight_masks(model, kept.masks, compat)
+    kept = last_accepted(steps, before=1 if rules.magnitude_ten_steps_keep_ninth and all_passed_to_limit else 0)
+    apply_weight_masks(model, kept.masks, rules)
     step_line(f"m-pruning done: {len(steps) - 1} steps; the good subnetwork is step {kept.number}, sparsity "
               f"{sparsity(kept.masks):.2%}, score {kept.score:.4f}", progress)
-    return MagnitudeResult(float(full_score), threshold, compat, steps, kept)
+    return MagnitudeResult(float(full_score), threshold, rules, steps, kept)
 
 
-def make_scorer(model: nn.Module, task: Task, dev_encoded: Encoded, compat: str = "paper", batch_size: int = 128,
+def make_scorer(model: nn.Module, task: Task, dev_encoded: Encoded, rules: Rules = PAPER_RULES, batch_size: int = 128,
                 bf16: bool = False, progress: bool = False) -> Scorer[WeightMasks]:
     """The real scorer: evaluate the (masked) model on dev and return `metrics["stop_score"]`. The masks must be
     in the model already (`magnitude_step`, `apply_weight_masks`; none for the dense model's full score)."""
     def scorer(masks: WeightMasks | None = None) -> Scored:
-        res = evaluate(model, task, dev_encoded, batch_size=batch_size, compat=compat, bf16=bf16,
+        res = evaluate(model, task, dev_encoded, batch_size=batch_size, rules=rules, bf16=bf16,
                        progress=progress, desc="m-pruning eval")
         return Scored(float(res.metrics["stop_score"]))
     return scorer

@@ -6,6 +6,7 @@ from scipy.stats import pearsonr, spearmanr
 from sklearn.metrics import f1_score, matthews_corrcoef
 
 from .data import min_eval_examples
+from .rules import PAPER_RULES, Rules
 from .tasks import Task, get_task
 
 
@@ -19,12 +20,12 @@ def _safe_corr(fn, a: np.ndarray, b: np.ndarray) -> float:
 
 
 def compute_metrics(task: Task | str, preds: np.ndarray, labels: np.ndarray,
-                    compat: str = "paper") -> dict[str, float]:
+                    rules: Rules = PAPER_RULES) -> dict[str, float]:
     """Metrics for predictions (class ids, or scores for STS-B).
 
     `score` is the paper's metric (CoLA Matthews, STS-B Pearson, others accuracy). `stop_score` is what the
-    pruning searches compare against 90% of the full model: the same, except in `compat="authors"` where
-    STS-B uses (Pearson + Spearman) / 2.
+    pruning searches compare against 90% of the full model: the same, except with
+    `rules.stsb_stop_on_mean_correlation` (the authors' code) where STS-B uses (Pearson + Spearman) / 2.
     """
     task = get_task(task) if isinstance(task, str) else task
     preds, labels = np.asarray(preds), np.asarray(labels)
@@ -42,7 +43,7 @@ def compute_metrics(task: Task | str, preds: np.ndarray, labels: np.ndarray,
         if task.name in ("MRPC", "QQP"):
             out["f1"] = float(f1_score(labels, preds, zero_division=0.0))
     out["score"] = out[task.metric]
-    out["stop_score"] = out["corr"] if (compat == "authors" and task.is_regression) else out["score"]
+    out["stop_score"] = out["corr"] if (rules.stsb_stop_on_mean_correlation and task.is_regression) else out["score"]
     return out
 
 

@@ -13,7 +13,7 @@ import pandas as pd
 from . import runs
 from .report.frames import DEGENERATE_MARGIN
 from .report.text import run_description
-from .lottery import M, PRUNED, REFINETUNED, S, SUBNETWORKS
+from .lottery import M_PRUNING, PRUNED, REFINETUNED, S_PRUNING, SUBNETWORKS
 
 
 def stage_description(outputs_root: str | Path, task: str, seed: int, params: Mapping,
@@ -93,7 +93,7 @@ def _ordering(row: pd.Series) -> str:
 def lottery_reading(scores: pd.DataFrame, full: float, majority: float) -> str:
     """What one seed's lottery shows: per method the good / random / bad scores pruned and re-fine-tuned, the
     ordering, and the re-fine-tuned subnetworks' share of the full-minus-majority gap."""
-    main = scores[scores.method.isin([S, M]) & scores.subnetwork.isin(SUBNETWORKS)
+    main = scores[scores.method.isin([S_PRUNING, M_PRUNING]) & scores.subnetwork.isin(SUBNETWORKS)
                   & scores.setting.isin([PRUNED, REFINETUNED])]
     table = main.pivot_table(index=["method", "setting"], columns="subnetwork", values="score", aggfunc="first")
     lines = [f"**This seed** (full model {full:.3f}, majority class {majority:.3f}):"]

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, MutableMapping
 
+from .rules import SETTINGS
 from .tasks import TASKS
 
 if TYPE_CHECKING:
@@ -204,7 +205,7 @@ PARAMS: dict[str, Param] = {p.name: p for p in [
     _p("progress", bool, True, "progress in the log: bars (a line every 30 s without a terminal) and a line per "
        "search step; changes no result, reruns nothing", BOOL),
     _p("compat", str, "paper", "paper, or authors: the quirks of the authors' code (docs/method.md)",
-       {"type": "string", "enum": ["paper", "authors"]}),
+       {"type": "string", "enum": list(SETTINGS)}),
     # --- pruning
     _p("prune_mode", str, "joint", "s-pruning: joint (the paper), heads or mlps (Appendix B)",
        {"type": "string", "enum": ["joint", "heads", "mlps"]}),

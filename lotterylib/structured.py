@@ -11,8 +11,8 @@ stub. Schedule with n = max(1, int(0.1 * heads)):
 
 A step is accepted while score >= threshold x full score. The failing step is reverted: the next phase,
 and the result, start from the last passing masks. The next phase's first step ranks by the importance of
-those last passing masks (`compat="paper"`), or, as the authors' code does, by the importance computed at
-the failing configuration (`compat="authors"`; docs/method.md). A phase also ends when nothing of its kind
+those last passing masks (the paper), or, as the authors' code does, by the importance computed at the
+failing configuration (`rules.phase_starts_from_failed_step`; docs/method.md). A phase also ends when nothing of its kind
 is left (the joint phase: when either kind is exhausted). Already-pruned elements are excluded by the
 masks, never by their scores.
 
@@ -27,11 +27,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .config import check_compat
 from .data import Encoded
 from .gates import Gates
 from .masks import HeadMasks, save_head_masks, save_search_history
 from .progress import step_line
+from .rules import PAPER_RULES, Rules
 from .search import Result, Scored, Scorer, Step, last_accepted, run_search, score_step
 from .tasks import Task
 from .training import evaluate
@@ -129,18 +129,18 @@ def ranked(scorer: Scorer[HeadMasks]) -> Scorer[HeadMasks]:
 
 class Structured:
     """The s-pruning strategy (a `search.Proposer`): each phase drops the least important surviving heads and
-    MLPs, ranked by the last accepted step's importance (`compat="authors"`: a phase's first step ranks by the
-    importance of the failing step that ended the previous phase)."""
+    MLPs, ranked by the last accepted step's importance (`rules.phase_starts_from_failed_step`: a phase's first
+    step ranks by the importance of the failing step that ended the previous phase)."""
 
-    def __init__(self, mode: str, num_layers: int, num_heads: int, compat: str = "paper"):
+    def __init__(self, mode: str, num_layers: int, num_heads: int, rules: Rules = PAPER_RULES):
         self.per_step = _phases(mode, max(1, int(0.1 * num_layers * num_heads)))
-        self.phases, self.compat = list(self.per_step), compat
+        self.phases, self.rules = list(self.per_step), rules
 
     def propose(self, phase: str, current: Step[HeadMasks], failed: Step[HeadMasks] | None) -> HeadMasks | None:
         heads, mlps = self.per_step[phase]
         if (heads and not current.masks.head.any()) or (mlps and not current.masks.mlp.any()):
             return None   # nothing left of a kind this phase removes (joint: either kind)
-        ranking = failed if self.compat == "authors" and failed is not None else current
+        ranking = failed if self.rules.phase_starts_from_failed_step and failed is not None else current
         return HeadMasks(_drop_lowest(current.masks.head, ranking.scored.head_importance, heads),
                          _drop_lowest(current.masks.mlp, ranking.scored.mlp_importance, mlps))
 
@@ -159,16 +159,15 @@ class Structured:
 
 def structured_search(scorer: Scorer[HeadMasks], full_score: float | None, num_layers: int, num_heads: int,
                       mode: str = "joint", threshold: float = 0.9, progress: bool = True,
-                      compat: str = "paper") -> StructuredResult:
+                      rules: Rules = PAPER_RULES) -> StructuredResult:
     """Iteratively remove the least important heads and/or MLPs while score >= threshold x full_score
     (`search.run_search` with the `Structured` strategy).
 
     The first call, `scorer(all ones)`, gives the starting importance and, with `full_score=None`, the full
     model's score. Every call is recorded in `result.steps`; `result.masks` (head (L, H), mlp (L,)) are the
-    last passing masks. `compat="authors"`: a phase that follows a failed step ranks its first step by the
-    failed step's importance (applied to the last passing masks)."""
-    check_compat(compat)
-    strategy, scorer = Structured(mode, num_layers, num_heads, compat), ranked(scorer)
+    last passing masks. `rules.phase_starts_from_failed_step`: a phase that follows a failed step ranks its
+    first step by the failed step's importance (applied to the last passing masks)."""
+    strategy, scorer = Structured(mode, num_layers, num_heads, rules), ranked(scorer)
     start = score_step(scorer, 0, "full", HeadMasks(np.ones((num_layers, num_heads)), np.ones(num_layers)), -np.inf)
     full_score = start.score if full_score is None else full_score
     bar = threshold * full_score
@@ -181,16 +180,16 @@ def structured_search(scorer: Scorer[HeadMasks], full_score: float | None, num_l
     return result
 
 
-def make_scorer(model, task: Task, dev_encoded: Encoded, gates: Gates, compat: str = "paper",
+def make_scorer(model, task: Task, dev_encoded: Encoded, gates: Gates, rules: Rules = PAPER_RULES,
                 batch_size: int = 128, progress: bool = False, bf16: bool = False) -> Scorer[HeadMasks]:
     """The real scorer: set the gates, evaluate the dev set, return `metrics["stop_score"]` and the raw
-    importance (`importance=compat`: "paper" sums |g_t|, "authors" sums |sum_{s<=t} g_s|).
+    importance (sums of |g_t|; with `rules.accumulated_gate_gradients`, of |sum_{s<=t} g_s|).
 
     The gates are left at the last masks scored; set them to the result's masks after the search."""
     def scorer(masks: HeadMasks) -> ScoredMasks:
         gates.set(masks.head, masks.mlp)
-        res = evaluate(model, task, dev_encoded, batch_size=batch_size, gates=gates, importance=compat,
-                       compat=compat, bf16=bf16, progress=progress, desc="s-pruning eval")
+        res = evaluate(model, task, dev_encoded, batch_size=batch_size, gates=gates, importance=True,
+                       rules=rules, bf16=bf16, progress=progress, desc="s-pruning eval")
         return ScoredMasks(res.metrics["stop_score"], res.head_importance, res.mlp_importance)
     return scorer
 

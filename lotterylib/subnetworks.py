@@ -1,13 +1,13 @@
 """Subnetworks for the lottery-ticket tests (docs/method.md sections 4 and 5), drawn with a numpy Generator.
 
 For a "good" subnetwork (the survivors of a pruning search) of size k:
-- random: k elements drawn uniformly from the whole model (`compat="authors"` for s-pruning: each element
-  kept with probability k / total, so only the expected size is k);
+- random: k elements drawn uniformly from the whole model (`rules.bernoulli_random_s`, for s-pruning: each
+  element kept with probability k / total, so only the expected size is k);
 - bad: every element the search pruned, plus a uniform sample of survivors up to k; if more than k were
-  pruned, a uniform sample of k of them (`compat="authors"` for m-pruning: the k smallest-magnitude
-  weights, deterministic).
+  pruned, a uniform sample of k of them (`rules.smallest_magnitude_bad_m`, for m-pruning: the k
+  smallest-magnitude weights, deterministic).
 Heads and MLPs are drawn separately. The paper's published random-s and bad-m numbers come from the authors'
-rules, so `other_rule_subnetworks` also draws those two under the rule `compat` did not pick, named
+rules, so `other_rule_subnetworks` also draws those two under the other rules (`Rules.other`), named
 `"random (authors)"` / `"bad (authors)"` (or `"(paper)"`), to compare like for like (`other_rule_name`).
 s-masks are `masks.HeadMasks` (float 0/1 arrays, heads (L, H), MLPs (L,)); m-masks are `masks.WeightMasks`
 (dicts of bool tensors), drawn over the concatenation of all their parameters.
@@ -20,9 +20,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .config import check_compat
 from .families import dims
 from .masks import HeadMasks, WeightMasks
+from .rules import PAPER_RULES, Rules
 
 
 def _sample(pool: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
@@ -63,10 +63,10 @@ def resized_like(candidate_mask: np.ndarray, size: int, rng: np.random.Generator
 # --- s-pruning -------------------------------------------------------------------------------------------
 
 def random_s_masks(head_mask: np.ndarray, mlp_mask: np.ndarray, rng: np.random.Generator,
-                   compat: str = "paper") -> HeadMasks:
-    """Random heads and MLPs, as many of each as the good masks keep (`authors`: Bernoulli(k / total))."""
-    check_compat(compat)
-    if compat == "authors":
+                   rules: Rules = PAPER_RULES) -> HeadMasks:
+    """Random heads and MLPs, as many of each as the good masks keep (`rules.bernoulli_random_s`: each kept
+    with probability k / total)."""
+    if rules.bernoulli_random_s:
         return HeadMasks(*((rng.random(np.shape(m)) < np.count_nonzero(m) / np.size(m)).astype(np.float64)
                            for m in (head_mask, mlp_mask)))
     return HeadMasks(*(resized_like(np.zeros(np.shape(m)), np.count_nonzero(m), rng) for m in (head_mask, mlp_mask)))
@@ -78,10 +78,10 @@ def bad_s_masks(head_mask: np.ndarray, mlp_mask: np.ndarray, rng: np.random.Gene
 
 
 def s_subnetworks(head_mask: np.ndarray, mlp_mask: np.ndarray, rng: np.random.Generator,
-                  compat: str = "paper") -> dict[str, HeadMasks]:
+                  rules: Rules = PAPER_RULES) -> dict[str, HeadMasks]:
     """`good` (the masks as float arrays), `random` and `bad` s-masks, drawn in that order."""
     good = HeadMasks(np.asarray(head_mask, dtype=np.float64), np.asarray(mlp_mask, dtype=np.float64))
-    return {"good": good, "random": random_s_masks(*good, rng, compat), "bad": bad_s_masks(*good, rng)}
+    return {"good": good, "random": random_s_masks(*good, rng, rules), "bad": bad_s_masks(*good, rng)}
 
 
 # --- m-pruning -------------------------------------------------------------------------------------------
@@ -105,17 +105,17 @@ def random_m_masks(masks: WeightMasks, rng: np.random.Generator) -> WeightMasks:
     return _unflatten(_resize_flat(np.zeros_like(flat), int(flat.sum()), rng), masks)
 
 
-def bad_m_masks(masks: WeightMasks, rng: np.random.Generator, compat: str = "paper",
+def bad_m_masks(masks: WeightMasks, rng: np.random.Generator, rules: Rules = PAPER_RULES,
                 weights: WeightMasks | None = None) -> WeightMasks:
-    """The pruned weights resized to the good size; `authors`: the good-size smallest |w| of `weights`
-    (the dense fine-tuned values, e.g. `magnitude.prunable_weights`), ties broken by position."""
-    check_compat(compat)
+    """The pruned weights resized to the good size; `rules.smallest_magnitude_bad_m`: the good-size smallest
+    |w| of `weights` (the dense fine-tuned values, e.g. `magnitude.prunable_weights`), ties broken by position."""
     flat = _flatten(masks)
     size = int(flat.sum())
-    if compat == "paper":
+    if not rules.smallest_magnitude_bad_m:
         return _unflatten(_resize_flat(~flat, size, rng), masks)
     if weights is None or list(weights) != list(masks):
-        raise ValueError("compat='authors' needs `weights` with the masks' names, in the same order")
+        raise ValueError("the authors' bad m-masks (rules.smallest_magnitude_bad_m, compat 'authors') need "
+                         "`weights` with the masks' names, in the same order")
     magnitude = np.concatenate([torch.as_tensor(w).detach().abs().float().cpu().numpy().ravel()
                                 for w in weights.values()])
     keep = np.zeros_like(flat)
@@ -123,32 +123,28 @@ def bad_m_masks(masks: WeightMasks, rng: np.random.Generator, compat: str = "pap
     return _unflatten(keep, masks)
 
 
-def m_subnetworks(masks: WeightMasks, rng: np.random.Generator, compat: str = "paper",
+def m_subnetworks(masks: WeightMasks, rng: np.random.Generator, rules: Rules = PAPER_RULES,
                   weights: WeightMasks | None = None) -> dict[str, WeightMasks]:
     """`good` (the masks as bool CPU tensors), `random` and `bad` m-masks, drawn in that order."""
     good = {name: torch.as_tensor(m).bool().cpu() for name, m in masks.items()}
-    return {"good": good, "random": random_m_masks(good, rng), "bad": bad_m_masks(good, rng, compat, weights)}
+    return {"good": good, "random": random_m_masks(good, rng), "bad": bad_m_masks(good, rng, rules, weights)}
 
 
 # --- both rules for the two subnetworks where the paper's text and the authors' code differ ------------
 
-OTHER_RULE = {"paper": "authors", "authors": "paper"}
+def other_rule_name(subnetwork: str, rules: Rules) -> str:
+    """The name of `subnetwork` drawn under the other rules than `rules`, e.g. "random (authors)"."""
+    return f"{subnetwork} ({rules.other().name})"
 
 
-def other_rule_name(subnetwork: str, compat: str) -> str:
-    """The name of `subnetwork` drawn under the rule `compat` did not pick, e.g. "random (authors)"."""
-    check_compat(compat)
-    return f"{subnetwork} ({OTHER_RULE[compat]})"
-
-
-def other_rule_subnetworks(s_good: HeadMasks, m_good: WeightMasks, rng: np.random.Generator, compat: str = "paper",
+def other_rule_subnetworks(s_good: HeadMasks, m_good: WeightMasks, rng: np.random.Generator, rules: Rules = PAPER_RULES,
                            weights: WeightMasks | None = None) -> tuple[dict[str, HeadMasks], dict[str, WeightMasks]]:
-    """The random s-subnetwork and the bad m-subnetwork under the other rule than `compat`'s, drawn in that
-    order: `({"random (<rule>)": s-masks}, {"bad (<rule>)": m-masks})`. `weights` as for `bad_m_masks`."""
-    check_compat(compat)
-    other = OTHER_RULE[compat]
-    return ({other_rule_name("random", compat): random_s_masks(*s_good, rng, other)},
-            {other_rule_name("bad", compat): bad_m_masks(m_good, rng, other, weights)})
+    """The random s-subnetwork and the bad m-subnetwork under the other rules than `rules` (`Rules.other`),
+    drawn in that order: `({"random (<rule>)": s-masks}, {"bad (<rule>)": m-masks})`. `weights` as for
+    `bad_m_masks`."""
+    other = rules.other()
+    return ({other_rule_name("random", rules): random_s_masks(*s_good, rng, other)},
+            {other_rule_name("bad", rules): bad_m_masks(m_good, rng, other, weights)})
 
 
 # --- super-survivors (Appendix E) ------------------------------------------------------------------------

@@ -9,13 +9,13 @@ from pathlib import Path
 import pandas as pd
 
 from . import baselines, reference
-from .lottery import M, PRUNED, RANDOM_INIT, REFINETUNED, REFINETUNED_2X, S, SUPER
+from .lottery import M_PRUNING, PRUNED, RANDOM_INIT, REFINETUNED, REFINETUNED_2X, S_PRUNING, SUPER_SURVIVORS
 
 # Table 2: our rows -> (method, subnetwork, setting) in the tidy table, and the paper's experiment name.
 TABLE2_ROWS: dict[str, tuple[tuple[str, str, str], str | None]] = {
-    "bad s-pruned (re-fine-tuned)": ((S, "bad", REFINETUNED), "head_mlp_bad_1_retrained"),
-    "bad m-pruned (re-fine-tuned)": ((M, "bad", REFINETUNED), "global_bad_retrained"),
-    "bad m-pruned, authors' rule (re-fine-tuned)": ((M, "bad (authors)", REFINETUNED), None),
+    "bad s-pruned (re-fine-tuned)": ((S_PRUNING, "bad", REFINETUNED), "head_mlp_bad_1_retrained"),
+    "bad m-pruned (re-fine-tuned)": ((M_PRUNING, "bad", REFINETUNED), "global_bad_retrained"),
+    "bad m-pruned, authors' rule (re-fine-tuned)": ((M_PRUNING, "bad (authors)", REFINETUNED), None),
     "random init + random s-pruning": ((RANDOM_INIT, "random", REFINETUNED), None),
 }
 MAJORITY = "majority class"
@@ -81,7 +81,7 @@ def table2_paper(tasks: Sequence[str], path: str | Path | None = None) -> pd.Dat
 
 def appendix_d(stats: pd.DataFrame) -> pd.DataFrame:
     """Bad s-subnetworks re-fine-tuned for the usual and for twice the epochs: mean, std and the gain."""
-    part = stats[(stats.method == S) & (stats.subnetwork == "bad")
+    part = stats[(stats.method == S_PRUNING) & (stats.subnetwork == "bad")
                  & stats.setting.isin((REFINETUNED, REFINETUNED_2X))]
     if part.setting.nunique() < 2:
         return pd.DataFrame()
@@ -95,7 +95,7 @@ def appendix_d(stats: pd.DataFrame) -> pd.DataFrame:
 def appendix_e(scores: pd.DataFrame) -> pd.DataFrame:
     """Super-survivors vs bad vs random (Appendix E): mean and std of the score pruned and re-fine-tuned,
     and the mean heads / MLPs kept and weight share, per task and set."""
-    part = scores[scores.method == SUPER]
+    part = scores[scores.method == SUPER_SURVIVORS]
     if part.empty:
         return pd.DataFrame()
     score = part.pivot_table(index=["task", "subnetwork"], columns="setting", values="score",

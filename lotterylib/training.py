@@ -27,6 +27,7 @@ from .gates import Gates
 from .hardware import bf16_enabled
 from .metrics import compute_metrics, prediction_spread
 from .progress import bar as progress_bar, duration
+from .rules import PAPER_RULES, Rules
 from .tasks import Task
 
 
@@ -197,16 +198,18 @@ def result_line(desc: str, task: Task, score: float, spread: dict, losses: list[
 
 
 def evaluate(model: torch.nn.Module, task: Task, data: Encoded, batch_size: int = 128,
-             gates: Gates | None = None, importance: str | None = None, compat: str = "paper",
+             gates: Gates | None = None, importance: bool = False, rules: Rules = PAPER_RULES,
              bf16: bool | str = False, progress: bool = True, desc: str = "evaluate") -> EvalResult:
     """Predict a split and score it.
 
-    `importance="paper"` also returns I = sum_t |dL_t/dxi| for every head and MLP gate, from the same
-    forward pass (one backward per batch, task loss with gold labels). `importance="authors"` reproduces the
-    authors' never-zeroed gradients: sum_t |sum_{s<=t} g_s|.
+    `importance=True` also returns I = sum_t |dL_t/dxi| for every head and MLP gate, from the same
+    forward pass (one backward per batch, task loss with gold labels); with `rules.accumulated_gate_gradients`
+    the authors' never-zeroed gradients instead: sum_t |sum_{s<=t} g_s|. `rules` also picks the stopping
+    score (`metrics.compute_metrics`).
     """
-    if importance not in (None, "paper", "authors"):
-        raise ValueError(f"importance must be None, 'paper' or 'authors', not {importance!r}")
+    if not isinstance(importance, bool):
+        raise TypeError(f"importance must be True or False, not {importance!r}: the authors' accumulated "
+                        "gradients are `rules.accumulated_gate_gradients`")
     if importance and gates is None:
         raise ValueError("importance scores need the model's Gates")
     model.eval()
@@ -224,7 +227,7 @@ def evaluate(model: torch.nn.Module, task: Task, data: Encoded, batch_size: int 
                 logits = _forward(model, batch, bf16, task.is_regression)
                 loss = task_loss(task, logits, batch["labels"].to(device))
                 g_head, g_mlp = torch.autograd.grad(loss, [gates.head, gates.mlp])
-            if importance == "authors":
+            if rules.accumulated_gate_gradients:
                 head_acc += g_head
                 mlp_acc += g_mlp
                 g_head, g_mlp = head_acc, mlp_acc
@@ -238,7 +241,7 @@ def evaluate(model: torch.nn.Module, task: Task, data: Encoded, batch_size: int 
         order.append(idx)
     logits = torch.cat(outputs)[np.argsort(np.concatenate(order), kind="stable")]
     preds = logits.squeeze(-1).numpy() if task.is_regression else logits.argmax(-1).numpy()
-    result = EvalResult(compute_metrics(task, preds, data.labels, compat=compat), preds,
+    result = EvalResult(compute_metrics(task, preds, data.labels, rules=rules), preds,
                         prediction_spread(task, preds, data.labels))
     if importance:
         result.head_importance = head_imp.cpu().numpy()

@@ -9,6 +9,7 @@ from transformers import BertConfig, BertForSequenceClassification
 from lotterylib.attention_maps import attention_maps, example_maps
 from lotterylib.data import collate
 from lotterylib.gates import Gates
+from lotterylib.rules import Rules
 from conftest import tiny_encoded
 
 LAYERS, HEADS, HIDDEN = 2, 4, 32
@@ -100,7 +101,7 @@ def test_normed_maps_match_loops(model, batch):
 
 def test_authors_variant_uses_rows_and_differs(model, batch):
     paper = attention_maps(model, batch, normed=True)
-    authors = attention_maps(model, batch, normed=True, compat="authors")
+    authors = attention_maps(model, batch, normed=True, rules=Rules(attention_output_rows=True))
     l, h, b = 0, 1, 0
     n = lengths(batch)[b]
     x = layer_inputs(model, batch)[l][b][:n]
@@ -112,8 +113,9 @@ def test_authors_variant_uses_rows_and_differs(model, batch):
         expected = direct_probs(model, x, l, h, n) * f.norm(dim=-1)[None, :]
     np.testing.assert_allclose(authors[b][l, h], expected.numpy(), rtol=1e-4, atol=1e-6)
     assert not np.allclose(paper[b][l, h], authors[b][l, h], rtol=1e-2)
-    with pytest.raises(ValueError, match="compat"):
-        attention_maps(model, batch, compat="kobayashi")
+    # every other quirk on, this one off: the paper's maps
+    others = Rules(**{q: q != "attention_output_rows" for q in Rules.quirks()})
+    assert all(np.array_equal(x, y) for x, y in zip(attention_maps(model, batch, normed=True, rules=others), paper))
 
 
 def test_gated_model_gives_all_heads_and_outputs_unchanged(model, batch):

@@ -6,7 +6,7 @@ import sys
 import pytest
 import yaml
 
-from lotterylib import config, pipeline, runs, tasks
+from lotterylib import config, pipeline, rules, runs, tasks
 from lotterylib.config import ParameterError
 
 ROOT = runs.PROJECT_ROOT
@@ -17,7 +17,7 @@ def test_the_schema_matches_the_registries():
     defs = config.schema()["$defs"]
     assert defs["task"]["enum"] == list(tasks.TASKS)
     assert config.schema()["properties"]["stages"]["items"]["enum"] == list(pipeline.STAGES)
-    assert config.schema()["properties"]["compat"]["enum"] == list(config.COMPATS) == ["paper", "authors"]
+    assert config.schema()["properties"]["compat"]["enum"] == list(rules.SETTINGS) == ["paper", "authors"]
 
 
 @pytest.mark.parametrize("name", PRESETS)
@@ -68,9 +68,9 @@ def test_values_are_normalised_to_their_declared_type():
         "learning_rate": 2e-5, "bf16": False, "extras": True, "progress": False, "compat": "authors"}
     assert config.validate_params({"bf16": "auto"})["bf16"] == "auto"
     assert type(config.validate_params({"epochs": 1})["epochs"]) is float
-    assert config.check_compat("paper") is config.Compat.PAPER
+    assert rules.Rules.from_setting("paper") == rules.Rules()
     with pytest.raises(ParameterError, match="compat = 'Paper'"):
-        config.check_compat("Paper")
+        rules.Rules.from_setting("Paper")
 
 
 def test_unknown_keys_name_the_key_a_close_match_and_every_allowed_key():

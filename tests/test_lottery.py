@@ -14,8 +14,11 @@ from lotterylib import baselines, plots, reference, results, runs
 from lotterylib import subnetworks as sn
 from lotterylib.gates import Gates
 from lotterylib.report import folders, frames
+from lotterylib.rules import Rules
 from lotterylib.tasks import get_task
 from lotterylib.training import TrainConfig, evaluate
+
+AUTHORS = Rules.from_setting("authors")
 
 TASK = get_task("RTE")
 CFG = TrainConfig(learning_rate=1e-3, batch_size=8, epochs=1, bf16=False)  # exact comparisons: fp32
@@ -131,14 +134,14 @@ def test_lottery_and_extra_rows(model_dir):
     assert len(scores) == 6 + 6 + 2 + 6
     assert scores[lt.HELDOUT_COLUMNS].isna().all().all() and lt.full_rows(setup, net) == []  # selection "dev"
     s = scores.set_index(["method", "subnetwork", "setting"])
-    assert s.loc[(lt.S, "good", lt.PRUNED), "score"] == lt.pruned_s(setup, net, head, mlp).score
-    assert s.loc[(lt.SUPER, "super", lt.REFINETUNED), "score"] == s.loc[(lt.S, "good", lt.REFINETUNED), "score"]
-    assert s.loc[(lt.S, "bad", lt.REFINETUNED_2X), "epochs"] == 2 * CFG.epochs
-    assert s.loc[(lt.S, "good", lt.PRUNED), "heads_kept"] == head.sum()
-    assert s.loc[(lt.S, "good", lt.PRUNED), "weight_share"] == pytest.approx(sn.weight_share(head, mlp, net.config))
-    assert s.loc[(lt.M, "bad", lt.PRUNED), "sparsity"] == pytest.approx(mk.sparsity(wm))
+    assert s.loc[(lt.S_PRUNING, "good", lt.PRUNED), "score"] == lt.pruned_s(setup, net, head, mlp).score
+    assert s.loc[(lt.SUPER_SURVIVORS, "super", lt.REFINETUNED), "score"] == s.loc[(lt.S_PRUNING, "good", lt.REFINETUNED), "score"]
+    assert s.loc[(lt.S_PRUNING, "bad", lt.REFINETUNED_2X), "epochs"] == 2 * CFG.epochs
+    assert s.loc[(lt.S_PRUNING, "good", lt.PRUNED), "heads_kept"] == head.sum()
+    assert s.loc[(lt.S_PRUNING, "good", lt.PRUNED), "weight_share"] == pytest.approx(sn.weight_share(head, mlp, net.config))
+    assert s.loc[(lt.M_PRUNING, "bad", lt.PRUNED), "sparsity"] == pytest.approx(mk.sparsity(wm))
     table = lt.seed_table(scores)
-    assert table.loc[(lt.M, "random"), lt.REFINETUNED] == s.loc[(lt.M, "random", lt.REFINETUNED), "score"]
+    assert table.loc[(lt.M_PRUNING, "random"), lt.REFINETUNED] == s.loc[(lt.M_PRUNING, "random", lt.REFINETUNED), "score"]
 
 
 def test_split_runs_score_pruned_rows_and_the_full_model_on_both_halves(model_dir):
@@ -155,9 +158,9 @@ def test_split_runs_score_pruned_rows_and_the_full_model_on_both_halves(model_di
     with Gates(net, head, mlp) as gates:   # by hand: the good s-mask on the search half and on the report half
         on_search = evaluate(net, TASK, search, gates=gates, progress=False).metrics["score"]
         on_report = evaluate(net, TASK, setup.dev, gates=gates, progress=False).metrics["score"]
-    good = s.loc[(lt.S, "good", lt.PRUNED)]
+    good = s.loc[(lt.S_PRUNING, "good", lt.PRUNED)]
     assert (good.score_search, good.score_unseen, good.score) == (on_search, on_report, on_report)
-    bad = s.loc[(lt.M, "bad", lt.PRUNED)]
+    bad = s.loc[(lt.M_PRUNING, "bad", lt.PRUNED)]
     assert bad.score_search == lt.pruned_m(setup, net, subnets["m"]["bad"], dev=search).score
     assert bad.score_unseen == bad.score == lt.pruned_m(setup, net, subnets["m"]["bad"]).score
     full = s.loc[(lt.FULL, "", lt.FINETUNED)]
@@ -178,26 +181,26 @@ def test_leak_table_by_hand():
     for seed, (fs, fu, gs, gu) in ((1, (0.90, 0.85, 0.81, 0.70)), (2, (0.80, 0.80, 0.76, 0.72))):
         rows += [dict(task="SST-2", seed=seed, method=lt.FULL, subnetwork="", setting=lt.FINETUNED, score=fu,
                       score_search=fs, score_unseen=fu),
-                 dict(task="SST-2", seed=seed, method=lt.S, subnetwork="good", setting=lt.PRUNED, score=gu,
+                 dict(task="SST-2", seed=seed, method=lt.S_PRUNING, subnetwork="good", setting=lt.PRUNED, score=gu,
                       score_search=gs, score_unseen=gu),
-                 dict(task="SST-2", seed=seed, method=lt.S, subnetwork="good", setting=lt.REFINETUNED, score=0.8)]
-    rows.append(dict(task="SST-2", seed=2, method=lt.M, subnetwork="random", setting=lt.PRUNED, score=0.5,
+                 dict(task="SST-2", seed=seed, method=lt.S_PRUNING, subnetwork="good", setting=lt.REFINETUNED, score=0.8)]
+    rows.append(dict(task="SST-2", seed=2, method=lt.M_PRUNING, subnetwork="random", setting=lt.PRUNED, score=0.5,
                      score_search=0.5, score_unseen=0.5))
     per_seed = lt.leaks(lt.tidy(rows)).set_index(["seed", "method", "subnetwork"])
     assert len(per_seed) == 5                                                    # no re-fine-tuned row
-    assert per_seed.loc[(1, lt.S, "good"), "leak"] == pytest.approx(0.11)
-    assert per_seed.loc[(1, lt.S, "good"), "share_search"] == pytest.approx(0.81 / 0.90)
-    assert per_seed.loc[(1, lt.S, "good"), "share_unseen"] == pytest.approx(0.70 / 0.85)
-    assert per_seed.loc[(2, lt.M, "random"), "share_unseen"] == pytest.approx(0.5 / 0.8)
+    assert per_seed.loc[(1, lt.S_PRUNING, "good"), "leak"] == pytest.approx(0.11)
+    assert per_seed.loc[(1, lt.S_PRUNING, "good"), "share_search"] == pytest.approx(0.81 / 0.90)
+    assert per_seed.loc[(1, lt.S_PRUNING, "good"), "share_unseen"] == pytest.approx(0.70 / 0.85)
+    assert per_seed.loc[(2, lt.M_PRUNING, "random"), "share_unseen"] == pytest.approx(0.5 / 0.8)
     table = lt.leak_table(lt.tidy(rows)).set_index(["task", "method", "subnetwork"])
-    good = table.loc[("SST-2", lt.S, "good")]
+    good = table.loc[("SST-2", lt.S_PRUNING, "good")]
     assert good.leak_mean == pytest.approx(0.075) and good.leak_std == pytest.approx(np.std([0.11, 0.04], ddof=1))
     assert (good["leak seed 1"], good["leak seed 2"], good.seeds) == (pytest.approx(0.11), pytest.approx(0.04), 2)
     assert good.share_unseen == pytest.approx((0.70 / 0.85 + 0.72 / 0.80) / 2)
     assert good.score_search == pytest.approx(0.785)
     full = table.loc[("SST-2", lt.FULL, "")]
     assert full.leak_mean == pytest.approx(0.025) and full.share_search == full.share_unseen == 1.0
-    rand = table.loc[("SST-2", lt.M, "random")]
+    rand = table.loc[("SST-2", lt.M_PRUNING, "random")]
     assert rand.seeds == 1 and np.isnan(rand.leak_std) and np.isnan(rand["leak seed 1"])
     old = fake_scores()[lt.SCORE_COLUMNS]                                        # "dev" runs and older runs
     assert lt.leak_table(fake_scores()).empty and lt.leak_table(old).empty and lt.leaks(old).empty
@@ -209,20 +212,20 @@ def fake_scores(extras=True):
     base = {"good": (0.8, 0.9), "random": (0.6, 0.7), "bad": (0.4, 0.6)}
     for t in ("SST-2", "STS-B"):
         for k, seed in enumerate((1, 2)):
-            for method in (lt.S, lt.M):
+            for method in (lt.S_PRUNING, lt.M_PRUNING):
                 for n, (p, r) in base.items():
                     rows.append(dict(task=t, seed=seed, method=method, subnetwork=n, setting=lt.PRUNED,
                                      score=p + 0.1 * k))
                     rows.append(dict(task=t, seed=seed, method=method, subnetwork=n, setting=lt.REFINETUNED,
                                      score=r + 0.1 * k - (0.2 if t == "STS-B" else 0)))
             if extras:
-                rows.append(dict(task=t, seed=seed, method=lt.S, subnetwork="bad", setting=lt.REFINETUNED_2X,
+                rows.append(dict(task=t, seed=seed, method=lt.S_PRUNING, subnetwork="bad", setting=lt.REFINETUNED_2X,
                                  score=0.75 + 0.1 * k))
                 rows.append(dict(task=t, seed=seed, method=lt.RANDOM_INIT, subnetwork="random",
                                  setting=lt.REFINETUNED, score=0.5))
                 for n, v in (("super", 0.85), ("bad", 0.3), ("random", 0.5)):
                     for setting in (lt.PRUNED, lt.REFINETUNED):
-                        rows.append(dict(task=t, seed=seed, method=lt.SUPER, subnetwork=n, setting=setting,
+                        rows.append(dict(task=t, seed=seed, method=lt.SUPER_SURVIVORS, subnetwork=n, setting=setting,
                                          score=v, heads_kept=10, mlps_kept=4, weight_share=0.25 + 0.1 * k))
     return lt.tidy(rows)
 
@@ -234,14 +237,14 @@ def fake_refs():
 
 def test_seed_stats_and_lottery_means_by_hand():
     stats = ls.seed_stats(fake_scores())
-    row = stats.set_index(["task", "method", "subnetwork", "setting"]).loc[("SST-2", lt.S, "bad", lt.PRUNED)]
+    row = stats.set_index(["task", "method", "subnetwork", "setting"]).loc[("SST-2", lt.S_PRUNING, "bad", lt.PRUNED)]
     assert row["mean"] == pytest.approx(0.45) and row["std"] == pytest.approx(np.std([0.4, 0.5], ddof=1))
     assert row["seeds"] == 2
     means = ls.lottery_means(stats, fake_refs())
     assert list(means.columns) == ["good pruned", "random pruned", "bad pruned", "good re-fine-tuned",
                                    "random re-fine-tuned", "bad re-fine-tuned", "full", "majority"]
-    assert means.loc[(lt.M, "STS-B"), "bad re-fine-tuned"] == pytest.approx(0.45)
-    assert means.loc[(lt.M, "STS-B"), "full"] == 0.8
+    assert means.loc[(lt.M_PRUNING, "STS-B"), "bad re-fine-tuned"] == pytest.approx(0.45)
+    assert means.loc[(lt.M_PRUNING, "STS-B"), "full"] == 0.8
 
 
 def test_table2_without_baselines_macro_average_and_marks(tmp_path):
@@ -307,9 +310,9 @@ def test_paper_numbers_side_by_side(tmp_path):
                   "task": ["SST-2", "SST-2", "STS-B"], "mean_over_5_seeds": [0.8, 0.9, 0.02],
                   "std_ddof1_over_5_seeds": [0.01, 0.02, 0.0]}).to_csv(path, index=False)
     stats = ls.with_paper(ls.seed_stats(fake_scores()), path).set_index(["task", "method", "subnetwork", "setting"])
-    assert stats.loc[("SST-2", lt.S, "bad", lt.REFINETUNED), "paper_mean"] == 0.8
-    assert stats.loc[("SST-2", lt.M, "good", lt.PRUNED), "paper_std"] == 0.02
-    assert np.isnan(stats.loc[("SST-2", lt.M, "good", lt.REFINETUNED), "paper_mean"])
+    assert stats.loc[("SST-2", lt.S_PRUNING, "bad", lt.REFINETUNED), "paper_mean"] == 0.8
+    assert stats.loc[("SST-2", lt.M_PRUNING, "good", lt.PRUNED), "paper_std"] == 0.02
+    assert np.isnan(stats.loc[("SST-2", lt.M_PRUNING, "good", lt.REFINETUNED), "paper_mean"])
     paper = tb.table2_paper(["SST-2", "STS-B"], path)
     assert paper.loc["majority class (paper)", "STS-B"] == 0.02
     assert paper.loc["bad s-pruned (re-fine-tuned) (paper)", "SST-2"] == 0.8
@@ -343,7 +346,7 @@ def test_table2_marked_and_recorded():
 
 def test_notebook_5_summary_and_pruning_rows():
     stats = ls.seed_stats(fake_scores())
-    assert set(ls.pruning_rows(stats).method) == {lt.S, lt.M}
+    assert set(ls.pruning_rows(stats).method) == {lt.S_PRUNING, lt.M_PRUNING}
     means = ls.lottery_means(stats, fake_refs())
     summary = ls.summary(means, {"holds": 3, "cannot tell": 1})
     assert summary["claims"] == "holds 3, cannot tell 1"
@@ -375,15 +378,7 @@ def test_notebook_5_reads_exactly_its_run_folders_through_the_results_table(tmp_
     assert len(fig.axes) == 2 and (tmp_path / "fig2.png").is_file() and (tmp_path / "fig2.pdf").is_file()
 
 
-def test_task_s_masks_and_seed_summary(tmp_path):
-    head, mlp, _ = good_masks()
-    for seed in (1, 7):
-        structured_dir = runs.stage_dir(tmp_path, "s_pruning", "RTE", seed)
-        mk.save_head_masks(structured_dir, head * (seed == 1), mlp)
-    masks = lt.task_s_masks(tmp_path, "rte")
-    assert sorted(masks) == [1, 7] and np.array_equal(masks[1][0], head) and not masks[7][0].any()
-    with pytest.raises(FileNotFoundError, match="s_pruning"):
-        lt.task_s_masks(tmp_path, "SST-2")
+def test_seed_summary():
     one = fake_scores().query("task == 'SST-2' and seed == 2")
     assert lt.seed_summary(one) == pytest.approx({"s good re-fine-tuned": 1.0, "s random re-fine-tuned": 0.8,
                                                   "s bad re-fine-tuned": 0.7, "m bad re-fine-tuned": 0.7})
@@ -404,15 +399,15 @@ def test_both_rules_are_drawn_last_from_the_same_generator(tmp_path):
     # by hand: the same generator, after the s, m and super draws
     rng = np.random.default_rng(5)
     sn.s_subnetworks(head, mlp, rng), sn.m_subnetworks(wm, rng), sn.super_subnetworks(*stacked, rng)
-    bernoulli = sn.random_s_masks(head, mlp, rng, "authors")
+    bernoulli = sn.random_s_masks(head, mlp, rng, AUTHORS)
     assert all(np.array_equal(x, y) for x, y in zip(both["s"]["random (authors)"], bernoulli))
-    smallest = sn.bad_m_masks(both["m"]["good"], rng, "authors", weights)
+    smallest = sn.bad_m_masks(both["m"]["good"], rng, AUTHORS, weights)
     assert all(torch.equal(both["m"]["bad (authors)"][p], smallest[p]) for p in wm)
-    authors = lt.draw_subnetworks(5, head, mlp, wm, *stacked, compat="authors", weights=weights)
+    authors = lt.draw_subnetworks(5, head, mlp, wm, *stacked, rules=AUTHORS, weights=weights)
     assert list(authors["s"])[-1] == "random (paper)" and list(authors["m"])[-1] == "bad (paper)"
     assert all(torch.equal(authors["m"]["bad"][p], smallest[p]) for p in wm)
     # both_rules=False: the compat rule alone, the same draws (the authors' bad m still needs the weights)
-    one = lt.draw_subnetworks(5, head, mlp, wm, *stacked, compat="authors", weights=weights, both_rules=False)
+    one = lt.draw_subnetworks(5, head, mlp, wm, *stacked, rules=AUTHORS, weights=weights, both_rules=False)
     assert list(one["s"]) == list(one["m"]) == ["good", "random", "bad"]
     assert all(torch.equal(one["m"]["bad"][p], smallest[p]) for p in wm)
     assert all(np.array_equal(x, y) for x, y in zip(one["s"]["random"], authors["s"]["random"]))
@@ -429,12 +424,13 @@ def test_both_rules_are_drawn_last_from_the_same_generator(tmp_path):
 
 
 @pytest.mark.parametrize("method, subnetwork, compat, expected", [
-    (lt.S, "random", "paper", False), (lt.S, "random (authors)", "paper", True), (lt.S, "random", "authors", True),
-    (lt.S, "random (paper)", "authors", False), (lt.M, "bad", "paper", False), (lt.M, "bad (authors)", "paper", True),
-    (lt.M, "bad", "authors", True), (lt.S, "bad", "paper", True), (lt.M, "random", "paper", True),
-    (lt.SUPER, "random", "paper", True)])
+    (lt.S_PRUNING, "random", "paper", False), (lt.S_PRUNING, "random (authors)", "paper", True),
+    (lt.S_PRUNING, "random", "authors", True), (lt.S_PRUNING, "random (paper)", "authors", False),
+    (lt.M_PRUNING, "bad", "paper", False), (lt.M_PRUNING, "bad (authors)", "paper", True),
+    (lt.M_PRUNING, "bad", "authors", True), (lt.S_PRUNING, "bad", "paper", True), (lt.M_PRUNING, "random", "paper", True),
+    (lt.SUPER_SURVIVORS, "random", "paper", True)])
 def test_like_for_like(method, subnetwork, compat, expected):
-    assert ls.like_for_like(method, subnetwork, compat) is expected
+    assert ls.like_for_like(method, subnetwork, Rules.from_setting(compat)) is expected
 
 
 def test_with_paper_maps_both_rules_to_the_published_row(tmp_path):
@@ -442,12 +438,12 @@ def test_with_paper_maps_both_rules_to_the_published_row(tmp_path):
     pd.DataFrame({"experiment": ["global_bad_retrained"], "task": ["SST-2"], "mean_over_5_seeds": [0.6],
                   "std_ddof1_over_5_seeds": [0.05]}).to_csv(path, index=False)
     scores = fake_scores()
-    extra = scores[(scores.method == lt.M) & (scores.subnetwork == "bad")].assign(subnetwork="bad (authors)")
+    extra = scores[(scores.method == lt.M_PRUNING) & (scores.subnetwork == "bad")].assign(subnetwork="bad (authors)")
     side = ls.with_paper(ls.seed_stats(pd.concat([scores, extra])), path)
     side = side.set_index(["task", "method", "subnetwork", "setting"])
     for name, fair in (("bad", False), ("bad (authors)", True)):
-        assert side.loc[("SST-2", lt.M, name, lt.REFINETUNED), "paper_mean"] == 0.6
-        assert side.loc[("SST-2", lt.M, name, lt.REFINETUNED), "like_for_like"] == fair
+        assert side.loc[("SST-2", lt.M_PRUNING, name, lt.REFINETUNED), "paper_mean"] == 0.6
+        assert side.loc[("SST-2", lt.M_PRUNING, name, lt.REFINETUNED), "like_for_like"] == fair
     assert lt.file_stem("bad (authors)") == "bad_authors" and lt.file_stem("good") == "good"
     t2 = tb.table2(ls.seed_stats(pd.concat([scores, extra])), fake_refs(), {})
     assert t2.loc["bad m-pruned, authors' rule (re-fine-tuned)", "SST-2"] == pytest.approx(0.65)

@@ -10,6 +10,7 @@ from conftest import tiny_encoded, tiny_model
 from lotterylib import magnitude as mg
 from lotterylib import masks as mk
 from lotterylib.search import Scored
+from lotterylib.rules import Rules
 from lotterylib.tasks import get_task
 from lotterylib.training import TrainConfig, evaluate, fine_tune
 
@@ -19,8 +20,11 @@ def bert_base_on_meta() -> BertForSequenceClassification:
         return BertForSequenceClassification(BertConfig())
 
 
+AUTHORS = Rules.from_setting("authors")
+
+
 def count(model, compat):
-    return sum(getattr(module, p).numel() for _, module, p in mg.prunable_parameters(model, compat))
+    return sum(getattr(module, p).numel() for _, module, p in mg.prunable_parameters(model, Rules.from_setting(compat)))
 
 
 def remaining_after(total: int, steps: int) -> int:
@@ -30,24 +34,28 @@ def remaining_after(total: int, steps: int) -> int:
     return total
 
 
-def random_masks(model, compat="paper", keep=0.6, seed=0):
+def random_masks(model, rules=Rules(), keep=0.6, seed=0):
     g = torch.Generator().manual_seed(seed)
     return {name: torch.rand(getattr(m, p).shape, generator=g) < keep
-            for name, m, p in mg.prunable_parameters(model, compat)}
+            for name, m, p in mg.prunable_parameters(model, rules)}
 
 
 def test_bert_base_prunable_counts():
     model = bert_base_on_meta()
     assert count(model, "paper") == 84_934_656 == 12 * (4 * 768 * 768 + 2 * 768 * 3072)
     assert count(model, "authors") == 85_008_384 == 84_934_656 + 12 * (4 * 768 + 3072)
-    names = {name for name, _, _ in mg.prunable_parameters(model, "authors")}
+    names = {name for name, _, _ in mg.prunable_parameters(model, AUTHORS)}
     assert "bert.encoder.layer.11.attention.output.dense.bias" in names
     assert "bert.encoder.layer.0.intermediate.dense.bias" in names
     assert "bert.encoder.layer.0.output.dense.bias" not in names
     assert not any(k in n for n in names for k in ("embeddings", "LayerNorm", "pooler", "classifier"))
-    assert all(n.endswith(".weight") for n, _, _ in mg.prunable_parameters(model, "paper"))
-    with pytest.raises(ValueError, match="compat"):
-        mg.prunable_parameters(model, "other")
+    assert all(n.endswith(".weight") for n, _, _ in mg.prunable_parameters(model))
+    only = Rules(prune_biases=True)                   # this quirk alone switches the prunable set
+    assert [n for n, _, _ in mg.prunable_parameters(model, only)] == [n for n, _, _ in
+                                                                      mg.prunable_parameters(model, AUTHORS)]
+    everything_else = Rules(**{q: q != "prune_biases" for q in Rules.quirks()})
+    assert [n for n, _, _ in mg.prunable_parameters(model, everything_else)] == [
+        n for n, _, _ in mg.prunable_parameters(model)]
 
 
 def test_each_step_prunes_ten_percent_of_the_remaining_by_global_magnitude():
@@ -97,7 +105,7 @@ def test_apply_replaces_masks_and_checks_names_and_shapes():
     assert set(mg.current_masks(model)) == set(second)
     assert all(torch.equal(m, second[n]) for n, m in mg.current_masks(model).items())
     with pytest.raises(ValueError, match="other compat"):
-        mg.apply_weight_masks(model, second, compat="authors")
+        mg.apply_weight_masks(model, second, rules=AUTHORS)
     bad = dict(second)
     name = next(iter(bad))
     bad[name] = bad[name][:1]
@@ -108,10 +116,10 @@ def test_apply_replaces_masks_and_checks_names_and_shapes():
 def test_remove_weight_masks_permanent_or_restored():
     reference = tiny_model()
     dense = {k: v.clone() for k, v in reference.state_dict().items()}
-    masks = random_masks(reference, compat="authors")
+    masks = random_masks(reference, rules=AUTHORS)
     for permanent in (True, False):
         model = copy.deepcopy(reference)
-        mg.apply_weight_masks(model, masks, compat="authors")
+        mg.apply_weight_masks(model, masks, rules=AUTHORS)
         mg.remove_weight_masks(model, permanent=permanent)
         assert mg.current_masks(model) == {}
         state = model.state_dict()
@@ -154,8 +162,8 @@ def test_authors_search_keeps_the_nine_step_mask_when_all_ten_pass():
     model = tiny_model()
     reference = copy.deepcopy(model)
     for _ in range(9):
-        nine = mg.magnitude_step(reference, "authors")
-    result = mg.magnitude_search(model, lambda masks: Scored(1.0), full_score=1.0, compat="authors", progress=False)
+        nine = mg.magnitude_step(reference, AUTHORS)
+    result = mg.magnitude_search(model, lambda masks: Scored(1.0), full_score=1.0, rules=AUTHORS, progress=False)
     assert len(result.steps[1:]) == 10 and all(s.accepted for s in result.steps)
     assert result.kept_steps == 9
     assert all(torch.equal(m, nine[n]) for n, m in result.masks.items())
@@ -165,7 +173,7 @@ def test_authors_search_keeps_the_nine_step_mask_when_all_ten_pass():
 
 def test_authors_search_failing_before_the_limit_and_paper_max_steps():
     model = tiny_model()
-    result = mg.magnitude_search(model, stub_scorer(4), full_score=1.0, compat="authors", progress=False)
+    result = mg.magnitude_search(model, stub_scorer(4), full_score=1.0, rules=AUTHORS, progress=False)
     assert result.kept_steps == 4 and len(result.steps[1:]) == 5
     model = tiny_model()
     result = mg.magnitude_search(model, lambda masks: Scored(1.0), full_score=1.0, max_steps=3, progress=False)
@@ -194,7 +202,7 @@ def test_search_with_the_real_scorer():
 @pytest.mark.parametrize("compat", ["paper", "authors"])
 def test_survival_fractions_by_hand(compat):
     model = tiny_model()  # 3 layers, 4 heads of size 8, d = 32, MLP 37
-    masks = mg.full_masks(model, compat)
+    masks = mg.full_masks(model, Rules.from_setting(compat))
     pre = "bert.encoder.layer"
     masks[f"{pre}.0.attention.self.query.weight"][0:8] = False                # head 0: all its Q rows
     masks[f"{pre}.0.attention.self.key.weight"][9, 3] = False                 # head 1: one K entry
@@ -216,7 +224,7 @@ def test_survival_fractions_by_hand(compat):
     expected_mlp = np.array([1, (per_mlp - 14) / per_mlp, (per_mlp - 2 * (compat == "authors")) / per_mlp])
     np.testing.assert_allclose(head, expected_head)
     np.testing.assert_allclose(mlp, expected_mlp)
-    mg.apply_weight_masks(model, masks, compat)
+    mg.apply_weight_masks(model, masks, Rules.from_setting(compat))
     for got, want in zip(mg.survival_fractions(model, 3, 4), (head, mlp)):
         np.testing.assert_array_equal(got, want)
     with pytest.raises(ValueError, match="no weight masks"):
@@ -225,10 +233,10 @@ def test_survival_fractions_by_hand(compat):
 
 def test_save_and_load_masks(tmp_path):
     model = tiny_model()
-    masks = random_masks(model, compat="authors")
+    masks = random_masks(model, rules=AUTHORS)
     path = mk.save_weight_masks(tmp_path / "sub" / "masks", masks)
     assert path.name == "masks.npz" and path.is_file()
     loaded = mk.load_weight_masks(path)
     assert list(loaded) == list(masks)
     assert all(loaded[n].dtype == torch.bool and torch.equal(loaded[n], m) for n, m in masks.items())
-    mg.apply_weight_masks(model, loaded, compat="authors")
+    mg.apply_weight_masks(model, loaded, rules=AUTHORS)

@@ -3,6 +3,7 @@ import pytest
 
 from lotterylib import metrics
 from lotterylib.metrics import compute_metrics
+from lotterylib.rules import Rules
 
 
 def test_cola_matthews_by_hand():
@@ -33,7 +34,7 @@ def test_stsb_pearson_spearman_and_authors_stopping_metric():
     m = compute_metrics("STS-B", preds, labels)
     assert m["score"] == m["stop_score"] == pytest.approx(pearson)
     assert m["spearman"] == pytest.approx(spearman)
-    authors = compute_metrics("STS-B", preds, labels, compat="authors")
+    authors = compute_metrics("STS-B", preds, labels, rules=Rules(stsb_stop_on_mean_correlation=True))
     assert authors["score"] == pytest.approx(pearson)
     assert authors["stop_score"] == pytest.approx((pearson + spearman) / 2)
 

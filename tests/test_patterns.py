@@ -16,6 +16,7 @@ from lotterylib.patterns.layout import CLASSES, glue_token_lists, layout
 from lotterylib.patterns.rules import pattern_scores, rule_label
 from lotterylib.patterns.shares import first_of_each_class, group_shares, head_class_counts, share_table
 from lotterylib.models import load_tokenizer
+from lotterylib.rules import Rules
 
 
 @pytest.fixture(scope="module")
@@ -334,10 +335,10 @@ def test_label_model_matches_its_parts():
     tokens = [["[CLS]", *[f"w{i}" for i in range(len(ids) - 2)], "[SEP]"] for ids in enc.input_ids]
     trained = TrainedClassifier(PatternCNN(32, generator=torch.Generator().manual_seed(0)), 1.0, np.eye(5), (1,))
     classifiers = {"raw": MapClassifier(trained, "test", False), "normed": MapClassifier(trained, "test", True)}
-    out = label_model(net, enc, tokens, classifiers, compat="authors")
+    out = label_model(net, enc, tokens, classifiers, rules=Rules.from_setting("authors"))
     assert list(out) == ["raw", "normed"]
     for kind, (maps, cnn, rule) in out.items():
-        expected = example_maps(net, enc, normed=kind == "normed", compat="authors")
+        expected = example_maps(net, enc, normed=kind == "normed", rules=Rules.from_setting("authors"))
         assert all(np.allclose(a, b) for a, b in zip(maps, expected))
         assert cnn.shape == rule.shape == (3, 3, 4)                       # examples, layers, heads
         np.testing.assert_array_equal(rule, label_maps(classifiers[kind], expected, tokens)[1])

@@ -11,7 +11,7 @@ import pytest
 from scipy import stats
 
 from lotterylib import lottery_stats, reference, results, runs, stability, tables
-from lotterylib.lottery import M, PRUNED, REFINETUNED, S
+from lotterylib.lottery import M_PRUNING, PRUNED, REFINETUNED, S_PRUNING
 from lotterylib.report.claims import (AT_FLOOR, BY_CONSTRUCTION, CANNOT_TELL_READING, STABILITY_PREDATES, claims,
                                       heldout_claims, pattern_claims, score_claims, stability_claims, task_reading)
 from lotterylib.report.comparison import (comparison_notes, comparison_view, headline_table, mask_sizes, orderings,
@@ -23,15 +23,16 @@ from lotterylib.report.frames import (degenerate_seeds, finetune_scores, gap_sha
 from lotterylib.report.readme import (NO_RUNS, README_END, README_START, committed_roots, heldout_line, readme_section,
                                       render_readme, update_readme)
 from lotterylib.report.text import bullets, conclusions, run_description, table2_notes
+from lotterylib.rules import Rules
 from lotterylib.verdicts import FAILS, HOLDS, combine, interval, tally, verdict
 
 # Per seed: full, majority, then (method, subnetwork, setting) -> score; sparsity of the good subnetworks.
 HOLDING = {"full": [0.90, 0.92, 0.91], "majority": [0.5, 0.5, 0.5],
-           (S, "good", PRUNED): [0.85, 0.86, 0.84], (S, "random", PRUNED): [0.66, 0.64, 0.65],
-           (S, "bad", PRUNED): [0.50, 0.52, 0.51], (S, "good", REFINETUNED): [0.88, 0.89, 0.87],
-           (S, "random", REFINETUNED): [0.87, 0.90, 0.86], (S, "bad", REFINETUNED): [0.85, 0.84, 0.86],
-           (M, "good", PRUNED): [0.84, 0.85, 0.86], (M, "random", PRUNED): [0.70, 0.72, 0.69],
-           (M, "bad", PRUNED): [0.50, 0.52, 0.51], (M, "good", REFINETUNED): [0.88, 0.88, 0.89],
+           (S_PRUNING, "good", PRUNED): [0.85, 0.86, 0.84], (S_PRUNING, "random", PRUNED): [0.66, 0.64, 0.65],
+           (S_PRUNING, "bad", PRUNED): [0.50, 0.52, 0.51], (S_PRUNING, "good", REFINETUNED): [0.88, 0.89, 0.87],
+           (S_PRUNING, "random", REFINETUNED): [0.87, 0.90, 0.86], (S_PRUNING, "bad", REFINETUNED): [0.85, 0.84, 0.86],
+           (M_PRUNING, "good", PRUNED): [0.84, 0.85, 0.86], (M_PRUNING, "random", PRUNED): [0.70, 0.72, 0.69],
+           (M_PRUNING, "bad", PRUNED): [0.50, 0.52, 0.51], (M_PRUNING, "good", REFINETUNED): [0.88, 0.88, 0.89],
            "s sparsity": [0.30, 0.35, 0.32], "m sparsity": [0.60, 0.61, 0.62]}
 
 
@@ -57,7 +58,7 @@ def table(changes=None, task="SST-2"):
                 for metric in ("score_search", "score_unseen"):
                     if metric in spec and key in spec[metric]:
                         rows.append((task, seed, "lottery", *key, metric, spec[metric][key][i]))
-        for method, name in ((S, "s sparsity"), (M, "m sparsity")):
+        for method, name in ((S_PRUNING, "s sparsity"), (M_PRUNING, "m sparsity")):
             rows.append((task, seed, "lottery", method, "good", PRUNED, "sparsity", spec[name][i]))
     return frame(rows)
 
@@ -96,25 +97,25 @@ def test_every_lottery_claim_holds_on_the_holding_table_and_90_percent_is_by_con
 
 def test_claims_that_do_not_hold_or_cannot_be_told():
     fails = verdicts(table({"m sparsity": [0.2, 0.25, 0.22],
-                           (M, "bad", PRUNED): [0.80, 0.81, 0.79]}))      # bad above random: the order breaks
+                           (M_PRUNING, "bad", PRUNED): [0.80, 0.81, 0.79]}))      # bad above random: the order breaks
     assert fails["m-pruning compresses more"] == FAILS
     assert fails["m pruned: good"] == FAILS
-    unsure = verdicts(table({(S, "bad", REFINETUNED): [0.80, 0.60, 0.75],   # majority + half the gap: ~0.705
-                           (S, "random", REFINETUNED): [0.87, 0.70, 0.88]}))
+    unsure = verdicts(table({(S_PRUNING, "bad", REFINETUNED): [0.80, 0.60, 0.75],   # majority + half the gap: ~0.705
+                           (S_PRUNING, "random", REFINETUNED): [0.87, 0.70, 0.88]}))
     assert unsure["s: bad re-fine-tuned"] == "cannot tell with 3 seeds"
     assert unsure["s re-fine-tuned: random"] == "cannot tell with 3 seeds"
     one = verdicts(table({k: v[:1] for k, v in HOLDING.items()}), selection="split")
     assert set(one.values()) == {"cannot tell with 1 seed"}
-    low = verdicts(table({(S, "good", PRUNED): [0.70, 0.71, 0.72]}), selection="split")  # below 90% of ~0.91
+    low = verdicts(table({(S_PRUNING, "good", PRUNED): [0.70, 0.71, 0.72]}), selection="split")  # below 90% of ~0.91
     assert low["s: good pruned"] == FAILS and low["m: good pruned"] == HOLDS
 
 
 def test_a_tie_at_the_majority_floor_cannot_tell_it_does_not_fail():
     """MRPC in demo_more: m random = m bad = the majority class on every seed."""
-    floor = {"majority": [0.684] * 3, (M, "random", PRUNED): [0.684] * 3, (M, "bad", PRUNED): [0.684] * 3}
+    floor = {"majority": [0.684] * 3, (M_PRUNING, "random", PRUNED): [0.684] * 3, (M_PRUNING, "bad", PRUNED): [0.684] * 3}
     out = score_claims(table(floor)).set_index("claim")
     assert out.loc["m pruned: good > random > bad", "verdict"] == AT_FLOOR
-    above = {**floor, (M, "random", PRUNED): [0.70, 0.71, 0.70], (M, "bad", PRUNED): [0.72, 0.73, 0.72]}
+    above = {**floor, (M_PRUNING, "random", PRUNED): [0.70, 0.71, 0.70], (M_PRUNING, "bad", PRUNED): [0.72, 0.73, 0.72]}
     assert score_claims(table(above)).set_index("claim").loc["m pruned: good > random > bad", "verdict"] \
         == FAILS                                                        # off the floor, a reversed order fails
 
@@ -122,7 +123,7 @@ def test_a_tie_at_the_majority_floor_cannot_tell_it_does_not_fail():
 def test_a_degenerate_seed_is_left_out_and_named():
     """CoLA seed 1337 in demo_more: a full model next to the majority class, a search that pruned nothing."""
     res = table({"full": [0.90, 0.92, 0.52]})                                 # seed 3: 0.02 above majority 0.5
-    s_pruning = [("SST-2", 2, "s_pruning", S, "good", PRUNED, m, v, c, "")
+    s_pruning = [("SST-2", 2, "s_pruning", S_PRUNING, "good", PRUNED, m, v, c, "")
                  for c, total in (("head", 72), ("mlp", 6)) for m, v in (("kept", total), ("total", total))]
     res = pd.concat([res, frame(s_pruning)], ignore_index=True)              # seed 2: s-pruning kept everything
     degenerate = degenerate_seeds(res)
@@ -133,7 +134,7 @@ def test_a_degenerate_seed_is_left_out_and_named():
     assert (out.seeds == 1).all() and out["left out"].iloc[0].startswith("seed 2 (s-pruning kept every head and MLP); seed 3")
     assert degenerate_seeds(res, margin=0.01).seed.tolist() == [2]     # the margin is a parameter
     assert np.isnan(gap_shares(res).set_index(["seed", "method", "subnetwork", "setting"])
-                    .loc[(3, S, "good", PRUNED), "gap_share"])                 # no share of a 0.02 gap
+                    .loc[(3, S_PRUNING, "good", PRUNED), "gap_share"])                 # no share of a 0.02 gap
 
 
 def test_little_headroom_above_the_majority_class_is_said():
@@ -148,8 +149,8 @@ def test_little_headroom_above_the_majority_class_is_said():
 
 def test_gap_shares_by_hand():
     shares = gap_shares(table()).set_index(["seed", "method", "subnetwork", "setting"]).gap_share
-    assert shares[(1, S, "good", PRUNED)] == pytest.approx((0.85 - 0.5) / (0.90 - 0.5))
-    assert shares[(2, M, "bad", PRUNED)] == pytest.approx((0.52 - 0.5) / (0.92 - 0.5))
+    assert shares[(1, S_PRUNING, "good", PRUNED)] == pytest.approx((0.85 - 0.5) / (0.90 - 0.5))
+    assert shares[(2, M_PRUNING, "bad", PRUNED)] == pytest.approx((0.52 - 0.5) / (0.92 - 0.5))
 
 
 def stability_rows(task, n, kappa, q, p, extra=None):
@@ -223,25 +224,25 @@ def paper_file(tmp_path):
 def test_paper_comparison_side_by_side_in_shares_of_the_gap(tmp_path):
     path = paper_file(tmp_path)
     out = paper_comparison(table(), path=path).set_index(["method", "subnetwork", "setting"])
-    assert list(out.index) == [(results.FULL, "", ""), (results.MAJORITY, "", ""), (S, "good", PRUNED),
-                               (S, "random", PRUNED), (S, "bad", PRUNED), (M, "bad", PRUNED)]
+    assert list(out.index) == [(results.FULL, "", ""), (results.MAJORITY, "", ""), (S_PRUNING, "good", PRUNED),
+                               (S_PRUNING, "random", PRUNED), (S_PRUNING, "bad", PRUNED), (M_PRUNING, "bad", PRUNED)]
     assert not any("paper std" in c and "/" in c for c in out.columns)        # no difference across the models
     full = out.loc[(results.FULL, "", "")]
     assert full["ours mean"] == pytest.approx(0.91) and full["seeds"] == 3 and full["paper mean"] == 0.92
-    good = out.loc[(S, "good", PRUNED)]
+    good = out.loc[(S_PRUNING, "good", PRUNED)]
     ours = [(0.85 - 0.5) / 0.40, (0.86 - 0.5) / 0.42, (0.84 - 0.5) / 0.41]
     assert good["ours gap share"] == pytest.approx(np.mean(ours))
     assert good["ours gap share std"] == pytest.approx(np.std(ours, ddof=1))
     assert good["paper gap share"] == pytest.approx((0.84 - 0.5) / (0.92 - 0.5))
-    assert not out.loc[(M, "bad", PRUNED), "like for like"] and full["like for like"]
-    assert paper_comparison(table(), compat="authors", path=path)["like for like"].all()
+    assert not out.loc[(M_PRUNING, "bad", PRUNED), "like for like"] and full["like for like"]
+    assert paper_comparison(table(), Rules.from_setting("authors"), path=path)["like for like"].all()
     view = comparison_view(paper_comparison(table(), path=path)).loc["SST-2"]
     assert view.loc[(results.FULL, "", ""), ["ours", "paper", "like for like"]].tolist() == \
         ["0.910 ± 0.010", "0.920 ± 0.010", "yes"]
-    assert view.loc[(S, "good", PRUNED), "paper: share of gap"] == "0.81"
+    assert view.loc[(S_PRUNING, "good", PRUNED), "paper: share of gap"] == "0.81"
     notes = comparison_notes(table(), paper_comparison(table(), path=path))
     assert any("`both_rules` off" in n for n in notes)                         # no (authors) row in this run
-    with_authors = pd.concat([table(), table({(M, "bad (authors)", PRUNED): [0.5, 0.5, 0.5]})
+    with_authors = pd.concat([table(), table({(M_PRUNING, "bad (authors)", PRUNED): [0.5, 0.5, 0.5]})
                               .query("subnetwork == 'bad (authors)'")], ignore_index=True)
     notes = comparison_notes(with_authors, paper_comparison(with_authors, path=path))
     assert any("compare the `bad (authors)` row" in n for n in notes)
@@ -250,8 +251,8 @@ def test_paper_comparison_side_by_side_in_shares_of_the_gap(tmp_path):
 
 def test_the_unseen_90_percent_claim_compares_with_the_full_model_on_the_same_half():
     full = (results.FULL, "", results.FINETUNED)
-    split = table({full: [0.9, 0.9, 0.9], "score_search": {(S, "good", PRUNED): [0.88, 0.90, 0.86], full: [0.9] * 3},
-                   "score_unseen": {(S, "good", PRUNED): [0.75, 0.76, 0.74], full: [0.78, 0.80, 0.79]}})
+    split = table({full: [0.9, 0.9, 0.9], "score_search": {(S_PRUNING, "good", PRUNED): [0.88, 0.90, 0.86], full: [0.9] * 3},
+                   "score_unseen": {(S_PRUNING, "good", PRUNED): [0.75, 0.76, 0.74], full: [0.78, 0.80, 0.79]}})
     out = heldout_claims(split, "split").set_index("claim").verdict
     # against the full model's unseen-half scores (0.78/0.80/0.79), not its dev score 0.9: 0.75 > 0.702, 0.76 > 0.72...
     assert out["s: good pruned keeps >= 90% of full, on the unseen half of dev"] == HOLDS
@@ -261,17 +262,17 @@ def test_the_unseen_90_percent_claim_compares_with_the_full_model_on_the_same_ha
 
 
 def test_orderings_ours_and_the_papers(tmp_path):
-    res = table({(S, "bad", PRUNED): [0.70, 0.60, 0.70]})                     # random 0.66/0.64/0.65
+    res = table({(S_PRUNING, "bad", PRUNED): [0.70, 0.60, 0.70]})                     # random 0.66/0.64/0.65
     out = orderings(res, path=paper_file(tmp_path)).set_index(["method", "setting"])
-    assert out.loc[(S, PRUNED), "ours"] == "good > bad > random"              # means: 0.85, 0.667, 0.65
-    assert out.loc[(S, PRUNED), "seeds good > random > bad"] == "1/3"
-    assert out.loc[(S, PRUNED), "paper"] == "random > good > bad"             # 0.86, 0.84, 0.6
-    assert out.loc[(M, PRUNED), "paper"] == ""                                # the paper file lacks m good, random
+    assert out.loc[(S_PRUNING, PRUNED), "ours"] == "good > bad > random"              # means: 0.85, 0.667, 0.65
+    assert out.loc[(S_PRUNING, PRUNED), "seeds good > random > bad"] == "1/3"
+    assert out.loc[(S_PRUNING, PRUNED), "paper"] == "random > good > bad"             # 0.86, 0.84, 0.6
+    assert out.loc[(M_PRUNING, PRUNED), "paper"] == ""                                # the paper file lacks m good, random
 
 
 def test_task_reading_from_the_pattern_claims():
     holding = claims(pd.concat([table(), table(task="MRPC")]))
-    differs = claims(table({(M, "bad", PRUNED): [0.80, 0.81, 0.79]}, task="RTE"))
+    differs = claims(table({(M_PRUNING, "bad", PRUNED): [0.80, 0.81, 0.79]}, task="RTE"))
     unsure = claims(table({k: v[:1] for k, v in HOLDING.items()}, task="CoLA"))
     out = task_reading(pd.concat([holding, differs, unsure])).set_index("task").reading
     assert out.to_dict() == {"SST-2": "the paper's pattern holds", "MRPC": "the paper's pattern holds",
@@ -279,11 +280,11 @@ def test_task_reading_from_the_pattern_claims():
 
 
 def test_leak_and_the_90_percent_claim_on_the_unseen_half():
-    split = table({"score_search": {(S, "good", PRUNED): [0.88, 0.90, 0.86]},
-                   "score_unseen": {(S, "good", PRUNED): [0.75, 0.76, 0.74]}})
+    split = table({"score_search": {(S_PRUNING, "good", PRUNED): [0.88, 0.90, 0.86]},
+                   "score_unseen": {(S_PRUNING, "good", PRUNED): [0.75, 0.76, 0.74]}})
     leaks = leak(split)
     assert leaks.leak.tolist() == pytest.approx([0.13, 0.14, 0.12])
-    summary = leak_summary(split).loc[("SST-2", S, "good")]
+    summary = leak_summary(split).loc[("SST-2", S_PRUNING, "good")]
     assert summary.leak_mean == pytest.approx(0.13) and summary.leak_std == pytest.approx(0.01)
     assert summary.seeds == 3 and summary.filter(like="leak seed").tolist() == pytest.approx([0.13, 0.14, 0.12])
     out = heldout_claims(split, "split").set_index("claim").verdict
@@ -366,8 +367,8 @@ def test_readme_section_is_generated_between_the_markers(tmp_path):
     assert "Held-out" not in text and "Degenerate" not in text                     # no split twin, no bad seed
     split = tmp_path / "outputs" / "demo-split"                                      # its split twin has run:
     split.mkdir()
-    table({"score_search": {(S, "good", PRUNED): [0.88, 0.90, 0.86]},
-           "score_unseen": {(S, "good", PRUNED): [0.75, 0.76, 0.74]}}).to_csv(split / results.CSV_NAME, index=False)
+    table({"score_search": {(S_PRUNING, "good", PRUNED): [0.88, 0.90, 0.86]},
+           "score_unseen": {(S_PRUNING, "good", PRUNED): [0.75, 0.76, 0.74]}}).to_csv(split / results.CSV_NAME, index=False)
     report_params = {"heldout_root": str(split)}
     runs.write_json_atomic(runs.stage_dir(root, "report") / "params.json",
                            {"hash": runs.params_hash(report_params), "params": report_params})
@@ -493,12 +494,12 @@ def test_notebook_5_closing_is_generated_from_its_means():
 
 
 def test_mask_sizes_as_shares_next_to_the_authors_masks():
-    s_pruning = [("SST-2", seed, "s_pruning", S, "good", PRUNED, m, v, c, "")
+    s_pruning = [("SST-2", seed, "s_pruning", S_PRUNING, "good", PRUNED, m, v, c, "")
                  for seed, heads in ((1, 36), (2, 54), (3, 45))
                  for c, m, v in (("head", "kept", heads), ("head", "total", 72), ("mlp", "kept", 6), ("mlp", "total", 6))]
     weights = [("SST-2", seed, "lottery", method, "good", PRUNED, "weight_share", v)
-               for seed in (1, 2, 3) for method, v in ((S, 0.6), (M, 0.4))]
-    authors = frame([("SST-2", pd.NA, "stability", S, "good", results.AUTHORS_MASKS, m, v, c, "")
+               for seed in (1, 2, 3) for method, v in ((S_PRUNING, 0.6), (M_PRUNING, 0.4))]
+    authors = frame([("SST-2", pd.NA, "stability", S_PRUNING, "good", results.AUTHORS_MASKS, m, v, c, "")
                      for c, m, v in (("head", "survival", 0.48), ("head", "kappa", 0.2))])
     res = pd.concat([table(), frame(s_pruning), frame(weights), stability_rows("SST-2", 3, 0.31, 4.0, 0.1), authors])
     row = mask_sizes(res).set_index("task").loc["SST-2"]

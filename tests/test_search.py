@@ -10,6 +10,7 @@ from lotterylib import magnitude as mg
 from lotterylib import search
 from lotterylib import structured as st
 from lotterylib.masks import HeadMasks
+from lotterylib.rules import Rules
 from test_structured import Stub
 
 
@@ -71,10 +72,10 @@ def test_a_start_scored_nan_is_not_accepted_but_stays_the_start():
 
 
 def test_s_pruning_is_the_structured_strategy_in_the_one_loop():
-    result = st.structured_search(Stub(seed=3), 1.0, 4, 10, progress=False, compat="authors")
+    result = st.structured_search(Stub(seed=3), 1.0, 4, 10, progress=False, rules=Rules.from_setting("authors"))
     scorer = st.ranked(Stub(seed=3))
     start = search.score_step(scorer, 0, "full", HeadMasks(np.ones((4, 10)), np.ones(4)), -np.inf)
-    steps = search.run_search(st.Structured("joint", 4, 10, "authors"), scorer, start, 0.9, progress=False)
+    steps = search.run_search(st.Structured("joint", 4, 10, Rules.from_setting("authors")), scorer, start, 0.9, progress=False)
     assert isinstance(result, search.Result) and len(steps) == len(result.steps) == 6
     for mine, theirs in zip(steps, result.steps):
         assert (mine.number, mine.phase, mine.score, mine.accepted) == (theirs.number, theirs.phase, theirs.score,
@@ -105,10 +106,10 @@ def test_m_pruning_is_the_magnitude_strategy_in_the_one_loop():
 def test_the_authors_limit_keeps_the_step_before_the_last_through_the_loop():
     model = tiny_model()
     before = copy.deepcopy(model)
-    result = mg.magnitude_search(model, lambda masks: search.Scored(1.0), 1.0, compat="authors", max_steps=3,
-                                 progress=False)
+    result = mg.magnitude_search(model, lambda masks: search.Scored(1.0), 1.0, rules=Rules.from_setting("authors"),
+                                 max_steps=3, progress=False)
     assert [s.accepted for s in result.steps] == [True] * 4 and result.kept is result.steps[2]
     for _ in range(2):
-        two = mg.magnitude_step(before, "authors")
+        two = mg.magnitude_step(before, Rules.from_setting("authors"))
     assert all(torch.equal(result.masks[n], m) for n, m in two.items())
     assert all(torch.equal(m, result.masks[n]) for n, m in mg.current_masks(model).items())   # model left at it

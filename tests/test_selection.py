@@ -1,11 +1,12 @@
 """`selection: split`: masks chosen on one seeded half of dev, every reported score on the other half."""
+import inspect
 import json
 
 import numpy as np
 import pytest
 
 from conftest import tiny_encoded
-from lotterylib import experiment, lottery, pipeline
+from lotterylib import experiment, lottery, pipeline, stage_inputs
 from lotterylib.data import GlueSplit, dev_halves
 from lotterylib.tasks import get_task
 from lotterylib.training import TrainConfig
@@ -29,13 +30,13 @@ def test_dev_halves_are_disjoint_seeded_and_cover_dev(n):
 
 
 def test_dev_half_per_use_and_errors():
-    assert experiment.dev_half("dev", "search") == experiment.dev_half("dev", "report") == ""
-    assert experiment.dev_half("split", "search") == "selection"
+    assert experiment.dev_half("dev", "selection") == experiment.dev_half("dev", "report") == ""
+    assert experiment.dev_half("split", "selection") == "selection"
     assert experiment.dev_half("split", "report") == "report"
     with pytest.raises(ValueError, match="selection must be one of"):
-        experiment.dev_half("held-out", "search")
+        experiment.dev_half("held-out", "selection")
     with pytest.raises(ValueError, match="use must be"):
-        experiment.dev_half("split", "score")
+        experiment.dev_half("split", "search")
     experiment.check_selection({"dev_score": 0.9}, "dev", "finetune")             # older runs: dev
     with pytest.raises(ValueError, match="finetune ran with selection='dev'.*outputs_root"):
         experiment.check_selection({}, "split", "finetune")
@@ -74,9 +75,13 @@ def test_search_setup_sees_only_the_selection_half(glue_dir):
 def test_notebooks_search_on_the_selection_half_and_report_on_the_other():
     """Notebooks 2 and 3 (the searches) load only the search half; 1 and 4 (reported scores) the report half
     (MNLI mismatched, which no search sees, is reported whole)."""
-    for stage, use in (("s_pruning", "search"), ("m_pruning", "search"), ("finetune", "report"), ("lottery", "report")):
+    for stage, use in (("s_pruning", "selection"), ("m_pruning", "selection"), ("finetune", "report"), ("lottery", "report")):
         nb = json.loads(pipeline.resolve(pipeline.STAGES[stage].notebook).read_text())
         code = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code")
+        if stage == "lottery":   # its inputs are loaded by one call, `stage_inputs.lottery_inputs`
+            assert code.count("stage_inputs.lottery_inputs(") == 1
+            code = inspect.getsource(stage_inputs.lottery_inputs).replace("= load_task_data(", "= experiment.load_task_data(")
+            code = code.replace("=dev_half(", "=experiment.dev_half(")
         loads = code.count("experiment.load_task_data(") - code.count('dev_split="dev_mm"')
         assert loads == code.count(f'dev_half=experiment.dev_half(selection, "{use}")') == 1, stage
         assert "selection" in pipeline.STAGES[stage].params

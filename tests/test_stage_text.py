@@ -4,7 +4,7 @@ import json
 import pandas as pd
 
 from lotterylib import runs, stage_text
-from lotterylib.lottery import M, PRUNED, REFINETUNED, S
+from lotterylib.lottery import M_PRUNING, PRUNED, REFINETUNED, S_PRUNING
 
 
 def test_stage_description_reads_the_finetuning_and_names_the_preset(tmp_path):
@@ -44,10 +44,10 @@ def test_m_pruning_reading():
 
 
 def test_lottery_reading_orders_and_shares_of_the_gap():
-    rows = [(m, n, s, v) for m in (S, M) for s, vals in ((PRUNED, (0.8, 0.6, 0.5)), (REFINETUNED, (0.9, 0.7, 0.8)))
+    rows = [(m, n, s, v) for m in (S_PRUNING, M_PRUNING) for s, vals in ((PRUNED, (0.8, 0.6, 0.5)), (REFINETUNED, (0.9, 0.7, 0.8)))
             for n, v in zip(("good", "random", "bad"), vals)]
     scores = pd.DataFrame(rows, columns=["method", "subnetwork", "setting", "score"])
     text = stage_text.lottery_reading(scores, full=0.9, majority=0.5)
-    assert f"- {S}, {PRUNED}: good / random / bad 0.800 / 0.600 / 0.500 (good > random > bad)" in text
+    assert f"- {S_PRUNING}, {PRUNED}: good / random / bad 0.800 / 0.600 / 0.500 (good > random > bad)" in text
     # re-fine-tuned: (0.9 - 0.5) / 0.4 = 100%, (0.7 - 0.5) / 0.4 = 50%, (0.8 - 0.5) / 0.4 = 75%
     assert "good 100%, random 50%, bad 75%" in text and "(good > random, bad)" in text

@@ -7,6 +7,7 @@ from torch.nn import functional as F
 from conftest import tiny_encoded, tiny_model
 from lotterylib.data import batch_indices, collate
 from lotterylib.gates import Gates
+from lotterylib.rules import Rules
 from lotterylib.masks import HeadMasks, load_head_mask_tree, load_head_masks, load_search_history, save_head_masks
 from lotterylib.structured import ScoredMasks, make_scorer, normalise_importance, save_search, structured_search
 from lotterylib.tasks import get_task
@@ -125,7 +126,8 @@ def _lowest(mask, importance, k):
 def test_a_phase_s_first_step_ranks_by_the_failing_importance_only_in_authors_compat(compat):
     # stub costs: joint (4 heads + 1 MLP) .935 ok, (8 + 2) .870 fails; heads (2 per step) from (4, 1): (6, 1)
     # .913 ok, (8, 1) .891 fails; MLPs from (6, 1): (6, 2) .892 fails
-    res = structured_search(Stub(seed=3), 1.0, 4, 10, progress=False, compat=compat)
+    res = structured_search(Stub(seed=3), 1.0, 4, 10, progress=False,
+                            rules=Rules(phase_starts_from_failed_step=compat == "authors"))
     assert [(s.phase, s.accepted) for s in res.steps] == [("full", True), ("joint", True), ("joint", False),
                                                          ("heads", True), ("heads", False), ("mlps", False)]
     differs = []
@@ -139,8 +141,11 @@ def test_a_phase_s_first_step_ranks_by_the_failing_importance_only_in_authors_co
         assert not removed[1 - kind].any()
         differs.append(_lowest(masks[kind], imps["authors"][kind], k) != _lowest(masks[kind], imps["paper"][kind], k))
     assert all(differs)                                   # the stub tells the two rules apart
-    with pytest.raises(ValueError, match="compat"):
-        structured_search(Stub(), 1.0, 4, 10, progress=False, compat="author")
+    # every other quirk switched the other way changes nothing
+    others = Rules(**{q: (q == "phase_starts_from_failed_step") == (compat == "authors") for q in Rules.quirks()})
+    again = structured_search(Stub(seed=3), 1.0, 4, 10, progress=False, rules=others)
+    assert [(s.masks.head.tolist(), s.masks.mlp.tolist()) for s in again.steps] == [
+        (s.masks.head.tolist(), s.masks.mlp.tolist()) for s in res.steps]
 
 
 def test_heads_mode_removes_n_per_step_and_the_rest_at_the_end():
@@ -238,8 +243,9 @@ def masked_setup():
 def test_importance_paper_and_authors_against_plain_autograd(masked_setup):
     model, task, data, head, mlp = masked_setup
     with Gates(model, head, mlp) as gates:
-        paper = evaluate(model, task, data, batch_size=6, gates=gates, importance="paper", progress=False)
-        authors = evaluate(model, task, data, batch_size=6, gates=gates, importance="authors", progress=False)
+        paper = evaluate(model, task, data, batch_size=6, gates=gates, importance=True, progress=False)
+        authors = evaluate(model, task, data, batch_size=6, gates=gates, importance=True, progress=False,
+                           rules=Rules(accumulated_gate_gradients=True))
     for res, zero_grad in ((paper, True), (authors, False)):
         h, m = hand_importance(model, task, data, head, mlp, batch_size=6, zero_grad=zero_grad)
         np.testing.assert_allclose(res.head_importance, h, rtol=1e-4, atol=1e-7)
@@ -263,7 +269,7 @@ def test_make_scorer_and_a_real_search_on_a_tiny_model(masked_setup):
     with Gates(model) as gates:
         scorer = make_scorer(model, task, data, gates, batch_size=8)
         scored = scorer(HeadMasks(head, mlp))
-        ref = evaluate(model, task, data, batch_size=8, gates=gates, importance="paper", progress=False)
+        ref = evaluate(model, task, data, batch_size=8, gates=gates, importance=True, progress=False)
         np.testing.assert_array_equal(gates.head.numpy(), head)                  # the scorer set the gates
         assert scored.score == ref.metrics["stop_score"]
         np.testing.assert_allclose(scored.head_importance, ref.head_importance)

@@ -8,6 +8,7 @@ from conftest import tiny_model
 from lotterylib import magnitude as mg
 from lotterylib import masks as mk
 from lotterylib import subnetworks as sn
+from lotterylib.rules import Rules
 
 
 def rng(seed=0):
@@ -63,12 +64,12 @@ def test_random_s_masks_have_the_good_sizes_and_are_seeded():
 def test_authors_random_s_masks_are_bernoulli():
     head, mlp = good_s()
     r = rng(3)
-    sizes = np.array([mk.head_masks_size(*sn.random_s_masks(head, mlp, r, compat="authors")) for _ in range(2000)])
+    sizes = np.array([mk.head_masks_size(*sn.random_s_masks(head, mlp, r, Rules(bernoulli_random_s=True))) for _ in range(2000)])
     assert len(set(sizes[:, 0])) > 5  # the size varies ...
     assert sizes[:, 0].mean() == pytest.approx(50, abs=0.5)  # ... around the good size
     assert sizes[:, 1].mean() == pytest.approx(9, abs=0.1)
-    with pytest.raises(ValueError, match="compat"):
-        sn.random_s_masks(head, mlp, r, compat="other")
+    others = Rules(**{q: q != "bernoulli_random_s" for q in Rules.quirks()})   # every other quirk on: exact sizes
+    assert mk.head_masks_size(*sn.random_s_masks(head, mlp, r, others)) == (50, 9)
 
 
 @pytest.mark.parametrize("heads_kept,mlps_kept", [(100, 9), (30, 3)])
@@ -133,14 +134,16 @@ def test_bad_m_masks_authors_keeps_the_smallest_magnitudes():
     model = tiny_model()
     weights = mg.prunable_weights(model)
     good = good_m(0.4)
-    bad = sn.bad_m_masks(good, rng(9), compat="authors", weights=weights)
+    bad = sn.bad_m_masks(good, rng(9), Rules(smallest_magnitude_bad_m=True), weights=weights)
     assert mk.kept_count(bad) == mk.kept_count(good)
     magnitudes = torch.cat([w.abs().ravel() for w in weights.values()])
     b = flat(bad)
     assert magnitudes[b].max() <= magnitudes[~b].min()
-    assert torch.equal(b, flat(sn.bad_m_masks(good, rng(10), compat="authors", weights=weights)))
+    assert torch.equal(b, flat(sn.bad_m_masks(good, rng(10), Rules.from_setting("authors"), weights=weights)))
     with pytest.raises(ValueError, match="weights"):
-        sn.bad_m_masks(good, rng(), compat="authors")
+        sn.bad_m_masks(good, rng(), Rules.from_setting("authors"))
+    others = Rules(**{q: q != "smallest_magnitude_bad_m" for q in Rules.quirks()})   # every other quirk on
+    assert torch.equal(flat(sn.bad_m_masks(good, rng(9), others, weights)), flat(sn.bad_m_masks(good, rng(9))))
 
 
 def test_m_subnetworks():

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from ..data import Encoded
+from ..rules import PAPER_RULES, Rules
 from .archive import load_authors_archive
 from .cnn import TrainedClassifier, classify, row_normalize, train_classifier
 from .generate import generate_dataset
@@ -64,7 +65,7 @@ def train_map_classifiers(sets: dict[str, LabelledMaps], seed: int, epochs: int,
 
 
 def label_model(model: torch.nn.Module, enc: Encoded, token_lists: Sequence[Sequence[str]],
-                classifiers: dict[str, MapClassifier], compat: str = "paper"
+                classifiers: dict[str, MapClassifier], rules: Rules = PAPER_RULES
                 ) -> dict[str, tuple[list[np.ndarray], np.ndarray, np.ndarray]]:
     """For each map kind of `classifiers`: (maps, CNN labels, rule labels) of every head for every example of
     `enc`, whose tokens are `token_lists` (`attention_maps.example_maps`, then `label_maps`)."""
@@ -72,7 +73,7 @@ def label_model(model: torch.nn.Module, enc: Encoded, token_lists: Sequence[Sequ
 
     out = {}
     for kind, classifier in classifiers.items():
-        maps = example_maps(model, enc, normed=kind == "normed", compat=compat)
+        maps = example_maps(model, enc, normed=kind == "normed", rules=rules)
         out[kind] = (maps, *label_maps(classifier, maps, token_lists))
     return out
 

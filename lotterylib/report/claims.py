@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from .. import lottery, stability
-from ..lottery import M, PRUNED, REFINETUNED, S
+from ..lottery import M_PRUNING, PRUNED, REFINETUNED, S_PRUNING
 from ..verdicts import FAILS, HOLDS, combine, interval, verdict
 from .frames import (DEGENERATE_MARGIN, SCORE, by_task, degenerate_seeds, finetune_scores, headroom, lottery_scores,
                      pattern_agreement, pattern_shares, seeds_left_out, stability_table, unseen_full, unseen_scores)
@@ -76,7 +76,7 @@ def score_claims(res: pd.DataFrame, good_share: float = 0.9, majority_margin: fl
         w = _per_seed(scores, fine, task).drop(index=drop, errors="ignore")
         share = _per_seed(scores, fine, task, "sparsity").drop(index=drop, errors="ignore")
         full, maj = w["full"], w["majority"]
-        for method in (S, M):
+        for method in (S_PRUNING, M_PRUNING):
             good = _col(w, method, "good", PRUNED)
             numbers = f"good {_fmt(good)} vs full {_fmt(full)}"
             if rooms[task] < 0.5:
@@ -87,20 +87,20 @@ def score_claims(res: pd.DataFrame, good_share: float = 0.9, majority_margin: fl
             if selection == "dev":
                 row["verdict"] = BY_CONSTRUCTION
             rows.append(row)
-        s_sp, m_sp = _col(share, S, "good", PRUNED), _col(share, M, "good", PRUNED)
+        s_sp, m_sp = _col(share, S_PRUNING, "good", PRUNED), _col(share, M_PRUNING, "good", PRUNED)
         rows.append(_row("m-pruning compresses more than s-pruning (sparsity)", task, [(m_sp - s_sp, False)],
                          f"m {_fmt(m_sp)} vs s {_fmt(s_sp)}", left_out))
-        for method in (S, M):
+        for method in (S_PRUNING, M_PRUNING):
             g, r, b = (_col(w, method, n, PRUNED) for n in lottery.SUBNETWORKS)
             rows.append(_row(f"{method[0]} pruned: good > random > bad", task,
                              [(g - r, _at_floor(g, maj, floor_margin) and _at_floor(r, maj, floor_margin)),
                               (r - b, _at_floor(r, maj, floor_margin) and _at_floor(b, maj, floor_margin))],
                              f"good {_fmt(g)}, random {_fmt(r)}, bad {_fmt(b)}, majority {_fmt(maj)}", left_out))
-        g, r = _col(w, S, "good", REFINETUNED), _col(w, S, "random", REFINETUNED)
+        g, r = _col(w, S_PRUNING, "good", REFINETUNED), _col(w, S_PRUNING, "random", REFINETUNED)
         rows.append(_row(f"s re-fine-tuned: random close to good (within {close_share:.0%} of full, or better)",
                          task, [(r - (g - close_share * full), _at_floor(g, maj, floor_margin) and _at_floor(r, maj, floor_margin))],
                          f"good {_fmt(g)}, random {_fmt(r)}", left_out))
-        bad = _col(w, S, "bad", REFINETUNED)
+        bad = _col(w, S_PRUNING, "bad", REFINETUNED)
         rows.append(_row(f"s: bad re-fine-tuned well above majority (closes >= {majority_margin:.0%} of the gap "
                          "to full)", task, [(bad - (maj + majority_margin * (full - maj)), False)],
                          f"bad {_fmt(bad)}, majority {_fmt(maj)}, full {_fmt(full)}", left_out))
@@ -116,7 +116,7 @@ def heldout_claims(split: pd.DataFrame, selection: str, good_share: float = 0.9,
     rows = []
     for task in dict.fromkeys(scores.task):
         w = _per_seed(scores, fine, task).drop(index=degenerate.seed[degenerate.task == task], errors="ignore")
-        for method in (S, M):
+        for method in (S_PRUNING, M_PRUNING):
             good = _col(w, method, "good", PRUNED)
             rows.append(_row(f"{method[0]}: good pruned keeps >= {good_share:.0%} of full, on the unseen half of dev",
                              task, [(good - good_share * w["full"], False)],

@@ -11,12 +11,13 @@ import numpy as np
 import pandas as pd
 
 from .. import lottery, lottery_stats, reference, results
-from ..lottery import M, PRUNED, REFINETUNED, S
+from ..lottery import M_PRUNING, PRUNED, REFINETUNED, S_PRUNING
+from ..rules import PAPER_RULES, Rules
 from .frames import SCORE, by_task, finetune_scores, gap_shares, headroom, lottery_scores, stability_table
 
 # Why a row is not like for like (`lottery_stats.like_for_like`): the published number used the authors' rule.
-AUTHORS_RULES = {(S, "random"): "the paper's random s-masks are Bernoulli draws (the authors' rule)",
-                 (M, "bad"): "the paper's bad m-masks keep the smallest weights (the authors' rule)"}
+AUTHORS_RULES = {(S_PRUNING, "random"): "the paper's random s-masks are Bernoulli draws (the authors' rule)",
+                 (M_PRUNING, "bad"): "the paper's bad m-masks keep the smallest weights (the authors' rule)"}
 
 
 REFERENCE_EXPERIMENTS = {results.FULL: "no_mask", results.MAJORITY: "freq_baseline"}
@@ -29,19 +30,19 @@ def _paper_gap_share(experiment: str, task: str, path: str | Path | None) -> flo
     return (value[0] - majority[0]) / (full[0] - majority[0])
 
 
-def paper_comparison(res: pd.DataFrame, compat: str = "paper", path: str | Path | None = None) -> pd.DataFrame:
+def paper_comparison(res: pd.DataFrame, rules: Rules = PAPER_RULES, path: str | Path | None = None) -> pd.DataFrame:
     """Per task and row the paper has (full model, majority class, each subnetwork and setting): our mean and
     std over seeds next to the paper's (bert-base, full data, 5 seeds), absolute, and each side's share of its
     own full-minus-majority gap (ours: mean and std over seeds of the per-seed share; the paper's: from its
     means, no per-seed scores exist). No difference across the two models is computed: they differ by design.
     `like for like` is false where the paper's number came from the authors' rule and this run's row from the
-    paper's text (`compat`). Empty without `paper_numbers.csv`."""
+    paper's text (`rules`, the run's: `Rules.from_setting` of its `compat`). Empty without `paper_numbers.csv`."""
     if reference.paper_numbers(path) is None:
         return pd.DataFrame()
     fine = finetune_scores(res).rename(columns={"full": results.FULL, "majority": results.MAJORITY})
     refs = fine.melt(id_vars=["task", "seed"], var_name="method", value_name=SCORE).assign(subnetwork="", setting="")
     side = lottery_stats.with_paper(lottery_stats.seed_stats(pd.concat([refs, lottery_scores(res)], ignore_index=True)),
-                                    path, compat)
+                                    path, rules)
     for method, experiment in REFERENCE_EXPERIMENTS.items():
         rows = side.method == method
         values = [reference.paper_value(experiment, t, path) or (np.nan, np.nan) for t in side.task[rows]]
@@ -59,7 +60,7 @@ def paper_comparison(res: pd.DataFrame, compat: str = "paper", path: str | Path 
         for t, m, n, s in side[keys].itertuples(index=False)]
     side = side.rename(columns={"mean": "ours mean", "std": "ours std", "paper_mean": "paper mean",
                                 "paper_std": "paper std", "like_for_like": "like for like"})
-    side["note"] = ["" if ok else AUTHORS_RULES[(m, lottery.split_rule(n, compat)[0])]
+    side["note"] = ["" if ok else AUTHORS_RULES[(m, lottery.split_rule(n)[0])]
                     for m, n, ok in zip(side.method, side.subnetwork, side["like for like"])]
     return by_task(side[[*keys, "seeds", "ours mean", "ours std", "paper mean", "paper std", "ours gap share",
                           "ours gap share std", "paper gap share", "like for like", "note"]])
@@ -117,7 +118,7 @@ def orderings(res: pd.DataFrame, path: str | Path | None = None) -> pd.DataFrame
     """Per task, method (s, m) and setting: the order of good, random and bad by our means and by the paper's,
     and in how many of our seeds the order is the paper's claim "good > random > bad"."""
     scores = lottery_scores(res)
-    scores = scores[scores.method.isin((S, M)) & scores.subnetwork.isin(lottery.SUBNETWORKS)]
+    scores = scores[scores.method.isin((S_PRUNING, M_PRUNING)) & scores.subnetwork.isin(lottery.SUBNETWORKS)]
     rows = []
     for (task, method, setting), part in scores.groupby(["task", "method", "setting"], sort=False):
         wide = part.pivot_table(index="seed", columns="subnetwork", values=SCORE)
@@ -150,7 +151,7 @@ def mask_sizes(res: pd.DataFrame) -> pd.DataFrame:
             if (kind, "total") in s.columns and task in s.index.get_level_values(0):
                 share = s.loc[task, (kind, "kept")] / s.loc[task, (kind, "total")]
                 row[name] = mean_std(share.mean(), share.std(), ".2f")
-        for method in (S, M):
+        for method in (S_PRUNING, M_PRUNING):
             if method in weight.columns and task in weight.index.get_level_values(0):
                 row[f"{method[0]}: weights kept"] = mean_std(weight.loc[task, method].mean(),
                                                               weight.loc[task, method].std(), ".2f")
@@ -174,7 +175,7 @@ def headline_table(res: pd.DataFrame) -> pd.DataFrame:
                                                              for m in ("train_examples", "dev_examples")),
                "seeds": len(g), "full model": f"{g.full.mean():.3f} ± {g.full.std(ddof=1):.3f}",
                "majority": f"{g.majority.mean():.3f}"}
-        for method in (S, M):
+        for method in (S_PRUNING, M_PRUNING):
             for setting in (PRUNED, REFINETUNED):
                 vals = [stats.get((task, method, setting, n), np.nan) for n in lottery.SUBNETWORKS]
                 row[f"{method[0]} good / random / bad, {setting}"] = " / ".join(f"{v:.3f}" for v in vals)

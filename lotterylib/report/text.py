@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from .. import baselines, reference
-from ..lottery import M, PRUNED, REFINETUNED, S
+from ..lottery import M_PRUNING, PRUNED, REFINETUNED, S_PRUNING
 from ..verdicts import tally
 from .claims import CANNOT_TELL_READING, task_reading
 from .frames import finetune_scores, gap_shares
@@ -127,10 +127,11 @@ def conclusions(settings: Mapping, res: pd.DataFrame, checklist: pd.DataFrame, d
             v = mean.get((task, method, sub, setting), np.nan)
             return "n/a" if pd.isna(v) else f"{v:.2f}"
         reading = readings.reading.get(task, CANNOT_TELL_READING)
-        out.append(f"{task}: {reading}. Pruned, good / random / bad keep {g(S, 'good', PRUNED)} / "
-                   f"{g(S, 'random', PRUNED)} / {g(S, 'bad', PRUNED)} (s) and {g(M, 'good', PRUNED)} / "
-                   f"{g(M, 'random', PRUNED)} / {g(M, 'bad', PRUNED)} (m); re-fine-tuned, {g(S, 'good', REFINETUNED)} / "
-                   f"{g(S, 'random', REFINETUNED)} / {g(S, 'bad', REFINETUNED)} (s).")
+        s, m = S_PRUNING, M_PRUNING
+        out.append(f"{task}: {reading}. Pruned, good / random / bad keep {g(s, 'good', PRUNED)} / "
+                   f"{g(s, 'random', PRUNED)} / {g(s, 'bad', PRUNED)} (s) and {g(m, 'good', PRUNED)} / "
+                   f"{g(m, 'random', PRUNED)} / {g(m, 'bad', PRUNED)} (m); re-fine-tuned, {g(s, 'good', REFINETUNED)} / "
+                   f"{g(s, 'random', REFINETUNED)} / {g(s, 'bad', REFINETUNED)} (s).")
     if not degenerate.empty:
         out.append("Left out of the verdicts as degenerate: "
                    + "; ".join(f"{r.task} seed {r.seed} ({r.reason})" for r in degenerate.itertuples()) + ".")
