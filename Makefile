@@ -55,13 +55,13 @@ test-fast:
 	$(BIN)/pytest tests -m "not slow"
 
 # The main job: reproduce the demo into outputs/local/demo (git-ignored), then compare each number with the
-# committed outputs/demo (bit-identical, within seed noise, or different: lotterylib/compare.py).
+# committed outputs/demo (bit-identical, within seed noise, or different: lotterylib/workflow/compare.py).
 demo:
 	$(MAKE) grid PRESET=demo OUT=outputs/local/demo
 	$(BIN)/lottery compare outputs/demo outputs/local/demo
 
 # After a behaviour-neutral commit: prove it neutral on the smoke grid (at the commit the committed runs were
-# signed at and now, bit for bit), then re-stamp their signatures instead of rerunning them (lotterylib/resign.py).
+# signed at and now, bit for bit), then re-stamp their signatures instead of rerunning them (lotterylib/workflow/resign.py).
 # BASE=COMMIT for runs signed before signature.txt recorded its commit.
 RESIGN ?= demo demo-split demo_more
 resign:

@@ -1,4 +1,4 @@
-"""Fine-tuning throughput: `lotterylib.training.fine_tune` against the Hugging Face `Trainer`.
+"""Fine-tuning throughput: `lotterylib.core.training.fine_tune` against the Hugging Face `Trainer`.
 
 Same model, data, batch size, epochs, learning rate and thread count, side by side in one run:
 - lotterylib: dynamic padding, length-grouped random batches, a plain AdamW loop;
@@ -25,12 +25,12 @@ import numpy as np
 import torch
 from transformers.utils import logging as hf_logging
 
-from lotterylib.data import Encoded, encode, load_split, subsample
-from lotterylib.experiment import build_model
-from lotterylib.models import load_tokenizer
-from lotterylib.tasks import get_task
-from lotterylib.timing import matmul_gflops
-from lotterylib.training import TrainConfig, fine_tune
+from lotterylib.core.data import Encoded, encode, load_split, subsample
+from lotterylib.core.finetuning import build_model
+from lotterylib.core.models import load_tokenizer
+from lotterylib.core.tasks import get_task
+from lotterylib.core.training import TrainConfig, fine_tune
+from lotterylib.workflow.timing import matmul_gflops
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -29,9 +29,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from lotterylib import experiment, models, training
-from lotterylib.data import GROUP_MIN_CHUNKS, Encoded, batch_indices, collate, pair_repeat_rate
-from lotterylib.training import TrainConfig, evaluate, fine_tune, task_loss
+from lotterylib.core import finetuning, models, training
+from lotterylib.core.data import Encoded, GROUP_MIN_CHUNKS, batch_indices, collate, pair_repeat_rate
+from lotterylib.core.training import TrainConfig, evaluate, fine_tune, task_loss
 
 # batch order -> (group_by_length, min_chunks)
 ORDERS = {"random": (False, 1), f"grouped, >= {GROUP_MIN_CHUNKS} chunks": (True, GROUP_MIN_CHUNKS),
@@ -98,9 +98,9 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     tokenizer = models.load_tokenizer(args.model)
-    td = experiment.load_task_data(args.task, tokenizer, args.glue_dir, args.max_train_examples,
+    td = finetuning.load_task_data(args.task, tokenizer, args.glue_dir, args.max_train_examples,
                                    args.max_dev_examples, args.max_seq_len)
-    net = experiment.build_model(args.model, td.task, args.seeds[0], device=torch.device("cpu"))
+    net = finetuning.build_model(args.model, td.task, args.seeds[0], device=torch.device("cpu"))
     step = interleaved_step_seconds(net, td.task, td.train_enc, args.batch_size, args.seeds[0] * 1000, args.block,
                                     args.timing_steps)
     print(f"{args.model}, {td.task.name}: {len(td.train)} train examples, fp32, {args.threads} thread(s), batch "
@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
             grouped, min_chunks = ORDERS[order]
             cfg = TrainConfig(learning_rate=args.learning_rate, batch_size=args.batch_size, epochs=args.epochs,
                               group_by_length=grouped)
-            net = experiment.build_model(args.model, td.task, seed, device=torch.device("cpu"))
+            net = finetuning.build_model(args.model, td.task, seed, device=torch.device("cpu"))
             # the former rule is no training option: fine_tune's batches are patched to it
             sampler = partial(batch_indices, min_chunks=min_chunks)
             start = time.perf_counter()

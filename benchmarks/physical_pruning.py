@@ -23,13 +23,13 @@ import numpy as np
 import torch
 from transformers.utils import logging as hf_logging
 
-from lotterylib.data import batch_indices, collate, encode, load_split, subsample
-from lotterylib.experiment import load_checkpoint
-from lotterylib.gates import Gates
-from lotterylib.models import load_classifier, load_tokenizer, shape_of
-from lotterylib.physical import count_parameters, prune_physically
-from lotterylib.masks import load_head_masks
-from lotterylib.training import default_device, set_seed
+from lotterylib.core.data import batch_indices, collate, encode, load_split, subsample
+from lotterylib.core.gates import Gates
+from lotterylib.core.models import load_classifier, load_tokenizer, shape_of
+from lotterylib.core.physical import count_parameters, prune_physically
+from lotterylib.core.training import default_device, set_seed
+from lotterylib.pruning.masks import load_head_masks
+from lotterylib.stages.checkpoints import load_checkpoint
 
 Batch = dict[str, torch.Tensor]
 

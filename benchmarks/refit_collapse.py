@@ -32,8 +32,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from lotterylib import experiment, models, training
-from lotterylib.training import TrainConfig, evaluate
+from lotterylib.core import finetuning, models, training
+from lotterylib.core.training import TrainConfig, evaluate
+from lotterylib.pruning.masks import load_head_mask_sets
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN = ROOT / "outputs" / "demo_more" / "STS-B"
@@ -59,12 +60,12 @@ def bf16_head() -> contextlib.AbstractContextManager:
         training.fp32_head = kept
 
 
-def refit(td: experiment.TaskData, seed: int, subnetwork: str, cfg: TrainConfig, head_fp32: bool) -> dict:
+def refit(td: finetuning.TaskData, seed: int, subnetwork: str, cfg: TrainConfig, head_fp32: bool) -> dict:
     """Re-fine-tune one committed s-subnetwork of demo_more's STS-B lottery stage; score it on dev."""
     head, mlp = load_head_mask_sets(RUN / f"seed_{seed}" / "lottery" / "s_subnetworks.npz")[subnetwork]
     start = time.perf_counter()
     with contextlib.nullcontext() if head_fp32 else bf16_head():
-        net, _, losses = experiment.finetune_model("minilm-l6", td.task, td.train_enc, cfg, seed, head_mask=head,
+        net, _, losses = finetuning.finetune_model("minilm-l6", td.task, td.train_enc, cfg, seed, head_mask=head,
                                                    mlp_mask=mlp, progress=False, desc=f"{seed} {subnetwork}",
                                                    physical=True)
         result = evaluate(net, td.task, td.dev_enc, cfg.eval_batch_size, bf16=cfg.bf16, progress=False)
@@ -86,7 +87,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     tokenizer = models.load_tokenizer("minilm-l6")
-    td = experiment.load_task_data("STS-B", tokenizer, "", 2000, 0, 128)
+    td = finetuning.load_task_data("STS-B", tokenizer, "", 2000, 0, 128)
     rows = []
     for case in args.cases:
         seed, subnetwork = case.split(":")

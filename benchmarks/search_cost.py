@@ -20,11 +20,12 @@ import psutil
 import torch
 from transformers.utils import logging as hf_logging
 
-from lotterylib import magnitude, structured
-from lotterylib.experiment import build_model, load_checkpoint, load_task_data
-from lotterylib.gates import Gates
-from lotterylib.models import load_tokenizer, shape_of
-from lotterylib.training import TrainConfig, fine_tune
+from lotterylib.core.finetuning import build_model, load_task_data
+from lotterylib.core.gates import Gates
+from lotterylib.core.models import load_tokenizer, shape_of
+from lotterylib.core.training import TrainConfig, fine_tune
+from lotterylib.pruning import magnitude, structured
+from lotterylib.stages.checkpoints import load_checkpoint
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -1,6 +1,6 @@
-"""`python -m lotterylib`: the `lottery` command (lotterylib.cli)."""
+"""`python -m lotterylib`: the `lottery` command (lotterylib.workflow.cli)."""
 import sys
 
-from .cli import main
+from .workflow.cli import main
 
 sys.exit(main())

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from lotterylib import agreement, stability
+from lotterylib.analysis import agreement, stability
 
 
 def all_masks(n_units: int, size: int) -> list[np.ndarray]:

@@ -6,10 +6,10 @@ import pytest
 import torch
 from transformers import BertConfig, BertForSequenceClassification
 
-from lotterylib.attention_maps import attention_maps, example_maps
-from lotterylib.data import collate
-from lotterylib.gates import Gates
-from lotterylib.rules import Rules
+from lotterylib.analysis.attention_maps import attention_maps, example_maps
+from lotterylib.core.data import collate
+from lotterylib.core.gates import Gates
+from lotterylib.core.rules import Rules
 from conftest import tiny_encoded
 
 LAYERS, HEADS, HIDDEN = 2, 4, 32

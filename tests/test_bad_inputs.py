@@ -19,15 +19,17 @@ import pytest
 import yaml
 
 from conftest import tiny_config, tiny_model
-from lotterylib import pipeline, runs, training
-from lotterylib.config import ParameterError
-from lotterylib.data import GlueDataError
-from lotterylib.gates import Gates
-from lotterylib.masks import save_head_masks
-from lotterylib.tasks import get_task
+from lotterylib.core import files, training
+from lotterylib.core.data import GlueDataError
+from lotterylib.core.errors import ParameterError
+from lotterylib.core.gates import Gates
+from lotterylib.core.tasks import get_task
+from lotterylib.pruning.masks import save_head_masks
+from lotterylib.stages import checkpoints, runs
+from lotterylib.workflow import pipeline
 
 matplotlib.use("Agg")
-ROOT = runs.PROJECT_ROOT
+ROOT = files.PROJECT_ROOT
 
 
 def run_notebook(stage: str, values: dict, cells: int | None = None) -> dict:
@@ -102,7 +104,7 @@ def test_a_hand_run_with_the_grids_values_and_another_task_spelling_is_the_grids
                                      "outputs_root": str(tmp_path), "progress": True}, cells=1)["run"]
     assert hand.dir == grid.dir == tmp_path / "SST-2" / "seed_1" / "finetune" and hand.hash == grid.hash
     assert [p.name for p in tmp_path.iterdir()] == ["SST-2"]
-    params = runs.read_json(hand.path("params.json"))["params"]
+    params = files.read_json(hand.path("params.json"))["params"]
     assert params["task"] == "SST-2" and params["epochs"] == 1.0 and params["bf16"] is False
 
 
@@ -225,7 +227,7 @@ def test_stability_with_allow_missing_seeds_warns_which_seeds_and_writes_only_to
         run_notebook("stability", {"masks_dir": str(masks), "out_dir": str(tmp_path / "mine"),
                                    "outputs_root": str(tmp_path / "outputs"), "allow_missing_seeds": True,
                                    "n_draws": 100})
-    assert runs.read_json(tmp_path / "mine" / "metrics.json")["seeds"] == {"MRPC": [1, 3], "RTE": [1, 2, 3]}
+    assert files.read_json(tmp_path / "mine" / "metrics.json")["seeds"] == {"MRPC": [1, 3], "RTE": [1, 2, 3]}
     assert not (tmp_path / "outputs").exists()
 
 
@@ -340,27 +342,26 @@ def _checkpoint_with_tokenizer(folder: Path) -> Path:
     """A fine-tuned checkpoint (tiny model) saved with MiniLM's tokenizer, whose vocabulary fills its embeddings."""
     from transformers import BertForSequenceClassification
 
-    from lotterylib import experiment, models
+    from lotterylib.core import models
 
     tokenizer = models.load_tokenizer("minilm-l6")
     config = tiny_config()
     config.vocab_size = len(tokenizer)
-    return experiment.save_checkpoint(BertForSequenceClassification(config), tokenizer, folder)
+    return checkpoints.save_checkpoint(BertForSequenceClassification(config), tokenizer, folder)
 
 
 def test_a_checkpoint_without_its_tokenizer_files_is_refused_naming_the_folder(tmp_path):
     """Without tokenizer.json transformers builds a tokenizer of the 5 special tokens (every word [UNK]):
     loading checks its vocabulary against the model's embeddings instead of pruning on [UNK]s."""
-    from lotterylib import experiment
 
     checkpoint = _checkpoint_with_tokenizer(runs.stage_dir(tmp_path, "finetune", "SST-2", 1) / "checkpoint")
-    experiment.load_checkpoint(checkpoint)  # whole: it loads
+    checkpoints.load_checkpoint(checkpoint)  # whole: it loads
     for name in checkpoint.glob("*"):
         if name.name not in ("config.json", "model.safetensors"):
             name.unlink()
     with pytest.raises(RuntimeError, match=r"The tokenizer in .*checkpoint has 5 tokens, but the model's embeddings "
                                            r"have 30522 rows: its tokenizer files .* are missing"):
-        experiment.load_checkpoint(checkpoint)
+        checkpoints.load_checkpoint(checkpoint)
 
 
 def test_an_unknown_injected_parameter_is_an_error_with_the_near_miss_and_no_run_folder(tmp_path):
@@ -402,14 +403,14 @@ def test_selection_split_on_too_few_dev_examples_names_the_half_and_writes_nothi
 
 
 def test_a_correlation_on_two_examples_is_not_a_score():
-    from lotterylib.metrics import compute_metrics
+    from lotterylib.core.metrics import compute_metrics
 
     with pytest.raises(ValueError, match=r"A STS-B pearson score on 2 example\(s\) is not a measurement"):
         compute_metrics("STS-B", np.array([1.0, 2.0]), np.array([2.0, 1.0]))
 
 
 def test_a_hand_edited_params_json_is_not_done_and_is_named(tmp_path):
-    from lotterylib.report.folders import run_settings
+    from lotterylib.workflow.report.folders import run_settings
 
     preset = pipeline.load_preset("smoke", {"outputs_root": str(tmp_path), "stages": "[finetune]"})
     folder = runs.stage_dir(tmp_path, "finetune", "SST-2", 1)
@@ -417,7 +418,7 @@ def test_a_hand_edited_params_json_is_not_done_and_is_named(tmp_path):
     run.finish({"dev_score": 0.5})
     pipeline.record_signature(folder, pipeline.job_signature(preset, "finetune", "SST-2", 1))
     assert runs.is_done(folder) and pipeline.is_current(preset, "finetune", "SST-2", 1)
-    stored = runs.read_json(folder / "params.json")
+    stored = files.read_json(folder / "params.json")
     stored["params"]["epochs"] = 3.0
     (folder / "params.json").write_text(json.dumps(stored))
     with pytest.warns(UserWarning, match=r"params.json was changed after its run"):
@@ -438,7 +439,7 @@ def test_a_malformed_preset_names_its_file_and_line(tmp_path):
 def test_a_truncated_mask_names_its_file(tmp_path):
     save_head_masks(tmp_path, np.ones((3, 4)), np.ones(3))
     (tmp_path / "head_mask.npy").write_bytes((tmp_path / "head_mask.npy").read_bytes()[:100])
-    from lotterylib.masks import load_head_masks
+    from lotterylib.pruning.masks import load_head_masks
 
     with pytest.raises(ValueError, match=f"{tmp_path / 'head_mask.npy'} is not a readable .npy file .*truncated"):
         load_head_masks(tmp_path)
@@ -447,7 +448,6 @@ def test_a_truncated_mask_names_its_file(tmp_path):
 def test_disk_full_while_saving_a_checkpoint_names_the_folder_and_leaves_nothing(tmp_path, monkeypatch):
     import errno
 
-    from lotterylib import experiment
     from test_checkpoints import tiny_tokenizer
 
     model = tiny_model()
@@ -461,7 +461,7 @@ def test_disk_full_while_saving_a_checkpoint_names_the_folder_and_leaves_nothing
     target = tmp_path / "run" / "checkpoint"
     with pytest.raises(OSError, match=r"Saving the fine-tuned checkpoint \(model weights and tokenizer, about 0 MB\) "
                                       f"into {target} failed: No space left on device. Nothing is marked done"):
-        experiment.save_checkpoint(model, tiny_tokenizer(tmp_path / "tok"), target)
+        checkpoints.save_checkpoint(model, tiny_tokenizer(tmp_path / "tok"), target)
     assert not (tmp_path / "run").exists() or not list((tmp_path / "run").iterdir())
 
 
@@ -476,12 +476,11 @@ def test_checkpoint_files_follow_the_umask(tmp_path):
     """safetensors writes model.safetensors with mode 0600; the group of a shared file system must read it."""
     import os
 
-    from lotterylib import experiment
     from test_checkpoints import tiny_tokenizer
 
     old = os.umask(0o027)
     try:
-        folder = experiment.save_checkpoint(tiny_model(), tiny_tokenizer(tmp_path / "tok"), tmp_path / "checkpoint")
+        folder = checkpoints.save_checkpoint(tiny_model(), tiny_tokenizer(tmp_path / "tok"), tmp_path / "checkpoint")
     finally:
         os.umask(old)
     modes = {p.name: p.stat().st_mode & 0o777 for p in folder.iterdir()}
@@ -492,13 +491,13 @@ def test_a_second_writer_of_a_run_folder_is_refused_naming_the_holder(tmp_path):
     """A job (another process) holds the folder's lock while it writes; a second opening fails naming its pid;
     once the holder dies (however: here SIGKILL) the OS releases the lock and the rerun proceeds."""
     folder = tmp_path / "RTE" / "seed_1" / "finetune"
-    code = ("import sys, time; from lotterylib import runs; run = runs.Run(sys.argv[1], {'task': 'RTE'}); "
+    code = ("import sys, time; from lotterylib.stages import runs; run = runs.Run(sys.argv[1], {'task': 'RTE'}); "
             "run.dir; print('ready', flush=True); time.sleep(600)")
     holder = subprocess.Popen([sys.executable, "-c", code, str(folder)], stdout=subprocess.PIPE, text=True,
                               env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})
     try:
         assert holder.stdout.readline().strip() == "ready"
-        with pytest.raises(runs.RunLockedError, match=f"finetune is being written by pid {holder.pid} on .*Fix: wait"):
+        with pytest.raises(files.RunLockedError, match=f"finetune is being written by pid {holder.pid} on .*Fix: wait"):
             runs.Run(folder, {"task": "RTE"}).dir
     finally:
         holder.kill()

@@ -6,14 +6,15 @@ import sys
 import nbformat
 import pytest
 
-from lotterylib import cli, runs
+from lotterylib.core import files
+from lotterylib.workflow import cli
 
 COMMANDS = ("run", "estimate", "summary", "jobs", "report", "readme", "notebook", "kernel", "resign")
 
 
 def test_python_m_lotterylib_lists_every_command():
     out = subprocess.run([sys.executable, "-m", "lotterylib", "--help"], capture_output=True, text=True,
-                         cwd=runs.PROJECT_ROOT, timeout=120)
+                         cwd=files.PROJECT_ROOT, timeout=120)
     assert out.returncode == 0 and all(f"    {c}" in out.stdout for c in COMMANDS), out.stdout + out.stderr
 
 
@@ -55,7 +56,7 @@ def test_notebook_runs_one_notebook_with_typed_parameters(tmp_path):
 def test_run_dry_run_lists_the_smoke_grid(tmp_path):
     out = subprocess.run([sys.executable, "-m", "lotterylib", "run", "smoke", "--dry-run", "--config",
                           f"outputs_root={tmp_path / 'smoke'}", "--", "--nolock"], capture_output=True, text=True,
-                         cwd=runs.PROJECT_ROOT, timeout=600)
+                         cwd=files.PROJECT_ROOT, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "snakemake --snakefile workflow/Snakefile --cores 2 --config preset=smoke" in out.stdout
     assert "finetune" in out.stdout + out.stderr and "report" in out.stdout + out.stderr

@@ -1,4 +1,4 @@
-"""`make demo`'s comparison of a rerun with the committed run (lotterylib.compare), on constructed tables,
+"""`make demo`'s comparison of a rerun with the committed run (lotterylib.workflow.compare), on constructed tables,
 and the make target itself as a dry run."""
 import shutil
 import subprocess
@@ -8,9 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lotterylib import compare, pipeline, results, runs
+from lotterylib.core import files
+from lotterylib.stages import runs
+from lotterylib.workflow import compare, pipeline, results
 
-ROOT = runs.PROJECT_ROOT
+ROOT = files.PROJECT_ROOT
 
 
 def _table(rows: list[tuple]) -> pd.DataFrame:
@@ -45,7 +47,7 @@ def test_each_number_gets_its_verdict_by_the_committed_seed_spread():
 
 
 def test_the_committed_demo_against_itself_is_bit_identical_and_the_command_writes_every_verdict(tmp_path, capsys):
-    committed = runs.PROJECT_ROOT / "outputs" / "demo"
+    committed = files.PROJECT_ROOT / "outputs" / "demo"
     shutil.copy(committed / "results.csv", tmp_path / "results.csv")
     assert compare.main([str(committed), str(tmp_path)]) == 0
     out = capsys.readouterr().out

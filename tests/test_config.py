@@ -6,10 +6,12 @@ import sys
 import pytest
 import yaml
 
-from lotterylib import config, pipeline, rules, runs, tasks
-from lotterylib.config import ParameterError
+from lotterylib.core import files, rules, tasks
+from lotterylib.core.errors import ParameterError
+from lotterylib.stages import config
+from lotterylib.workflow import pipeline
 
-ROOT = runs.PROJECT_ROOT
+ROOT = files.PROJECT_ROOT
 PRESETS = sorted(p.stem for p in (ROOT / "params").glob("*.yaml"))
 
 

@@ -2,10 +2,10 @@
 import numpy as np
 import pytest
 
-from lotterylib import data
-from lotterylib.data import GlueDataError, load_split, read_tsv
-from lotterylib.models import load_tokenizer
-from lotterylib.tasks import TASKS, get_task
+from lotterylib.core import data
+from lotterylib.core.data import GlueDataError, load_split, read_tsv
+from lotterylib.core.models import load_tokenizer
+from lotterylib.core.tasks import TASKS, get_task
 
 LOCAL_FILES = {  # what the shared copy holds: (task, split) -> official rows
     (t, s): TASKS[t].official_rows[s]

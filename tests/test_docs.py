@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from lotterylib import runs
+from lotterylib.core import files
 
-ROOT = runs.PROJECT_ROOT
+ROOT = files.PROJECT_ROOT
 README = (ROOT / "README.md").read_text()
 METHOD = (ROOT / "docs" / "method.md").read_text()
 TOP = ("lotterylib", "notebooks", "workflow", "params", "docs", "benchmarks", "tests", ".ci")
@@ -49,7 +49,7 @@ def test_every_python_module_in_the_readme_exists():
 
 
 def test_every_lottery_command_in_the_readme_and_makefile_exists():
-    from lotterylib import cli
+    from lotterylib.workflow import cli
 
     named = set(re.findall(r"(?:^|`|/)lottery ([a-z]+)", README + (ROOT / "Makefile").read_text(), re.M))
     commands = set(cli.parser()._subparsers._group_actions[0].choices)

@@ -1,4 +1,4 @@
-"""Encoder families (lotterylib/families.py) on tiny random models built from a config, nothing downloaded:
+"""Encoder families (lotterylib/core/families.py) on tiny random models built from a config, nothing downloaded:
 gates against the same model with its weights edited by hand, gated = physically pruned, both searches, attention
 maps and lottery draws, the fine-tune and s-pruning notebooks; unsupported models refused before anything is written.
 
@@ -12,14 +12,15 @@ import transformers as tf
 from transformers import BertTokenizerFast
 
 from conftest import tiny_encoded
-from lotterylib import lottery, magnitude, structured
-from lotterylib.attention_maps import attention_maps
-from lotterylib.families import UnsupportedModelError, family_of
-from lotterylib.gates import Gates
-from lotterylib.models import check_model, load_classifier
-from lotterylib.patterns.layout import layout
-from lotterylib.physical import NoHeads, count_parameters, prune_physically
-from lotterylib.tasks import get_task
+from lotterylib.analysis import lottery
+from lotterylib.analysis.attention_maps import attention_maps
+from lotterylib.analysis.patterns.layout import layout
+from lotterylib.core.families import UnsupportedModelError, family_of
+from lotterylib.core.gates import Gates
+from lotterylib.core.models import check_model, load_classifier
+from lotterylib.core.physical import NoHeads, count_parameters, prune_physically
+from lotterylib.core.tasks import get_task
+from lotterylib.pruning import magnitude, structured
 from test_bad_inputs import run_notebook
 
 L, H, D, I = 3, 4, 32, 37

@@ -1,12 +1,12 @@
-"""The bf16 decision (`lotterylib.hardware`) with faked CPU flags and devices."""
+"""The bf16 decision (`lotterylib.core.hardware`) with faked CPU flags and devices."""
 from __future__ import annotations
 
 import warnings
 
 import pytest
 
-from lotterylib import hardware
-from lotterylib.hardware import decide
+from lotterylib.core import hardware
+from lotterylib.core.hardware import decide
 
 AVX2_ONLY = frozenset({"sse4_2", "avx", "avx2", "fma"})
 AVX512_BF16 = AVX2_ONLY | {"avx512f", "avx512_bf16"}

@@ -5,11 +5,11 @@ import pytest
 import torch
 from transformers import BertConfig, BertForSequenceClassification
 
-from lotterylib import head_patterns as hp
-from lotterylib import models, runs
-from lotterylib.patterns.cnn import PatternCNN, TrainedClassifier
-from lotterylib.patterns.heads import LabelledMaps, MapClassifier
-from lotterylib.masks import save_head_masks
+from lotterylib.analysis.patterns.cnn import PatternCNN, TrainedClassifier
+from lotterylib.analysis.patterns.heads import LabelledMaps, MapClassifier
+from lotterylib.core import models
+from lotterylib.pruning.masks import save_head_masks
+from lotterylib.stages import head_patterns as hp, runs
 
 
 def test_every_seed_is_classified_and_the_pre_trained_model_once(glue_dir, tmp_path):

@@ -15,11 +15,11 @@ import time
 import nbformat
 import pytest
 
-from lotterylib import runs
+from lotterylib.core import files
 
 SNAKEFILE = """
 from pathlib import Path
-from lotterylib import pipeline
+from lotterylib.workflow import pipeline
 pipeline.forward_interrupts()  # as workflow/Snakefile does
 
 rule job:
@@ -28,7 +28,7 @@ rule job:
 """
 STAND_IN = """
 import sys, threading
-from lotterylib import pipeline
+from lotterylib.workflow import pipeline
 pipeline.forward_interrupts()  # as the Snakefile does
 from pathlib import Path
 job = threading.Thread(target=pipeline.run_stage,
@@ -72,7 +72,7 @@ def test_a_stopped_workflow_stops_its_jobs_kernel_and_nothing_is_marked_done(tmp
     (tmp_path / "Snakefile").write_text(SNAKEFILE)
     command = ([sys.executable, "-m", "snakemake", "-s", "Snakefile", "--cores", "1"] if workflow == "snakemake"
                else [sys.executable, "-c", STAND_IN])
-    proc = subprocess.Popen(command, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(runs.PROJECT_ROOT)},
+    proc = subprocess.Popen(command, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(files.PROJECT_ROOT)},
                             start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         _wait_until(lambda: proc.poll() is not None or (pid_file.is_file() and pid_file.read_text()), 240,

@@ -5,18 +5,16 @@ import pytest
 import torch
 
 from conftest import tiny_encoded, tiny_model
-from lotterylib import lottery as lt
-from lotterylib import lottery_stats as ls
-from lotterylib import tables as tb
-from lotterylib import magnitude as mg
-from lotterylib import masks as mk
-from lotterylib import baselines, plots, reference, results, runs
-from lotterylib import subnetworks as sn
-from lotterylib.gates import Gates
-from lotterylib.report import folders, frames
-from lotterylib.rules import Rules
-from lotterylib.tasks import get_task
-from lotterylib.training import TrainConfig, evaluate
+from lotterylib.analysis import baselines, lottery as lt, lottery_stats as ls, plots, reference, tables as tb
+from lotterylib.core import files, finetuning
+from lotterylib.core.gates import Gates
+from lotterylib.core.rules import Rules
+from lotterylib.core.tasks import get_task
+from lotterylib.core.training import TrainConfig, evaluate
+from lotterylib.pruning import magnitude as mg, masks as mk, subnetworks as sn
+from lotterylib.stages import runs
+from lotterylib.workflow import results
+from lotterylib.workflow.report import folders, frames
 
 AUTHORS = Rules.from_setting("authors")
 
@@ -26,7 +24,7 @@ CFG = TrainConfig(learning_rate=1e-3, batch_size=8, epochs=1, bf16=False)  # exa
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
-    """A tiny random BERT saved like a pre-trained model, so `experiment.finetune_model` can load it."""
+    """A tiny random BERT saved like a pre-trained model, so `finetuning.finetune_model` can load it."""
     path = tmp_path_factory.mktemp("tiny_bert")
     tiny_model(seed=11).save_pretrained(path)
     return str(path)
@@ -297,7 +295,7 @@ def test_shipped_glue_baselines_are_the_glue_dev_table():
 
 def test_glue_baselines_wnli_is_the_dev_majority_rate(glue_dir):
     """GLUE substitutes the most-frequent-class guess on WNLI: its dev table must show our dev majority."""
-    from lotterylib.data import load_split, majority_baseline
+    from lotterylib.core.data import load_split, majority_baseline
 
     majority = majority_baseline(load_split("WNLI", "dev", glue_dir))
     for name, row in folders.load_baselines("").items():
@@ -359,8 +357,8 @@ def test_notebook_5_reads_exactly_its_run_folders_through_the_results_table(tmp_
         folder = runs.stage_dir(tmp_path, "lottery", t, s)
         folder.mkdir(parents=True)
         part.to_csv(folder / "scores.csv", index=False)
-        runs.write_json_atomic(folder / "metrics.json", {})
-        runs.write_json_atomic(runs.stage_dir(tmp_path, "finetune", t, s) / "metrics.json",
+        files.write_json_atomic(folder / "metrics.json", {})
+        files.write_json_atomic(runs.stage_dir(tmp_path, "finetune", t, s) / "metrics.json",
                                {"dev_score": 0.9 - 0.1 * s, "majority_baseline": 0.5, "final_train_loss": 0.3,
                                 "train_examples": 100, "dev_examples": 50})
     res = results.collect(tmp_path, ("finetune", "lottery"), ["SST-2", "STS-B"], [1, 2])
@@ -369,7 +367,7 @@ def test_notebook_5_reads_exactly_its_run_folders_through_the_results_table(tmp_
     assert back.heads_kept.fillna(-1).tolist() == scores.heads_kept.fillna(-1).tolist()
     with pytest.raises(FileNotFoundError, match="SST-2, seed 3"):
         results.collect(tmp_path, ("finetune", "lottery"), ["SST-2"], [1, 3])
-    runs.write_json_atomic(runs.stage_dir(tmp_path, "stability") / "metrics.json", {})   # a later stage: not read
+    files.write_json_atomic(runs.stage_dir(tmp_path, "stability") / "metrics.json", {})   # a later stage: not read
     assert results.collect(tmp_path, ("finetune", "lottery"), ["SST-2", "STS-B"], [1, 2]).equals(res)
     refs = ls.reference_stats(frames.finetune_scores(res))
     assert refs.loc["SST-2", "full_mean"] == pytest.approx(0.75)
@@ -467,7 +465,6 @@ def test_table2_paper_bad_m_cola_is_the_stored_result():
 def test_refinetuning_starts_from_all_pretrained_weights_embeddings_included(model_dir, monkeypatch):
     """The paper says "(except embeddings)"; the authors' code, and ours, reset everything: at the first step
     of re-fine-tuning every parameter, embeddings included, is the pre-trained one (the classifier: the seed's)."""
-    from lotterylib import experiment
 
     setup = setup_for(model_dir)
     head, mlp, wm = good_masks()
@@ -477,10 +474,10 @@ def test_refinetuning_starts_from_all_pretrained_weights_embeddings_included(mod
         started.append({n.removesuffix("_orig"): p.detach().clone() for n, p in net.named_parameters()})
         return [0.0]
 
-    monkeypatch.setattr(experiment, "fine_tune", capture)
+    monkeypatch.setattr(finetuning, "fine_tune", capture)
     lt.refinetuned_s(setup, head, mlp)
     lt.refinetuned_m(setup, wm)
-    fresh = dict(experiment.build_model(model_dir, TASK, setup.seed).named_parameters())
+    fresh = dict(finetuning.build_model(model_dir, TASK, setup.seed).named_parameters())
     pretrained = dict(tiny_model(seed=11).named_parameters())          # what model_dir holds
     assert len(started) == 2
     for params in started:

@@ -7,12 +7,11 @@ import torch
 from transformers import BertConfig, BertForSequenceClassification
 
 from conftest import tiny_encoded, tiny_model
-from lotterylib import magnitude as mg
-from lotterylib import masks as mk
-from lotterylib.search import Scored
-from lotterylib.rules import Rules
-from lotterylib.tasks import get_task
-from lotterylib.training import TrainConfig, evaluate, fine_tune
+from lotterylib.core.rules import Rules
+from lotterylib.core.tasks import get_task
+from lotterylib.core.training import TrainConfig, evaluate, fine_tune
+from lotterylib.pruning import magnitude as mg, masks as mk
+from lotterylib.pruning.search import Scored
 
 
 def bert_base_on_meta() -> BertForSequenceClassification:

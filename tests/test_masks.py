@@ -4,8 +4,8 @@ import pandas as pd
 import pytest
 import torch
 
-from lotterylib import masks as mk
-from lotterylib.runs import PROJECT_ROOT
+from lotterylib.core.files import PROJECT_ROOT
+from lotterylib.pruning import masks as mk
 
 
 def test_head_masks_round_trip_as_float32_files_and_float64_arrays(tmp_path):

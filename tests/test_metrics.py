@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from lotterylib import metrics
-from lotterylib.metrics import compute_metrics
-from lotterylib.rules import Rules
+from lotterylib.core import metrics
+from lotterylib.core.metrics import compute_metrics
+from lotterylib.core.rules import Rules
 
 
 def test_cola_matthews_by_hand():

@@ -7,8 +7,8 @@ import torch
 from torch.nn import functional as F
 
 from conftest import padded_batch, tiny_config, tiny_model
-from lotterylib.gates import Gates
-from lotterylib.models import ModelSourceError, load_classifier, load_tokenizer, resolve_model
+from lotterylib.core.gates import Gates
+from lotterylib.core.models import ModelSourceError, load_classifier, load_tokenizer, resolve_model
 
 
 def reference_forward(model, input_ids, attention_mask, head_gates, mlp_gates):
@@ -123,7 +123,7 @@ def test_random_init_keeps_the_architecture_and_changes_weights():
 
 
 def test_loading_a_pretrained_body_prints_no_report(capsys, caplog):
-    from lotterylib.models import load_classifier
+    from lotterylib.core.models import load_classifier
     from transformers.utils import logging as hf_logging
 
     before = hf_logging.get_verbosity()

@@ -4,7 +4,7 @@ import subprocess
 
 import pytest
 
-from lotterylib.runs import PROJECT_ROOT
+from lotterylib.core.files import PROJECT_ROOT
 
 COMMITTED = ["outputs/README.md", "outputs/demo/results.csv", "outputs/demo/results.parquet",
              "outputs/demo/SST-2/seed_1/finetune/01_finetune.ipynb", "outputs/demo/SST-2/seed_1/finetune/metrics.json",

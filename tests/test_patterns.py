@@ -6,17 +6,18 @@ import pandas as pd
 import pytest
 import torch
 
-from lotterylib.patterns.archive import load_authors_archive
-from lotterylib.patterns.cnn import (PatternCNN, TrainedClassifier, class_shares, classify, deterministic, feature_size,
-                                    member_spread, pad_or_crop, row_normalize, thread_stability, to_tensor,
-                                    train_classifier)
-from lotterylib.patterns.generate import generate_dataset, synthetic_map
-from lotterylib.patterns.heads import MapClassifier, label_maps, label_model, labelled_sets, train_map_classifiers
-from lotterylib.patterns.layout import CLASSES, glue_token_lists, layout
-from lotterylib.patterns.rules import pattern_scores, rule_label
-from lotterylib.patterns.shares import first_of_each_class, group_shares, head_class_counts, share_table
-from lotterylib.models import load_tokenizer
-from lotterylib.rules import Rules
+from lotterylib.analysis.patterns.archive import load_authors_archive
+from lotterylib.analysis.patterns.cnn import (PatternCNN, TrainedClassifier, class_shares, classify, deterministic,
+                                              feature_size, member_spread, pad_or_crop, row_normalize,
+                                              thread_stability, to_tensor, train_classifier)
+from lotterylib.analysis.patterns.generate import generate_dataset, synthetic_map
+from lotterylib.analysis.patterns.heads import (MapClassifier, label_maps, label_model, labelled_sets,
+                                                train_map_classifiers)
+from lotterylib.analysis.patterns.layout import CLASSES, glue_token_lists, layout
+from lotterylib.analysis.patterns.rules import pattern_scores, rule_label
+from lotterylib.analysis.patterns.shares import first_of_each_class, group_shares, head_class_counts, share_table
+from lotterylib.core.models import load_tokenizer
+from lotterylib.core.rules import Rules
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +36,7 @@ def real_maps() -> tuple[list[np.ndarray], np.ndarray]:
     (576 maps, row-normalised) and their rule labels."""
     from conftest import GLUE_DIR
 
-    from lotterylib.head_patterns import pretrained_maps
+    from lotterylib.stages.head_patterns import pretrained_maps
 
     if not GLUE_DIR.is_dir():
         pytest.skip(f"shared GLUE copy not found at {GLUE_DIR}")
@@ -329,7 +330,7 @@ def test_first_of_each_class():
 def test_label_model_matches_its_parts():
     from conftest import tiny_encoded, tiny_model
 
-    from lotterylib.attention_maps import example_maps
+    from lotterylib.analysis.attention_maps import example_maps
 
     net, enc = tiny_model(), tiny_encoded(n=3, seed=2)
     tokens = [["[CLS]", *[f"w{i}" for i in range(len(ids) - 2)], "[SEP]"] for ids in enc.input_ids]
@@ -372,7 +373,7 @@ def test_agreement_with_the_rule_on_generated_and_real_maps_is_the_documented_on
     there. Diagonal maps, which the picture shows, agree."""
     from conftest import GLUE_DIR
 
-    from lotterylib.head_patterns import pretrained_maps
+    from lotterylib.stages.head_patterns import pretrained_maps
 
     if not GLUE_DIR.is_dir():
         pytest.skip(f"shared GLUE copy not found at {GLUE_DIR}")

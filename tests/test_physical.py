@@ -4,12 +4,12 @@ import pytest
 import torch
 
 from conftest import padded_batch, tiny_encoded, tiny_model as zero_bias_model
-from lotterylib.data import collate
-from lotterylib.experiment import finetune_model
-from lotterylib.gates import Gates
-from lotterylib.physical import NoHeads, SkipMLP, count_parameters, expected_parameter_count, prune_physically
-from lotterylib.tasks import get_task
-from lotterylib.training import TrainConfig
+from lotterylib.core.data import collate
+from lotterylib.core.finetuning import finetune_model
+from lotterylib.core.gates import Gates
+from lotterylib.core.physical import NoHeads, SkipMLP, count_parameters, expected_parameter_count, prune_physically
+from lotterylib.core.tasks import get_task
+from lotterylib.core.training import TrainConfig
 
 
 def tiny_model(num_labels=2, seed=0):
@@ -150,5 +150,5 @@ def test_physically_pruned_finetuning_equals_gated_finetuning(tmp_path):
     torch.testing.assert_close(pruned_logits, gated_logits, atol=1e-4, rtol=0)
     assert isinstance(pruned.bert.encoder.layer[1].attention.self, NoHeads)
     assert count_parameters(pruned) < count_parameters(full)
-    with pytest.raises(ValueError, match="weight masks need physical=False"):
-        finetune_model(str(tmp_path), task, train, cfg, seed=7, physical=True, weight_masks={})
+    with pytest.raises(ValueError, match="before_training .weight masks. needs physical=False"):
+        finetune_model(str(tmp_path), task, train, cfg, seed=7, physical=True, before_training=print)

@@ -9,9 +9,10 @@ import nbformat
 import pytest
 import yaml
 
-from lotterylib import pipeline, runs
+from lotterylib.core import files
+from lotterylib.workflow import pipeline
 
-ROOT = runs.PROJECT_ROOT
+ROOT = files.PROJECT_ROOT
 PRESETS = sorted(p.stem for p in (ROOT / "params").glob("*.yaml"))
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 
@@ -203,7 +204,7 @@ def test_an_override_that_changes_a_committed_preset_s_results_writes_elsewhere(
     assert pipeline.grid_preset(explicit)["outputs_root"] == "outputs/demo"         # asked for: respected
     assert pipeline.grid_preset({"preset": "smoke", "learning_rate": 2e-5})["outputs_root"] == "outputs/smoke"
     ignored = subprocess.run(["git", "check-ignore", "-q", f"{changed}/SST-2/seed_1337/finetune/metrics.json"],
-                             cwd=runs.PROJECT_ROOT)
+                             cwd=files.PROJECT_ROOT)
     assert ignored.returncode == 0
 
 
@@ -223,15 +224,15 @@ def test_a_job_signature_follows_the_library_code_its_notebook_runs(tmp_path, mo
         return {job[0] for job in pipeline.grid_jobs(p) if pipeline.job_signature(p, *job) != before[job]}
 
     notebook = pipeline.STAGES["attention_patterns"].notebook
-    assert copy / "head_patterns.py" in pipeline.library_files(notebook, copy)
-    with open(copy / "head_patterns.py", "a") as module:
+    assert copy / "stages" / "head_patterns.py" in pipeline.library_files(notebook, copy)
+    with open(copy / "stages" / "head_patterns.py", "a") as module:
         module.write("\nTHRESHOLD = 0.5\n")
     pipeline._library_hash.cache_clear()
     assert changed() == {"attention_patterns", "report"}
-    with open(copy / "data_files" / "paper_numbers.csv", "a") as data:
+    with open(copy / "analysis" / "data_files" / "paper_numbers.csv", "a") as data:
         data.write("\n")
     pipeline._library_hash.cache_clear()
     readers = {s for s, stage in pipeline.STAGES.items()
-               if copy / "data_files" / "paper_numbers.csv" in pipeline.library_files(stage.notebook, copy)}
+               if copy / "analysis" / "data_files" / "paper_numbers.csv" in pipeline.library_files(stage.notebook, copy)}
     assert "finetune" in readers and changed() == readers | {"attention_patterns", "report"}
     pipeline._library_hash.cache_clear()

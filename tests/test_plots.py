@@ -13,7 +13,7 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 from matplotlib.container import BarContainer  # noqa: E402
 
-from lotterylib import plots  # noqa: E402
+from lotterylib.analysis import plots
 
 
 @pytest.fixture(autouse=True)

@@ -5,10 +5,10 @@ from datetime import datetime
 
 import numpy as np
 
-from lotterylib import magnitude as mg
-from lotterylib.masks import sparsity
-from lotterylib import progress
-from lotterylib.structured import structured_search
+from lotterylib.core import progress
+from lotterylib.pruning import magnitude as mg
+from lotterylib.pruning.masks import sparsity
+from lotterylib.pruning.structured import structured_search
 from conftest import tiny_model
 from test_magnitude import stub_scorer
 from test_structured import Stub

@@ -1,7 +1,8 @@
 """A finished fine-tuning whose checkpoint is missing (checkpoints are not committed) is rebuilt by the stage
 that loads it: the same model, checked against the committed dev score, under a lock, the run folder's own
-files untouched (`experiment.rebuild_checkpoint`). The workflow's version: test_workflow.py."""
+files untouched (`checkpoints.rebuild_checkpoint`). The workflow's version: test_workflow.py."""
 import json
+import shutil
 import threading
 import time
 
@@ -9,8 +10,10 @@ import pytest
 import torch
 
 from conftest import tiny_model
-from lotterylib import data, experiment, models, runs, stages
-from lotterylib.training import evaluate
+from lotterylib import stages
+from lotterylib.core import data, files, finetuning, models
+from lotterylib.core.training import evaluate
+from lotterylib.stages import checkpoints, runs
 from test_checkpoints import tiny_tokenizer
 
 COMMITTED = ("metrics.json", "params.json")  # (signature.txt and the executed notebook: test_workflow.py)
@@ -29,11 +32,11 @@ def finished(tmp_path, glue_dir):
     job = stages.open("finetune", ns)   # the notebook's cells, in miniature
     run, cfg = job.run, job.train_config()
     tokenizer = models.load_tokenizer(ns["model"])
-    td = experiment.load_task_data("RTE", tokenizer, ns["glue_dir"], 16, 16, 32, dev_half=experiment.dev_half("dev", "report"))
-    net, gates, losses = experiment.finetune_model(ns["model"], td.task, td.train_enc, cfg, 3, progress=False)
+    td = finetuning.load_task_data("RTE", tokenizer, ns["glue_dir"], 16, 16, 32, dev_half=finetuning.dev_half("dev", "report"))
+    net, gates, losses = finetuning.finetune_model(ns["model"], td.task, td.train_enc, cfg, 3, progress=False)
     gates.remove()
     result = evaluate(net, td.task, td.dev_enc, cfg.eval_batch_size, bf16=False, progress=False)
-    experiment.save_checkpoint(net, tokenizer, run.path("checkpoint"))
+    checkpoints.save_checkpoint(net, tokenizer, run.path("checkpoint"))
     run.finish({"dev_score": result.metrics["score"], "final_train_loss": losses[-1],
                 "majority_baseline": data.majority_baseline(td.dev), **job.precision.record()})
     return run.dir, result.metrics["score"], td
@@ -46,15 +49,15 @@ def _committed(folder):
 def test_a_missing_checkpoint_is_rebuilt_with_the_same_score_by_the_loader(finished, capsys):
     folder, score, td = finished
     before = _committed(folder)
-    original = experiment.load_checkpoint(folder / "checkpoint", torch.device("cpu"))[0].state_dict()
-    runs.shutil.rmtree(folder / "checkpoint")
+    original = checkpoints.load_checkpoint(folder / "checkpoint", torch.device("cpu"))[0].state_dict()
+    shutil.rmtree(folder / "checkpoint")
     rng = torch.get_rng_state()
 
-    net, tokenizer = experiment.load_checkpoint(folder / "checkpoint", torch.device("cpu"))
+    net, tokenizer = checkpoints.load_checkpoint(folder / "checkpoint", torch.device("cpu"))
 
     assert all(torch.equal(a, b) for a, b in zip(net.state_dict().values(), original.values()))
     assert evaluate(net, td.task, td.dev_enc, progress=False).metrics["score"] == score
-    record = json.loads((folder / "checkpoint" / experiment.REBUILD_RECORD).read_text())
+    record = json.loads((folder / "checkpoint" / checkpoints.REBUILD_RECORD).read_text())
     assert record["check"] == "identical" and record["rebuilt_dev_score"] == record["committed_dev_score"] == score
     assert record["threads_recorded"] == record["threads_used"] == 1
     assert _committed(folder) == before                        # the run folder's own files are not rewritten
@@ -65,17 +68,17 @@ def test_a_missing_checkpoint_is_rebuilt_with_the_same_score_by_the_loader(finis
 
 def test_a_rebuild_beyond_the_tolerance_is_an_error_naming_both_numbers(finished, monkeypatch, capsys):
     folder, score, _ = finished
-    runs.shutil.rmtree(folder / "checkpoint")
+    shutil.rmtree(folder / "checkpoint")
     metrics = json.loads((folder / "metrics.json").read_text())
     (folder / "metrics.json").write_text(json.dumps({**metrics, "dev_score": score + 0.25}))
     with pytest.raises(RuntimeError, match=rf"scores {score!r} on dev, the committed metrics.json "
                                            rf"{score + 0.25!r}.*more than the tolerance 0.005"):
-        experiment.load_checkpoint(folder / "checkpoint")
+        checkpoints.load_checkpoint(folder / "checkpoint")
     assert not (folder / "checkpoint").exists()                # nothing saved
 
     (folder / "metrics.json").write_text(json.dumps({**metrics, "dev_score": score + 0.001}))
-    experiment.load_checkpoint(folder / "checkpoint")
-    record = json.loads((folder / "checkpoint" / experiment.REBUILD_RECORD).read_text())
+    checkpoints.load_checkpoint(folder / "checkpoint")
+    record = json.loads((folder / "checkpoint" / checkpoints.REBUILD_RECORD).read_text())
     assert record["check"] == "within tolerance 0.005"
     assert "not bit-identical on the recorded thread count" in capsys.readouterr().out
 
@@ -85,10 +88,10 @@ def test_a_second_job_waits_for_the_rebuild_and_reuses_it(finished, monkeypatch,
     checkpoint = folder / "checkpoint"
     saved = folder.parent / "saved"
     checkpoint.rename(saved)
-    monkeypatch.setattr(experiment, "_finetune_again", lambda params: pytest.fail("the checkpoint was rebuilt twice"))
+    monkeypatch.setattr(checkpoints, "_finetune_again", lambda params: pytest.fail("the checkpoint was rebuilt twice"))
     loaded = []
-    with runs.waiting_lock(folder):                            # the first job, rebuilding
-        second = threading.Thread(target=lambda: loaded.append(experiment.load_checkpoint(checkpoint)))
+    with files.waiting_lock(folder):                            # the first job, rebuilding
+        second = threading.Thread(target=lambda: loaded.append(checkpoints.load_checkpoint(checkpoint)))
         second.start()
         time.sleep(1.0)
         assert second.is_alive() and not loaded                # waits for the lock
@@ -96,12 +99,12 @@ def test_a_second_job_waits_for_the_rebuild_and_reuses_it(finished, monkeypatch,
     second.join(60)
     assert loaded
     out = capsys.readouterr().out
-    assert f"waiting for {runs.display_path(checkpoint)}: pid" in out and "rebuilt by another job meanwhile" in out
+    assert f"waiting for {files.display_path(checkpoint)}: pid" in out and "rebuilt by another job meanwhile" in out
 
 
 def test_a_folder_that_is_no_finished_fine_tuning_is_still_the_missing_stage_error(tmp_path):
     folder = runs.stage_dir(tmp_path, "finetune", "RTE", 1)
     folder.mkdir(parents=True)
     with pytest.raises(FileNotFoundError, match=r"run the finetune stage \(notebooks/01_finetune.ipynb\) for RTE"):
-        experiment.load_checkpoint(folder / "checkpoint")
-    assert not (folder / runs.LOCK_FILE).exists()
+        checkpoints.load_checkpoint(folder / "checkpoint")
+    assert not (folder / files.LOCK_FILE).exists()

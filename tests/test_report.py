@@ -10,21 +10,25 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from lotterylib import lottery_stats, reference, results, runs, stability, tables
-from lotterylib.lottery import M_PRUNING, PRUNED, REFINETUNED, S_PRUNING
-from lotterylib.report.claims import (AT_FLOOR, BY_CONSTRUCTION, CANNOT_TELL_READING, STABILITY_PREDATES, claims,
-                                      heldout_claims, pattern_claims, score_claims, stability_claims, task_reading)
-from lotterylib.report.comparison import (comparison_notes, comparison_view, headline_table, mask_sizes, orderings,
-                                          paper_comparison)
-from lotterylib.report.folders import (figure_gallery, glue_baselines, png_preview, report_split, split_results,
-                                      stage_settings)
-from lotterylib.report.frames import (degenerate_seeds, finetune_scores, gap_shares, headroom, leak, leak_summary,
-                                      lottery_scores, pattern_shares, stability_table)
-from lotterylib.report.readme import (NO_RUNS, README_END, README_START, committed_roots, heldout_line, readme_section,
-                                      render_readme, update_readme)
-from lotterylib.report.text import bullets, conclusions, run_description, table2_notes
-from lotterylib.rules import Rules
-from lotterylib.verdicts import FAILS, HOLDS, combine, interval, tally, verdict
+from lotterylib.analysis import lottery, lottery_stats, reference, stability, tables
+from lotterylib.analysis.lottery import M_PRUNING, PRUNED, REFINETUNED, S_PRUNING
+from lotterylib.analysis.verdicts import FAILS, HOLDS, combine, interval, tally, verdict
+from lotterylib.core import files
+from lotterylib.core.rules import Rules
+from lotterylib.stages import runs
+from lotterylib.workflow import results
+from lotterylib.workflow.report.claims import (AT_FLOOR, BY_CONSTRUCTION, CANNOT_TELL_READING, STABILITY_PREDATES,
+                                               claims, heldout_claims, pattern_claims, score_claims,
+                                               stability_claims, task_reading)
+from lotterylib.workflow.report.comparison import (comparison_notes, comparison_view, headline_table, mask_sizes,
+                                                   orderings, paper_comparison)
+from lotterylib.workflow.report.folders import (figure_gallery, glue_baselines, png_preview, report_split,
+                                                split_results, stage_settings)
+from lotterylib.workflow.report.frames import (degenerate_seeds, finetune_scores, gap_shares, headroom, leak,
+                                               leak_summary, lottery_scores, pattern_shares, stability_table)
+from lotterylib.workflow.report.readme import (NO_RUNS, README_END, README_START, committed_roots, heldout_line,
+                                               readme_section, render_readme, update_readme)
+from lotterylib.workflow.report.text import bullets, conclusions, run_description, table2_notes
 
 # Per seed: full, majority, then (method, subnetwork, setting) -> score; sparsity of the good subnetworks.
 HOLDING = {"full": [0.90, 0.92, 0.91], "majority": [0.5, 0.5, 0.5],
@@ -48,9 +52,9 @@ def table(changes=None, task="SST-2"):
     spec = {**HOLDING, **(changes or {})}
     rows = []
     for i, seed in enumerate((1, 2, 3)[:len(spec["full"])]):
-        rows += [(task, seed, "finetune", results.FULL, "", results.FINETUNED, "score", spec["full"][i]),
-                 (task, seed, "finetune", results.FULL, "", results.FINETUNED, "train_examples", 2000),
-                 (task, seed, "finetune", results.FULL, "", results.FINETUNED, "dev_examples", 872),
+        rows += [(task, seed, "finetune", lottery.FULL, "", lottery.FINETUNED, "score", spec["full"][i]),
+                 (task, seed, "finetune", lottery.FULL, "", lottery.FINETUNED, "train_examples", 2000),
+                 (task, seed, "finetune", lottery.FULL, "", lottery.FINETUNED, "dev_examples", 872),
                  (task, seed, "finetune", results.MAJORITY, "", "", "score", spec["majority"][i])]
         for key, values in spec.items():
             if isinstance(key, tuple):
@@ -224,10 +228,10 @@ def paper_file(tmp_path):
 def test_paper_comparison_side_by_side_in_shares_of_the_gap(tmp_path):
     path = paper_file(tmp_path)
     out = paper_comparison(table(), path=path).set_index(["method", "subnetwork", "setting"])
-    assert list(out.index) == [(results.FULL, "", ""), (results.MAJORITY, "", ""), (S_PRUNING, "good", PRUNED),
+    assert list(out.index) == [(lottery.FULL, "", ""), (results.MAJORITY, "", ""), (S_PRUNING, "good", PRUNED),
                                (S_PRUNING, "random", PRUNED), (S_PRUNING, "bad", PRUNED), (M_PRUNING, "bad", PRUNED)]
     assert not any("paper std" in c and "/" in c for c in out.columns)        # no difference across the models
-    full = out.loc[(results.FULL, "", "")]
+    full = out.loc[(lottery.FULL, "", "")]
     assert full["ours mean"] == pytest.approx(0.91) and full["seeds"] == 3 and full["paper mean"] == 0.92
     good = out.loc[(S_PRUNING, "good", PRUNED)]
     ours = [(0.85 - 0.5) / 0.40, (0.86 - 0.5) / 0.42, (0.84 - 0.5) / 0.41]
@@ -237,7 +241,7 @@ def test_paper_comparison_side_by_side_in_shares_of_the_gap(tmp_path):
     assert not out.loc[(M_PRUNING, "bad", PRUNED), "like for like"] and full["like for like"]
     assert paper_comparison(table(), Rules.from_setting("authors"), path=path)["like for like"].all()
     view = comparison_view(paper_comparison(table(), path=path)).loc["SST-2"]
-    assert view.loc[(results.FULL, "", ""), ["ours", "paper", "like for like"]].tolist() == \
+    assert view.loc[(lottery.FULL, "", ""), ["ours", "paper", "like for like"]].tolist() == \
         ["0.910 ± 0.010", "0.920 ± 0.010", "yes"]
     assert view.loc[(S_PRUNING, "good", PRUNED), "paper: share of gap"] == "0.81"
     notes = comparison_notes(table(), paper_comparison(table(), path=path))
@@ -250,15 +254,15 @@ def test_paper_comparison_side_by_side_in_shares_of_the_gap(tmp_path):
 
 
 def test_the_unseen_90_percent_claim_compares_with_the_full_model_on_the_same_half():
-    full = (results.FULL, "", results.FINETUNED)
+    full = (lottery.FULL, "", lottery.FINETUNED)
     split = table({full: [0.9, 0.9, 0.9], "score_search": {(S_PRUNING, "good", PRUNED): [0.88, 0.90, 0.86], full: [0.9] * 3},
                    "score_unseen": {(S_PRUNING, "good", PRUNED): [0.75, 0.76, 0.74], full: [0.78, 0.80, 0.79]}})
     out = heldout_claims(split, "split").set_index("claim").verdict
     # against the full model's unseen-half scores (0.78/0.80/0.79), not its dev score 0.9: 0.75 > 0.702, 0.76 > 0.72...
     assert out["s: good pruned keeps >= 90% of full, on the unseen half of dev"] == HOLDS
     leaks = leak(split).set_index(["method", "subnetwork"]).leak
-    assert leaks.loc[(results.FULL, "")].tolist() == pytest.approx([0.12, 0.10, 0.11])   # the halves' own difference
-    assert results.FULL not in set(lottery_scores(split).method)                 # never among the subnetworks
+    assert leaks.loc[(lottery.FULL, "")].tolist() == pytest.approx([0.12, 0.10, 0.11])   # the halves' own difference
+    assert lottery.FULL not in set(lottery_scores(split).method)                 # never among the subnetworks
 
 
 def test_orderings_ours_and_the_papers(tmp_path):
@@ -344,7 +348,7 @@ def test_table2_and_headline_from_the_results_table(tmp_path):
     assert t2.loc["CBOW", "SST-2"] == 0.795 and t2.loc["bad s-pruned (re-fine-tuned)", "SST-2"] == pytest.approx(0.85)
     folder = runs.stage_dir(tmp_path, "bad_subnetworks")                      # a run's own baselines_csv
     (tmp_path / "b.csv").write_text("model,task,score\nCBOW,SST-2,0.7\n")
-    runs.write_json_atomic(folder / "params.json", {"params": {"baselines_csv": str(tmp_path / "b.csv")}})
+    files.write_json_atomic(folder / "params.json", {"params": {"baselines_csv": str(tmp_path / "b.csv")}})
     t2 = table2_of(table(), tmp_path)
     assert t2.loc["CBOW", "SST-2"] == 0.7 and "STS-B" not in t2           # a baseline's other tasks are left out
     head = headline_table(table()).iloc[0]
@@ -370,7 +374,7 @@ def test_readme_section_is_generated_between_the_markers(tmp_path):
     table({"score_search": {(S_PRUNING, "good", PRUNED): [0.88, 0.90, 0.86]},
            "score_unseen": {(S_PRUNING, "good", PRUNED): [0.75, 0.76, 0.74]}}).to_csv(split / results.CSV_NAME, index=False)
     report_params = {"heldout_root": str(split)}
-    runs.write_json_atomic(runs.stage_dir(root, "report") / "params.json",
+    files.write_json_atomic(runs.stage_dir(root, "report") / "params.json",
                            {"hash": runs.params_hash(report_params), "params": report_params})
     line = heldout_line(report_split(root))
     assert line.endswith("mean ± std over seeds: SST-2, s: 0.130 ± 0.010.")
@@ -383,7 +387,7 @@ def test_readme_section_is_generated_between_the_markers(tmp_path):
 
 
 def test_the_readme_results_are_the_generated_ones():
-    text = (results.runs.PROJECT_ROOT / "README.md").read_text()
+    text = (files.PROJECT_ROOT / "README.md").read_text()
     assert text == render_readme(text, committed_roots()), "run `make readme-results`"
 
 
@@ -391,8 +395,8 @@ def test_paper_numbers_ship_with_the_package(monkeypatch, tmp_path):
     monkeypatch.delenv(reference.PAPER_NUMBERS_ENV, raising=False)
     assert reference.paper_value("no_mask", "SST-2") == pytest.approx((0.925688, 0.003383))
     assert len(reference.paper_numbers()) == 180 and (reference.SHIPPED_PAPER_NUMBERS.parent / "README.md").is_file()
-    package_data = tomllib.loads((results.runs.PROJECT_ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
-    assert "data_files/*.csv" in package_data["package-data"]["lotterylib"]
+    package_data = tomllib.loads((files.PROJECT_ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    assert "data_files/*.csv" in package_data["package-data"]["lotterylib.analysis"]
     monkeypatch.setenv(reference.PAPER_NUMBERS_ENV, str(tmp_path / "none.csv"))   # renders without them
     assert reference.paper_numbers() is None and paper_comparison(table()).empty
 
@@ -404,11 +408,11 @@ def test_the_workflow_writes_results_then_runs_the_report_last(tmp_path):
     import subprocess
     import sys
 
-    from lotterylib import pipeline
+    from lotterylib.workflow import pipeline
 
     root = tmp_path / "smoke"
     out = subprocess.run([sys.executable, "-m", "snakemake", "-s", "workflow/Snakefile", "--dry-run", "--nolock",
-                          "--config", "preset=smoke", f"outputs_root={root}"], cwd=results.runs.PROJECT_ROOT,
+                          "--config", "preset=smoke", f"outputs_root={root}"], cwd=files.PROJECT_ROOT,
                          capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     log = out.stdout + out.stderr
@@ -455,7 +459,7 @@ def test_figure_gallery_embeds_the_matching_figures_in_name_order(tmp_path):
 
 def test_stage_settings_and_bullets(tmp_path):
     for stage, params in (("finetune", {"epochs": 3, "bf16": False}), ("lottery", {"epochs": 3, "compat": "paper"})):
-        runs.write_json_atomic(runs.stage_dir(tmp_path, stage, "SST-2", 1) / "params.json",
+        files.write_json_atomic(runs.stage_dir(tmp_path, stage, "SST-2", 1) / "params.json",
                                {"hash": runs.params_hash(params), "params": params})
     table = stage_settings(tmp_path)
     assert list(table.columns) == ["finetune", "lottery"] and table.loc["epochs"].tolist() == [3, 3]
@@ -472,7 +476,7 @@ def test_split_results_says_where_the_held_out_scores_come_from(tmp_path):
     found, where = split_results(dev, split)
     assert len(found) == len(table()) and "demo-split" in where
     split_params = {"selection": "split"}
-    runs.write_json_atomic(runs.stage_dir(split, "lottery", "SST-2", 1) / "params.json",
+    files.write_json_atomic(runs.stage_dir(split, "lottery", "SST-2", 1) / "params.json",
                            {"hash": runs.params_hash(split_params), "params": split_params})
     assert "this run" in split_results(split, "")[1]                    # a split run's own report
 

@@ -6,7 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lotterylib import pipeline, resign, runs
+from lotterylib.core import files
+from lotterylib.stages import runs
+from lotterylib.workflow import pipeline, resign
 
 
 def fake_outputs(root, *, loss=0.25, seconds=3.0, mask_bit=1, only=False):
@@ -66,13 +68,13 @@ def test_runs_current_at_the_base_are_re_stamped_with_the_current_signature_and_
     jobs = pipeline.grid_jobs(preset)
     assert resign.not_current_at_base(preset, base) == []
     assert resign.not_current_at_base(preset, {**base, jobs[3]: "other"}) == [
-        runs.display_path(runs.stage_dir(preset["outputs_root"], *jobs[3]))]
+        files.display_path(runs.stage_dir(preset["outputs_root"], *jobs[3]))]
     assert not any(pipeline.is_current(preset, *job) for job in jobs)
 
     assert resign.restamp(preset, "a" * 40, "b" * 40) == len(jobs)
     assert all(pipeline.is_current(preset, *job) for job in jobs)
     assert {pipeline.recorded_signature(runs.stage_dir(preset["outputs_root"], *job))[1] for job in jobs} == {"b" * 40}
-    record = runs.read_json(tmp_path / "smoke" / resign.RECORD)
+    record = files.read_json(tmp_path / "smoke" / resign.RECORD)
     assert record["base"] == "a" * 40 and record["proof"] == "b" * 40 and record["runs"] == len(jobs)
     assert record["date"].endswith("+00:00")
 
@@ -97,5 +99,5 @@ def test_a_committed_folder_names_its_preset_and_overrides():
 
 def test_the_signatures_of_a_checkout_are_its_own_code_s():
     preset = pipeline.load_preset("smoke")
-    assert resign.signatures_at(runs.PROJECT_ROOT, {"preset": "smoke"}) == {
+    assert resign.signatures_at(files.PROJECT_ROOT, {"preset": "smoke"}) == {
         job: pipeline.job_signature(preset, *job) for job in pipeline.grid_jobs(preset)}

@@ -3,36 +3,39 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lotterylib import pipeline, results, runs, summary
-from lotterylib.lottery import SCORE_COLUMNS
+from lotterylib.analysis import lottery
+from lotterylib.analysis.lottery import SCORE_COLUMNS
+from lotterylib.core import files
+from lotterylib.stages import runs
+from lotterylib.workflow import pipeline, results, summary
 
 
 def fake_tree(root):
     """Two seeds of SST-2 with finetune, s_pruning, lottery; one stability and one attention_patterns stage."""
     for seed in (1, 2):
-        runs.write_json_atomic(runs.stage_dir(root, "finetune", "SST-2", seed) / "metrics.json",
+        files.write_json_atomic(runs.stage_dir(root, "finetune", "SST-2", seed) / "metrics.json",
                                {"dev_score": 0.8 + seed / 100, "majority_baseline": 0.5, "final_train_loss": 0.3,
                                 "train_examples": 48, "dev_examples": 40})
-        runs.write_json_atomic(runs.stage_dir(root, "s_pruning", "SST-2", seed) / "metrics.json",
+        files.write_json_atomic(runs.stage_dir(root, "s_pruning", "SST-2", seed) / "metrics.json",
                                {"good_score": 0.75, "heads_kept": 40, "heads_total": 72, "mlps_kept": 5, "steps": 3})
         lot = runs.stage_dir(root, "lottery", "SST-2", seed)
         lot.mkdir(parents=True)
         pd.DataFrame([["SST-2", seed, "s-pruning", n, "pruned", np.nan, 40, 5, 0.6, 0.4, v]
                       for n, v in (("good", 0.75), ("random", 0.6), ("bad", 0.55))],
                      columns=SCORE_COLUMNS).to_csv(lot / "scores.csv", index=False)
-        runs.write_json_atomic(lot / "metrics.json", {})
+        files.write_json_atomic(lot / "metrics.json", {})
     stab = runs.stage_dir(root, "stability")
     stab.mkdir(parents=True)
     pd.DataFrame({"task": ["SST-2"], "n_seeds": [2], "head_kappa": [0.2], "head_Q": [4.0], "head_p": [0.045],
                   "mlp_kappa": [np.nan]}).to_csv(stab / "stability.csv", index=False)
     pd.DataFrame({"task": ["SST-2"], "head_kappa": [0.25]}).to_csv(stab / "authors_stability.csv", index=False)
-    runs.write_json_atomic(stab / "metrics.json", {})
+    files.write_json_atomic(stab / "metrics.json", {})
     att = runs.stage_dir(root, "attention_patterns")
     att.mkdir(parents=True)
     pd.DataFrame({"task": "SST-2", "model": "fine-tuned", "map_kind": "raw", "group": ["all heads", "all heads"],
                   "class": ["vertical", "block"], "count": [30, 10], "share": [0.75, 0.25]}
                  ).to_csv(att / "pattern_shares.csv", index=False)
-    runs.write_json_atomic(att / "metrics.json", {"cnn_held_out_accuracy": {"all": 0.9},
+    files.write_json_atomic(att / "metrics.json", {"cnn_held_out_accuracy": {"all": 0.9},
                                                   "agreement": [{"task": "SST-2", "model": "fine-tuned", "map": "raw",
                                                                  "CNN = rule": 0.6}]})
     (root / "SST-2" / "seed_1" / "m_pruning").mkdir(parents=True)     # unfinished: no metrics.json, no rows
@@ -44,7 +47,7 @@ def test_collect_reads_every_finished_stage(tmp_path):
     assert list(res.columns) == results.COLUMNS
     assert set(res.stage) == {"finetune", "s_pruning", "lottery", "stability", "attention_patterns"}
     one = res.set_index(["task", "seed", "stage", "method", "subnetwork", "setting", "component", "metric"])["value"]
-    assert one[("SST-2", 2, "finetune", results.FULL, "", results.FINETUNED, "", "score")] == pytest.approx(0.82)
+    assert one[("SST-2", 2, "finetune", lottery.FULL, "", lottery.FINETUNED, "", "score")] == pytest.approx(0.82)
     assert one[("SST-2", 1, "finetune", results.MAJORITY, "", "", "", "score")] == 0.5
     assert one[("SST-2", 1, "lottery", "s-pruning", "bad", "pruned", "", "score")] == 0.55
     assert one[("SST-2", 1, "lottery", "s-pruning", "bad", "pruned", "mlp", "kept")] == 5
@@ -58,7 +61,7 @@ def test_collect_reads_every_finished_stage(tmp_path):
     att = res[res.stage == "attention_patterns"].set_index(["task", "pattern", "metric"])["value"]
     assert att[("SST-2", "vertical", "share")] == 0.75 and att[("SST-2", "block", "count")] == 10
     assert att[("SST-2", "", "cnn_rule_agreement")] == 0.6 and att[("", "", "cnn_accuracy")] == 0.9
-    assert one[("SST-2", 1, "finetune", results.FULL, "", results.FINETUNED, "", "train_examples")] == 48
+    assert one[("SST-2", 1, "finetune", lottery.FULL, "", lottery.FINETUNED, "", "train_examples")] == 48
     # 2 seeds x (5 finetune + 5 s_pruning + 3 subnetworks x 5 lottery metrics) + 5 stability + 4 + 1 + 1 patterns
     assert len(res) == 2 * (5 + 5 + 15) + 5 + 6
     names = set(res.metric)                                     # one naming style: no variables, no spaces
@@ -80,7 +83,7 @@ def test_the_csv_holds_integer_seeds_and_old_tables_are_refused(tmp_path):
     assert set(pd.read_csv(path, dtype={"seed": "Int64"}).seed.dropna()) == {1, 2}
     old = pd.read_csv(path).drop(columns=["component", "pattern"])
     old.to_csv(tmp_path / "old.csv", index=False)
-    with pytest.raises(ValueError, match="python -m lotterylib.results"):
+    with pytest.raises(ValueError, match="python -m lotterylib.workflow.results"):
         results.read(tmp_path / "old.csv")
 
 
@@ -101,7 +104,7 @@ def test_write_and_read_round_trip(tmp_path, name):
     pd.testing.assert_frame_equal(back, results.collect(tmp_path))
     assert str(back.seed.dtype) == "Int64" and back.loc[back.stage == "stability", "seed"].isna().all()
     assert (back.loc[back.stage == "finetune", "subnetwork"] == "").all()
-    with pytest.raises(FileNotFoundError, match="lotterylib.results"):
+    with pytest.raises(FileNotFoundError, match="lotterylib.workflow.results"):
         results.read(tmp_path / "nowhere")
 
 
@@ -148,9 +151,9 @@ def test_the_summary_of_a_preset_s_folder_says_which_runs_are_current(tmp_path, 
 
 def test_table2_adds_no_rows_the_literature_baselines_are_shipped_data(tmp_path):
     """Our Table 2 rows are means of the lottery numbers (already in the table), the GLUE baselines are
-    `lotterylib.baselines`: the bad_subnetworks stage adds nothing."""
+    `lotterylib.analysis.baselines`: the bad_subnetworks stage adds nothing."""
     folder = runs.stage_dir(tmp_path, "bad_subnetworks")
     folder.mkdir(parents=True)
     pd.DataFrame({"SST-2": [0.51, 0.795]}, index=["majority class", "CBOW"]).to_csv(folder / "table2.csv")
-    runs.write_json_atomic(folder / "metrics.json", {})
+    files.write_json_atomic(folder / "metrics.json", {})
     assert results.collect(tmp_path).empty

@@ -7,14 +7,16 @@ import pytest
 import torch
 
 from conftest import tiny_encoded, tiny_model
-from lotterylib import attention_maps, families, magnitude, structured, subnetworks
-from lotterylib.config import ParameterError
-from lotterylib.gates import Gates
-from lotterylib.metrics import compute_metrics
-from lotterylib.rules import PAPER_RULES, SETTINGS, Rules
-from lotterylib.search import Scored
-from lotterylib.tasks import get_task
-from lotterylib.training import evaluate
+from lotterylib.analysis import attention_maps
+from lotterylib.core import families
+from lotterylib.core.errors import ParameterError
+from lotterylib.core.gates import Gates
+from lotterylib.core.metrics import compute_metrics
+from lotterylib.core.rules import PAPER_RULES, Rules, SETTINGS
+from lotterylib.core.tasks import get_task
+from lotterylib.core.training import evaluate
+from lotterylib.pruning import magnitude, structured, subnetworks
+from lotterylib.pruning.search import Scored
 from test_structured import Stub
 
 AUTHORS = Rules.from_setting("authors")

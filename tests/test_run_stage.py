@@ -9,7 +9,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from lotterylib import pipeline, progress, runs
+from lotterylib.core import files, progress
+from lotterylib.workflow import pipeline
 
 
 def tiny_notebook(path: Path, body: str) -> str:
@@ -48,7 +49,7 @@ def test_a_finished_job_records_its_signature(tmp_path):
 
 
 def test_the_commit_a_job_ran_at_is_the_checkout_s_head_or_unknown(tmp_path):
-    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=runs.PROJECT_ROOT, capture_output=True, text=True)
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=files.PROJECT_ROOT, capture_output=True, text=True)
     assert pipeline.git_commit() == head.stdout.strip() and re.fullmatch(r"[0-9a-f]{40}", pipeline.git_commit())
     assert pipeline.git_commit(tmp_path) == "unknown"                   # not a git checkout
     (tmp_path / pipeline.SIGNATURE_FILE).write_text("abc\n")           # recorded before commits were
@@ -77,9 +78,9 @@ def test_with_four_fake_gpus_no_two_jobs_share_one(tmp_path):
     notebook = tiny_notebook(tmp_path / "gpu.ipynb", "import os, time\nfrom pathlib import Path\n"
                              "print('sees', os.environ['CUDA_VISIBLE_DEVICES'])\ntime.sleep(2)\n"
                              "Path(metrics).write_text('{}')")
-    code = ("import sys; from lotterylib import pipeline; "
+    code = ("import sys; from lotterylib.workflow import pipeline; "
             "pipeline.run_stage(sys.argv[1], sys.argv[2], sys.argv[3], {'metrics': sys.argv[2]}, 'x')")
-    env = {**os.environ, pipeline.GPU_ENV: "0,1,2,3", "PYTHONPATH": str(runs.PROJECT_ROOT)}
+    env = {**os.environ, pipeline.GPU_ENV: "0,1,2,3", "PYTHONPATH": str(files.PROJECT_ROOT)}
     env.pop("CUDA_VISIBLE_DEVICES", None)
     logs = [tmp_path / f"job{i}.log" for i in range(6)]
     jobs = [subprocess.Popen([sys.executable, "-c", code, notebook, str(tmp_path / f"run{i}" / "metrics.json"),
@@ -119,7 +120,7 @@ def test_a_smoke_job_s_log_shows_its_progress(tmp_path, glue_dir):
     assert re.search(r"^fine-tune: 100%\|#+\| 3/3 ", text["finetune"], re.M)        # 48 examples / 16 per batch
     s_steps = re.findall(r"^\[\d\d:\d\d:\d\d\] s-pruning step \d+ \(\w+\): pruned .+; score [\d.]+ vs threshold "
                          r"[\d.]+: .+$", text["s_pruning"], re.M)
-    s_metrics = runs.read_json(Path(pipeline.metrics_path(preset, "s_pruning", "SST-2", 1)))
+    s_metrics = files.read_json(Path(pipeline.metrics_path(preset, "s_pruning", "SST-2", 1)))
     assert len(s_steps) == s_metrics["steps"] and "s-pruning done" in text["s_pruning"]
     m_steps = re.findall(r"^\[\d\d:\d\d:\d\d\] m-pruning step \d+: pruned \d+ weights, sparsity [\d.]+%; score",
                          text["m_pruning"], re.M)

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from lotterylib import config, runs
+from lotterylib.core import errors, files
+from lotterylib.stages import config, registry, runs
 
 
 def test_params_hash_is_stable_and_order_free():
@@ -20,7 +21,7 @@ def test_stage_dir_layout(tmp_path):
     assert runs.stage_dir(tmp_path, "finetune", "RTE", 42) == tmp_path / "RTE" / "seed_42" / "finetune"
     assert runs.stage_dir(tmp_path, "super", "RTE") == tmp_path / "RTE" / "all_seeds" / "super"
     assert runs.stage_dir(tmp_path, "stability") == tmp_path / "all_tasks" / "stability"
-    assert runs.stage_dir("outputs/x", "f", "RTE", 1) == runs.PROJECT_ROOT / "outputs/x/RTE/seed_1/f"
+    assert runs.stage_dir("outputs/x", "f", "RTE", 1) == files.PROJECT_ROOT / "outputs/x/RTE/seed_1/f"
 
 
 def test_run_is_done_only_after_finish(tmp_path):
@@ -53,7 +54,7 @@ def test_the_run_folder_hash_ignores_spelling(tmp_path):
     """Spelling is normalised once, where a notebook opens its job (`stages.open`)."""
     from lotterylib import stages
 
-    defaults = {p: stages.PARAMS[p].default for p in stages.STAGES["finetune"].params}
+    defaults = {p: registry.PARAMS[p].default for p in registry.STAGES["finetune"].params}
     a = stages.open("finetune", {**defaults, "outputs_root": str(tmp_path), "task": "sst-2", "epochs": 1}).run
     b = stages.open("finetune", {**defaults, "outputs_root": str(tmp_path), "task": "SST-2", "epochs": 1.0}).run
     assert a.dir == b.dir == tmp_path / "SST-2" / "seed_1" / "finetune" and a.hash == b.hash
@@ -61,7 +62,7 @@ def test_the_run_folder_hash_ignores_spelling(tmp_path):
 
 @pytest.mark.parametrize("task, seed", [("FOO", 1), ("SST-2", -1), ("SST-2", 1.5)])
 def test_a_bad_task_or_seed_names_itself_and_creates_no_folder(tmp_path, task, seed):
-    with pytest.raises(config.ParameterError, match="task|seed"):
+    with pytest.raises(errors.ParameterError, match="task|seed"):
         runs.Run(runs.stage_dir(tmp_path, "finetune", task, seed), {"task": task, "seed": seed})
     assert list(tmp_path.iterdir()) == []
 
@@ -80,9 +81,9 @@ def test_non_finite_metrics_never_mark_a_run_done(tmp_path):
 def test_atomic_writes_respect_the_umask(tmp_path):
     old = os.umask(0o022)
     try:
-        runs.write_json_atomic(tmp_path / "a.json", {"x": 1})
+        files.write_json_atomic(tmp_path / "a.json", {"x": 1})
         os.umask(0o077)
-        runs.write_json_atomic(tmp_path / "b.json", {"x": 1})
+        files.write_json_atomic(tmp_path / "b.json", {"x": 1})
     finally:
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "a.json").stat().st_mode) == 0o644
@@ -91,13 +92,13 @@ def test_atomic_writes_respect_the_umask(tmp_path):
 
 def test_atomic_write_leaves_no_partial_file(tmp_path):
     target = tmp_path / "metrics.json"
-    runs.write_json_atomic(target, {"x": 1})
+    files.write_json_atomic(target, {"x": 1})
 
     class Boom:
         pass
 
     with pytest.raises(TypeError):
-        runs.write_json_atomic(target, {"x": Boom()})
+        files.write_json_atomic(target, {"x": Boom()})
     assert json.loads(target.read_text()) == {"x": 1}  # the old content survives a failed write
     assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
 
@@ -109,7 +110,7 @@ def test_missing_stage_error_says_what_to_run(tmp_path):
 
 
 def test_metrics_are_strict_json_with_nan_as_null(tmp_path):
-    runs.write_json_atomic(tmp_path / "m.json", {"kappa": float("nan"), "q": np.float64(np.inf), "p": np.float32(0.5)})
+    files.write_json_atomic(tmp_path / "m.json", {"kappa": float("nan"), "q": np.float64(np.inf), "p": np.float32(0.5)})
     text = (tmp_path / "m.json").read_text()
     assert json.loads(text, parse_constant=lambda c: pytest.fail(f"non-standard constant {c}")) == \
         {"kappa": None, "q": None, "p": 0.5}

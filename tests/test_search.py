@@ -6,11 +6,9 @@ import numpy as np
 import torch
 
 from conftest import tiny_model
-from lotterylib import magnitude as mg
-from lotterylib import search
-from lotterylib import structured as st
-from lotterylib.masks import HeadMasks
-from lotterylib.rules import Rules
+from lotterylib.core.rules import Rules
+from lotterylib.pruning import magnitude as mg, search, structured as st
+from lotterylib.pruning.masks import HeadMasks
 from test_structured import Stub
 
 

@@ -6,10 +6,13 @@ import numpy as np
 import pytest
 
 from conftest import tiny_encoded
-from lotterylib import experiment, lottery, pipeline, stage_inputs
-from lotterylib.data import GlueSplit, dev_halves
-from lotterylib.tasks import get_task
-from lotterylib.training import TrainConfig
+from lotterylib.analysis import lottery
+from lotterylib.core import finetuning
+from lotterylib.core.data import GlueSplit, dev_halves
+from lotterylib.core.tasks import get_task
+from lotterylib.core.training import TrainConfig
+from lotterylib.stages import inputs
+from lotterylib.workflow import pipeline
 
 
 def fake_dev(n: int) -> GlueSplit:
@@ -30,23 +33,23 @@ def test_dev_halves_are_disjoint_seeded_and_cover_dev(n):
 
 
 def test_dev_half_per_use_and_errors():
-    assert experiment.dev_half("dev", "selection") == experiment.dev_half("dev", "report") == ""
-    assert experiment.dev_half("split", "selection") == "selection"
-    assert experiment.dev_half("split", "report") == "report"
+    assert finetuning.dev_half("dev", "selection") == finetuning.dev_half("dev", "report") == ""
+    assert finetuning.dev_half("split", "selection") == "selection"
+    assert finetuning.dev_half("split", "report") == "report"
     with pytest.raises(ValueError, match="selection must be one of"):
-        experiment.dev_half("held-out", "selection")
+        finetuning.dev_half("held-out", "selection")
     with pytest.raises(ValueError, match="use must be"):
-        experiment.dev_half("split", "search")
-    experiment.check_selection({"dev_score": 0.9}, "dev", "finetune")             # older runs: dev
+        finetuning.dev_half("split", "search")
+    finetuning.check_selection({"dev_score": 0.9}, "dev", "finetune")             # older runs: dev
     with pytest.raises(ValueError, match="finetune ran with selection='dev'.*outputs_root"):
-        experiment.check_selection({}, "split", "finetune")
+        finetuning.check_selection({}, "split", "finetune")
 
 
 def test_load_task_data_halves_of_the_subsampled_dev(glue_dir):
-    from lotterylib import models
+    from lotterylib.core import models
 
     tok = models.load_tokenizer("minilm-l6")
-    load = lambda half: experiment.load_task_data("SST-2", tok, str(glue_dir), 0, 60, 32, with_train=False,  # noqa: E731
+    load = lambda half: finetuning.load_task_data("SST-2", tok, str(glue_dir), 0, 60, 32, with_train=False,  # noqa: E731
                                                   dev_half=half)
     whole, sel, rep = load(""), load("selection"), load("report")
     assert (len(whole.dev), len(sel.dev), len(rep.dev)) == (60, 30, 30)
@@ -59,7 +62,7 @@ def test_load_task_data_halves_of_the_subsampled_dev(glue_dir):
 
 
 def test_search_setup_sees_only_the_selection_half(glue_dir):
-    from lotterylib import models
+    from lotterylib.core import models
 
     tok = models.load_tokenizer("minilm-l6")
     setup = lottery.LotterySetup("minilm-l6", get_task("SST-2"), tiny_encoded(4), tiny_encoded(4), TrainConfig(), 1)
@@ -67,7 +70,7 @@ def test_search_setup_sees_only_the_selection_half(glue_dir):
     assert lottery.search_setup(setup) is setup
     split = lottery.with_search_half(setup, tok, str(glue_dir), 60, 32, "split")
     search = lottery.search_setup(split)
-    sel = experiment.load_task_data("SST-2", tok, str(glue_dir), 0, 60, 32, with_train=False, dev_half="selection")
+    sel = finetuning.load_task_data("SST-2", tok, str(glue_dir), 0, 60, 32, with_train=False, dev_half="selection")
     assert split.search_dev.input_ids == search.dev.input_ids == sel.dev_enc.input_ids
     assert split.dev is setup.dev and search.train is setup.train
 
@@ -78,12 +81,12 @@ def test_notebooks_search_on_the_selection_half_and_report_on_the_other():
     for stage, use in (("s_pruning", "selection"), ("m_pruning", "selection"), ("finetune", "report"), ("lottery", "report")):
         nb = json.loads(pipeline.resolve(pipeline.STAGES[stage].notebook).read_text())
         code = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code")
-        if stage == "lottery":   # its inputs are loaded by one call, `stage_inputs.lottery_inputs`
-            assert code.count("stage_inputs.lottery_inputs(") == 1
-            code = inspect.getsource(stage_inputs.lottery_inputs).replace("= load_task_data(", "= experiment.load_task_data(")
-            code = code.replace("=dev_half(", "=experiment.dev_half(")
-        loads = code.count("experiment.load_task_data(") - code.count('dev_split="dev_mm"')
-        assert loads == code.count(f'dev_half=experiment.dev_half(selection, "{use}")') == 1, stage
+        if stage == "lottery":   # its inputs are loaded by one call, `inputs.lottery_inputs`
+            assert code.count("inputs.lottery_inputs(") == 1
+            code = inspect.getsource(inputs.lottery_inputs).replace("= load_task_data(", "= finetuning.load_task_data(")
+            code = code.replace("=dev_half(", "=finetuning.dev_half(")
+        loads = code.count("finetuning.load_task_data(") - code.count('dev_split="dev_mm"')
+        assert loads == code.count(f'dev_half=finetuning.dev_half(selection, "{use}")') == 1, stage
         assert "selection" in pipeline.STAGES[stage].params
 
 

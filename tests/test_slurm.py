@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from lotterylib import pipeline, runs
+from lotterylib.core import files
+from lotterylib.workflow import pipeline
 
 pytestmark = [pytest.mark.slow, pytest.mark.slurm]
-CLUSTER = runs.PROJECT_ROOT / "tests" / "slurm" / "cluster.sh"
+CLUSTER = files.PROJECT_ROOT / "tests" / "slurm" / "cluster.sh"
 DAEMONS = ("munged", "slurmctld", "slurmd")
 
 
@@ -47,8 +48,8 @@ def test_smoke_grid_runs_on_slurm_with_the_projects_profile(cluster, tmp_path, g
            "--set-resources", "finetune:gpu=0", "s_pruning:gpu=0",  # the test cluster has no GPU
            "--config", "preset=smoke", f"outputs_root={root}", *grid]
     env = {**os.environ, "LOTTERY_GLUE_DIR": str(glue_dir), "HF_HUB_OFFLINE": "1",
-           "PYTHONPATH": str(runs.PROJECT_ROOT)}
-    out = subprocess.run(cmd, cwd=runs.PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=1200)
+           "PYTHONPATH": str(files.PROJECT_ROOT)}
+    out = subprocess.run(cmd, cwd=files.PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=1200)
     assert out.returncode == 0, out.stderr[-3000:]
 
     preset = pipeline.load_preset("smoke", {"outputs_root": str(root), "stages": ["finetune", "s_pruning"],

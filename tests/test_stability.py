@@ -8,9 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lotterylib import stability, stability_figures
-from lotterylib.config import ParameterError
-from lotterylib.masks import stack_seeds, tree_kept_counts, tree_shape
+from lotterylib.analysis import stability, stability_figures
+from lotterylib.core import files
+from lotterylib.core.errors import ParameterError
+from lotterylib.pruning.masks import stack_seeds, tree_kept_counts, tree_shape
+from lotterylib.stages import inputs
 
 # 3 seeds x 5 elements. Column totals (per seed) 4, 2, 2; row totals (per element) 3, 2, 1, 2, 0.
 MASKS = np.array([[1, 1, 1, 1, 0],
@@ -130,10 +132,10 @@ def test_stability_stage_refuses_one_or_duplicate_seeds_before_reading_anything(
     for seeds in ([1, 1], [7]):
         with pytest.raises(ParameterError, match=rf"seeds = {re.escape(str(seeds))}: stability needs at least 2 "
                                                  rf"distinct seeds, found \[{seeds[0]}\]\. Fix"):
-            stability.load_stability_masks(tmp_path, ["RTE"], seeds)
+            inputs.load_stability_masks(tmp_path, ["RTE"], seeds)
     _write_masks(tmp_path, [("RTE", 1, "s_pruning"), ("RTE", 2, "s_pruning"), ("MRPC", 1, "s_pruning")])
     with pytest.warns(UserWarning), pytest.raises(ValueError, match=r"MRPC has masks for seeds \[1\]"):
-        stability.load_stability_masks(tmp_path, ["RTE", "MRPC"], [1, 2], allow_missing_seeds=True)
+        inputs.load_stability_masks(tmp_path, ["RTE", "MRPC"], [1, 2], allow_missing_seeds=True)
 
 
 def test_survival_across_tasks():
@@ -162,9 +164,9 @@ def _write_masks(root, layout):
 def test_authors_layout_via_structured_loader(tmp_path):
     _write_masks(tmp_path, [("RTE", 42, ""), ("RTE", 86, ""), ("RTE", 71, ""), ("CoLA", 42, ""), ("CoLA", 71, "")])
     with pytest.raises(FileNotFoundError, match=r"CoLA has no masks for seeds \[86\].*allow_missing_seeds: true"):
-        stability.load_stability_masks("unused", ["SST-2"], [1], masks_dir=tmp_path)
+        inputs.load_stability_masks("unused", ["SST-2"], [1], masks_dir=tmp_path)
     with pytest.warns(UserWarning, match=r"CoLA has no masks for seeds \[86\]: .* with seeds \[42, 71\] only"):
-        tree = stability.load_stability_masks("unused", ["SST-2"], [1], masks_dir=tmp_path, allow_missing_seeds=True)
+        tree = inputs.load_stability_masks("unused", ["SST-2"], [1], masks_dir=tmp_path, allow_missing_seeds=True)
     assert sorted(tree) == ["CoLA", "RTE"] and sorted(tree["RTE"]) == [42, 71, 86]   # tasks/seeds from the folder
     np.testing.assert_array_equal(tree["RTE"][42][1], [1, 0])
     np.testing.assert_array_equal(tree["CoLA"][42][1], [1, 1])      # no mlp_mask.npy: all MLPs kept
@@ -176,12 +178,12 @@ def test_authors_layout_via_structured_loader(tmp_path):
 def test_own_masks_from_run_folders(tmp_path):
     _write_masks(tmp_path, [("RTE", 1, "s_pruning"), ("RTE", 2, "s_pruning"), ("RTE", 3, "s_pruning"),
                             ("MRPC", 1, "s_pruning"), ("MRPC", 3, "s_pruning")])
-    tree = stability.load_stability_masks(tmp_path, ["RTE"], [1, 2])   # only the asked tasks and seeds
+    tree = inputs.load_stability_masks(tmp_path, ["RTE"], [1, 2])   # only the asked tasks and seeds
     assert list(tree) == ["RTE"] and sorted(tree["RTE"]) == [1, 2]
     with pytest.raises(FileNotFoundError, match=r"s_pruning stage \(notebooks/02.*\) for MRPC, seed 2 first"):
-        stability.load_stability_masks(tmp_path, ["MRPC"], [1, 2, 3])
+        inputs.load_stability_masks(tmp_path, ["MRPC"], [1, 2, 3])
     with pytest.warns(UserWarning, match=r"MRPC has no masks for seeds \[2\]"):
-        tree = stability.load_stability_masks(tmp_path, ["mrpc"], [1, 2, 3], allow_missing_seeds=True)
+        tree = inputs.load_stability_masks(tmp_path, ["mrpc"], [1, 2, 3], allow_missing_seeds=True)
     assert list(tree["MRPC"]) == [1, 3]
 
 
@@ -191,14 +193,14 @@ def test_masks_of_different_shapes_name_the_task_and_seeds(tmp_path):
     np.save(tmp_path / "RTE" / "seed_2" / "mlp_mask.npy", np.ones(4))
     with pytest.raises(ValueError, match=r"heads \(2, 3\) and MLPs \(2,\): RTE seed 1; heads \(4, 3\) and MLPs \(4,\): "
                                          r"RTE seed 2"):
-        stability.load_stability_masks("unused", [], [], masks_dir=tmp_path)
+        inputs.load_stability_masks("unused", [], [], masks_dir=tmp_path)
 
 
 def test_other_masks_are_analysed_only_under_out_dir(tmp_path):
-    assert stability.run_folder(tmp_path / "outputs") == tmp_path / "outputs" / "all_tasks" / "stability"
-    assert stability.run_folder(tmp_path / "outputs", tmp_path / "masks", tmp_path / "mine") == tmp_path / "mine"
+    assert inputs.run_folder(tmp_path / "outputs") == tmp_path / "outputs" / "all_tasks" / "stability"
+    assert inputs.run_folder(tmp_path / "outputs", tmp_path / "masks", tmp_path / "mine") == tmp_path / "mine"
     with pytest.raises(ParameterError, match="masks_dir = .* needs an out_dir.*Fix: set out_dir"):
-        stability.run_folder(tmp_path / "outputs", tmp_path / "masks")
+        inputs.run_folder(tmp_path / "outputs", tmp_path / "masks")
 
 
 def test_seed_survival_and_pairwise_table():
@@ -253,30 +255,30 @@ def test_load_m_survival(tmp_path):
     folder = tmp_path / "RTE" / "seed_2" / "m_pruning"
     folder.mkdir(parents=True)
     np.savez(folder / "survival.npz", head=np.full((2, 3), 0.5), mlp=np.array([0.2, 0.4]))
-    found = stability.load_m_survival(tmp_path, "RTE", [1, 2])
+    found = inputs.load_m_survival(tmp_path, "RTE", [1, 2])
     assert list(found) == [2] and found[2][0].shape == (2, 3)
     np.testing.assert_array_equal(found[2][1], [0.2, 0.4])
-    assert stability.load_m_survival(tmp_path, "MRPC", [1, 2]) == {}
+    assert inputs.load_m_survival(tmp_path, "MRPC", [1, 2]) == {}
 
 
 @pytest.mark.slow
 def test_notebook_on_masks_in_the_authors_layout(tmp_path):
     """06_stability.ipynb end to end on a folder of someone else's masks, tables and figures to out_dir."""
-    from lotterylib import kernel, runs
-    from lotterylib.masks import load_head_mask_tree, save_head_masks
+    from lotterylib.workflow import kernel
+    from lotterylib.pruning.masks import load_head_mask_tree, save_head_masks
 
     rng = np.random.default_rng(0)
     for task in ("RTE", "MRPC"):
         for seed in (42, 86, 71):
             save_head_masks(tmp_path / "masks" / task / f"seed_{seed}", rng.integers(0, 2, (4, 6)), rng.integers(0, 2, 4))
-    kernel.execute(runs.PROJECT_ROOT / "notebooks" / "06_stability.ipynb", tmp_path / "out.ipynb",
+    kernel.execute(files.PROJECT_ROOT / "notebooks" / "06_stability.ipynb", tmp_path / "out.ipynb",
                    {"outputs_root": str(tmp_path / "outputs"), "masks_dir": str(tmp_path / "masks"),
-                    "out_dir": str(tmp_path / "figures")}, runs.PROJECT_ROOT)
+                    "out_dir": str(tmp_path / "figures")}, files.PROJECT_ROOT)
     table = pd.read_csv(tmp_path / "figures" / "stability.csv")
     expected = stability.mask_statistics(load_head_mask_tree(tmp_path / "masks"))
     assert table.task.tolist() == ["MRPC", "RTE", "all tasks"] and table.n_seeds.tolist() == [3, 3, 3]
     pd.testing.assert_frame_equal(table, expected, check_dtype=False)
-    metrics = runs.read_json(tmp_path / "figures" / "metrics.json")
+    metrics = files.read_json(tmp_path / "figures" / "metrics.json")
     assert not (tmp_path / "outputs").exists()   # nothing written into the preset's run folders
     assert metrics["seeds"] == {"MRPC": [42, 71, 86], "RTE": [42, 71, 86]}
     assert metrics["summary"]["RTE head kappa"] == pytest.approx(expected.head_kappa[1])
@@ -323,23 +325,23 @@ def test_stability_verdict_numbers_and_threshold():
 
 @pytest.fixture(scope="module")
 def authors_table():
-    from lotterylib import reference
+    from lotterylib.analysis import reference
 
-    masks = stability.load_stability_masks("unused", [], [], masks_dir=reference.AUTHORS_MASKS)
+    masks = inputs.load_stability_masks("unused", [], [], masks_dir=reference.AUTHORS_MASKS)
     return stability.mask_statistics(masks, n_draws=20)
 
 
 def test_authors_masks_are_shipped_complete(authors_table):
     import tomllib
 
-    from lotterylib import reference, runs
+    from lotterylib.analysis import reference
 
     assert authors_table.task.tolist() == ["CoLA", "MNLI", "MRPC", "QNLI", "QQP", "RTE", "SST-2", "STS-B", "WNLI",
                                            "all tasks"]
     assert (authors_table.n_seeds == 5).all()
-    setuptools = tomllib.loads((runs.PROJECT_ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
-    shipped = [p for pattern in setuptools["package-data"]["lotterylib"]
-               for p in (runs.PROJECT_ROOT / "lotterylib").glob(pattern)]
+    setuptools = tomllib.loads((files.PROJECT_ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    shipped = [p for pattern in setuptools["package-data"]["lotterylib.analysis"]
+               for p in (files.PROJECT_ROOT / "lotterylib" / "analysis").glob(pattern)]
     assert sum(p.suffix == ".npy" for p in shipped) == 9 * 5 * 4                # masks and importances, in the wheel
     assert reference.AUTHORS_STABILITY in shipped and (reference.DATA_FILES / "README.md") in shipped
 
@@ -356,7 +358,7 @@ def test_the_paper_s_instability_reading_holds_on_its_own_masks(authors_table):
 
 
 def test_our_kappas_and_cochran_p_of_the_authors_masks_equal_the_published_ones(authors_table):
-    from lotterylib import reference
+    from lotterylib.analysis import reference
 
     comparison = stability.authors_comparison(authors_table, reference.authors_stability())
     kappas = comparison[comparison.statistic == "fleiss_kappa"]
@@ -411,12 +413,12 @@ def test_notebook_6_inputs_and_figures_from_run_folders(tmp_path):
         folder = tmp_path / task / f"seed_{seed}" / "s_pruning"
         folder.mkdir(parents=True)
         np.savez(folder / "importance.npz", **_history(steps, rng))
-    histories = stability.load_histories(tmp_path, masks)
+    histories = inputs.load_histories(tmp_path, masks)
     assert [len(h["scores"]) for h in histories["RTE"]] == [2, 4]
     m_folder = tmp_path / "RTE" / "seed_2" / "m_pruning"
     m_folder.mkdir(parents=True)
     np.savez(m_folder / "survival.npz", head=np.full((2, 3), 0.5), mlp=np.array([0.2, 0.4]))
-    m_survival = stability.load_m_survivals(tmp_path, masks)
+    m_survival = inputs.load_m_survivals(tmp_path, masks)
     assert list(m_survival) == ["RTE"] and list(m_survival["RTE"]) == [2]                   # MRPC has none
     out = tmp_path / "figures"
     assert stability_figures.importance_figures(histories, 9, out) == {"RTE": 1, "MRPC": 2}  # clipped per task

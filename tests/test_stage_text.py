@@ -3,8 +3,9 @@ import json
 
 import pandas as pd
 
-from lotterylib import runs, stage_text
-from lotterylib.lottery import M_PRUNING, PRUNED, REFINETUNED, S_PRUNING
+from lotterylib.analysis.lottery import M_PRUNING, PRUNED, REFINETUNED, S_PRUNING
+from lotterylib.stages import runs
+from lotterylib.workflow import stage_text
 
 
 def test_stage_description_reads_the_finetuning_and_names_the_preset(tmp_path):

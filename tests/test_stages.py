@@ -6,16 +6,19 @@ import nbformat
 import pytest
 import yaml
 
-from lotterylib import config, pipeline, runs, stages, timing
-from lotterylib.config import ParameterError
+from lotterylib import stages
+from lotterylib.core import files
+from lotterylib.core.errors import ParameterError
+from lotterylib.stages import config, registry
+from lotterylib.workflow import pipeline, timing
 
-ROOT = runs.PROJECT_ROOT
+ROOT = files.PROJECT_ROOT
 JSON_TYPES = {int: "integer", float: "number", bool: "boolean", str: "string", list: "array"}
 
 
-@pytest.mark.parametrize("name", sorted(stages.PARAMS))
+@pytest.mark.parametrize("name", sorted(registry.PARAMS))
 def test_every_parameter_has_a_valid_default_of_its_declared_type(name):
-    param = stages.PARAMS[name]
+    param = registry.PARAMS[name]
     spec, per_task = config._scalar_spec(name)
     assert spec.get("type", "boolean" if True in spec.get("enum", ()) else None) == JSON_TYPES[param.kind]
     assert per_task == param.per_task and param.help
@@ -23,30 +26,30 @@ def test_every_parameter_has_a_valid_default_of_its_declared_type(name):
 
 
 def test_every_stage_takes_declared_parameters_and_reads_declared_stages():
-    for spec in stages.STAGES.values():
-        assert set(spec.params) <= set(stages.PARAMS) and len(set(spec.params)) == len(spec.params)
-        assert not any(stages.PARAMS[p].preset_only for p in spec.params)
-        assert set(spec.needs) | set(spec.every_seed) <= set(stages.STAGES) - {spec.name}
-        assert all(stages.PARAMS[flag].kind is bool for flag in spec.every_seed.values())
+    for spec in registry.STAGES.values():
+        assert set(spec.params) <= set(registry.PARAMS) and len(set(spec.params)) == len(spec.params)
+        assert not any(registry.PARAMS[p].preset_only for p in spec.params)
+        assert set(spec.needs) | set(spec.every_seed) <= set(registry.STAGES) - {spec.name}
+        assert all(registry.PARAMS[flag].kind is bool for flag in spec.every_seed.values())
         assert (ROOT / spec.notebook).is_file()
 
 
-@pytest.mark.parametrize("stage", sorted(stages.STAGES))
+@pytest.mark.parametrize("stage", sorted(registry.STAGES))
 def test_each_notebooks_parameters_cell_is_the_generated_one(stage):
     """Name, annotation, default and help of every parameter, as papermill --help-notebook shows them."""
     import papermill
 
-    declared = papermill.inspect_notebook(str(ROOT / stages.STAGES[stage].notebook))
-    assert list(declared) == list(stages.STAGES[stage].params)
+    declared = papermill.inspect_notebook(str(ROOT / registry.STAGES[stage].notebook))
+    assert list(declared) == list(registry.STAGES[stage].params)
     for name, shown in declared.items():
-        param = stages.PARAMS[name]
+        param = registry.PARAMS[name]
         assert eval(shown["default"]) == param.default and shown["help"] == param.help
         assert shown["inferred_type_name"] == param.annotation
-    assert not stages.stale_parameters_cells()
+    assert not registry.stale_parameters_cells()
 
 
 def test_a_notebook_value_outside_the_registry_is_named_with_the_nearest_parameter(tmp_path):
-    namespace = {**{p: stages.PARAMS[p].default for p in stages.STAGES["finetune"].params},
+    namespace = {**{p: registry.PARAMS[p].default for p in registry.STAGES["finetune"].params},
                  "outputs_root": str(tmp_path), "learning_rat": 5e-5}
     with pytest.raises(ParameterError, match="Unknown parameter `learning_rat` \\(did you mean `learning_rate`\\?\\)"):
         stages.open("finetune", namespace)
@@ -62,11 +65,11 @@ def test_a_preset_key_that_is_not_declared_is_an_error_naming_the_nearest_parame
 @pytest.fixture
 def new_parameter(monkeypatch):
     """A parameter added the documented way: one `Param`, its name in the stages that take it."""
-    param = stages.Param("dropout", float, 0.1, "classifier dropout (paper: 0.1)", stages.FRACTION, per_task=True)
-    monkeypatch.setitem(stages.PARAMS, "dropout", param)
+    param = registry.Param("dropout", float, 0.1, "classifier dropout (paper: 0.1)", registry.FRACTION, per_task=True)
+    monkeypatch.setitem(registry.PARAMS, "dropout", param)
     for name in ("finetune", "lottery"):
-        spec = stages.STAGES[name]
-        monkeypatch.setitem(stages.STAGES, name, stages.Stage(**{**spec.__dict__, "params": (*spec.params, "dropout")}))
+        spec = registry.STAGES[name]
+        monkeypatch.setitem(registry.STAGES, name, registry.Stage(**{**spec.__dict__, "params": (*spec.params, "dropout")}))
     config.schema.cache_clear()
     yield param
     config.schema.cache_clear()
@@ -84,22 +87,22 @@ def test_adding_a_parameter_is_one_declaration_and_a_preset_value(new_parameter,
         config.validate_params({"dropout": 1.5})
     # the notebooks' cells are then generated: `lottery notebook-params` writes them
     (tmp_path / "notebooks").mkdir()
-    for spec in stages.STAGES.values():
+    for spec in registry.STAGES.values():
         shutil.copy(ROOT / spec.notebook, tmp_path / spec.notebook)
-    assert stages.stale_parameters_cells(tmp_path, write=True) == [stages.STAGES[s].notebook for s in ("finetune", "lottery")]
-    cell = next(c for c in nbformat.read(tmp_path / stages.STAGES["lottery"].notebook, 4).cells
+    assert registry.stale_parameters_cells(tmp_path, write=True) == [registry.STAGES[s].notebook for s in ("finetune", "lottery")]
+    cell = next(c for c in nbformat.read(tmp_path / registry.STAGES["lottery"].notebook, 4).cells
                 if "parameters" in c.metadata.get("tags", []))
     assert cell.source.endswith("\ndropout: float = 0.1  # classifier dropout (paper: 0.1)")
-    assert not stages.stale_parameters_cells(tmp_path)
+    assert not registry.stale_parameters_cells(tmp_path)
 
 
 def test_open_validates_once_decides_precision_and_records_the_stage_values(tmp_path):
-    namespace = {**{p: stages.PARAMS[p].default for p in stages.STAGES["finetune"].params},
+    namespace = {**{p: registry.PARAMS[p].default for p in registry.STAGES["finetune"].params},
                  "outputs_root": str(tmp_path), "task": "sst2", "epochs": 2, "bf16": "false", "pd": object()}
     job = stages.open("finetune", namespace)
     assert namespace["task"] == "SST-2" and namespace["epochs"] == 2.0 and namespace["bf16"] is False
     assert job.run.dir == tmp_path / "SST-2" / "seed_1" / "finetune"
-    assert set(job.params) == set(stages.STAGES["finetune"].params) - {"outputs_root", "progress"} | {
+    assert set(job.params) == set(registry.STAGES["finetune"].params) - {"outputs_root", "progress"} | {
         "bf16_setting", "bf16_reason"}
     assert job.params["bf16"] is False and job.params["bf16_setting"] is False
     cfg = job.train_config()
@@ -107,7 +110,7 @@ def test_open_validates_once_decides_precision_and_records_the_stage_values(tmp_
 
 
 def test_open_checks_the_stages_a_per_seed_stage_reads(tmp_path):
-    namespace = {**{p: stages.PARAMS[p].default for p in stages.STAGES["s_pruning"].params},
+    namespace = {**{p: registry.PARAMS[p].default for p in registry.STAGES["s_pruning"].params},
                  "outputs_root": str(tmp_path), "seed": 3}
     with pytest.raises(FileNotFoundError, match="finetune/metrics.json does not exist: run the finetune stage "
                                                 ".*for SST-2, seed 3 first"):
@@ -125,8 +128,8 @@ def test_the_lottery_reads_every_seeds_s_masks_when_its_flag_is_on():
 
 def test_timing_prices_the_work_a_stage_declares():
     """The lottery's work: 4.5 training passes and 4 dev passes, plus 1.5 and 2/3 with both_rules, plus 2
-    training passes with extras (hand count of the re-fine-tunings, `stages.STAGES`)."""
-    work = stages.STAGES["lottery"].work
+    training passes with extras (hand count of the re-fine-tunings, `registry.STAGES`)."""
+    work = registry.STAGES["lottery"].work
     assert work.passes({"both_rules": False, "extras": False}) == (4.5, 4.0)
     assert work.passes({"both_rules": True, "extras": False}) == pytest.approx((6.0, 4 + 2 / 3))
     assert work.passes({"both_rules": True, "extras": True}) == pytest.approx((8.0, 4 + 2 / 3))

@@ -5,13 +5,15 @@ import torch
 from torch.nn import functional as F
 
 from conftest import tiny_encoded, tiny_model
-from lotterylib.data import batch_indices, collate
-from lotterylib.gates import Gates
-from lotterylib.rules import Rules
-from lotterylib.masks import HeadMasks, load_head_mask_tree, load_head_masks, load_search_history, save_head_masks
-from lotterylib.structured import ScoredMasks, make_scorer, normalise_importance, save_search, structured_search
-from lotterylib.tasks import get_task
-from lotterylib.training import evaluate
+from lotterylib.core.data import batch_indices, collate
+from lotterylib.core.gates import Gates
+from lotterylib.core.rules import Rules
+from lotterylib.core.tasks import get_task
+from lotterylib.core.training import evaluate
+from lotterylib.pruning.masks import (HeadMasks, load_head_mask_tree, load_head_masks, load_search_history,
+                                      save_head_masks)
+from lotterylib.pruning.structured import (ScoredMasks, make_scorer, normalise_importance, save_search,
+                                           structured_search)
 
 
 class Stub:
@@ -294,5 +296,5 @@ def test_full_score_defaults_to_the_first_call_and_the_history_round_trips(tmp_p
     np.testing.assert_allclose(history["head_importance"][2], result.steps[2].scored.head_importance)
     np.testing.assert_array_equal(history["accepted"], [s.accepted for s in result.steps])
     assert (tmp_path / "steps.csv").read_text().splitlines()[0] == "step,phase,heads_kept,mlps_kept,score,accepted"
-    with pytest.raises(FileNotFoundError, match=r"run the s_pruning stage \(notebooks/02_structured_pruning.ipynb\)"):
+    with pytest.raises(FileNotFoundError, match=r"importance.npz does not exist: run the s_pruning stage first"):
         load_search_history(tmp_path / "nothing")

@@ -5,10 +5,8 @@ import torch
 from transformers import BertConfig
 
 from conftest import tiny_model
-from lotterylib import magnitude as mg
-from lotterylib import masks as mk
-from lotterylib import subnetworks as sn
-from lotterylib.rules import Rules
+from lotterylib.core.rules import Rules
+from lotterylib.pruning import magnitude as mg, masks as mk, subnetworks as sn
 
 
 def rng(seed=0):

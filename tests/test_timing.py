@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from lotterylib import pipeline, timing
-from lotterylib.timing import Calibration, TaskSize
+from lotterylib.workflow import pipeline, timing
+from lotterylib.workflow.timing import Calibration, TaskSize
 
 CAL = Calibration(gflops=34.5, step_seconds=1.0, batch_size=10, seq_len=10, bf16=False)   # 100 tokens/s
 
@@ -117,7 +117,7 @@ def test_progress_counts_the_jobs_done_and_prices_only_those_left(tmp_path, monk
 
 
 def test_lottery_run_prints_the_jobs_done_and_the_time_left_before_and_after(tmp_path, monkeypatch, capsys):
-    from lotterylib import cli
+    from lotterylib.workflow import cli
 
     root = tmp_path / "smoke"
     preset = pipeline.load_preset("smoke", {"outputs_root": str(root)})

@@ -6,17 +6,17 @@ import pytest
 import torch
 
 from conftest import tiny_encoded, tiny_model
-from lotterylib import experiment, training
-from lotterylib.data import collate
-from lotterylib.gates import Gates
-from lotterylib.tasks import get_task
-from lotterylib.training import TrainConfig, evaluate, fine_tune
+from lotterylib.core import finetuning, training
+from lotterylib.core.data import collate
+from lotterylib.core.gates import Gates
+from lotterylib.core.tasks import get_task
+from lotterylib.core.training import TrainConfig, evaluate, fine_tune
 
 CFG = TrainConfig(learning_rate=1e-3, batch_size=8, epochs=2)
 
 
 def trained(seed, head_mask=None, mlp_mask=None, data_seed=0):
-    torch.manual_seed(seed)  # the model draws its init from the seed, as `experiment.build_model` does
+    torch.manual_seed(seed)  # the model draws its init from the seed, as `finetuning.build_model` does
     model = tiny_model(seed=seed)
     gates = Gates(model, head_mask, mlp_mask)
     losses = fine_tune(model, get_task("RTE"), tiny_encoded(24, seed=data_seed), CFG, seed, progress=False)
@@ -75,7 +75,7 @@ def test_gated_heads_and_mlps_stay_off_during_training():
 
 def test_build_model_seeds_the_classifier_init():
     task = get_task("MRPC")
-    a, b, c = (experiment.build_model("minilm-l6", task, s) for s in (1, 1, 2))
+    a, b, c = (finetuning.build_model("minilm-l6", task, s) for s in (1, 1, 2))
     assert torch.equal(a.classifier.weight, b.classifier.weight)
     assert not torch.equal(a.classifier.weight, c.classifier.weight)
     assert torch.equal(a.bert.encoder.layer[0].output.dense.weight, c.bert.encoder.layer[0].output.dense.weight)
@@ -92,7 +92,7 @@ def test_evaluate_preserves_example_order_and_regression_outputs():
 
 
 def test_every_steps_loss_is_recorded_as_the_loop_computed_it(monkeypatch):
-    from lotterylib import training
+    from lotterylib.core import training
 
     computed = []
     real = training.task_loss

@@ -12,25 +12,27 @@ from pathlib import Path
 
 import pytest
 
-from lotterylib import runs
+from lotterylib.core import files
 
 SCRIPT = textwrap.dedent('''
     import sys
     from pathlib import Path
 
     import lotterylib
-    from lotterylib import config, experiment, gates, models, runs, structured
-    from lotterylib.training import TrainConfig
+    from lotterylib.core import files, finetuning, gates, models
+    from lotterylib.core.training import TrainConfig
+    from lotterylib.pruning import structured
+    from lotterylib.stages import config, runs
 
     checkout = Path(sys.argv[1])
     assert not Path(lotterylib.__file__).resolve().is_relative_to(checkout), lotterylib.__file__
-    assert runs.PROJECT_ROOT == Path.cwd()
+    assert files.PROJECT_ROOT == Path.cwd()
     params = config.validate_params({"task": "sst-2", "epochs": 1})   # the schema ships as package data
     assert params == {"task": "SST-2", "epochs": 1.0}
     tokenizer = models.load_tokenizer("minilm-l6")
-    td = experiment.load_task_data("SST-2", tokenizer, sys.argv[2], 16, 16, 32)
+    td = finetuning.load_task_data("SST-2", tokenizer, sys.argv[2], 16, 16, 32)
     cfg = TrainConfig(learning_rate=1e-4, batch_size=8, epochs=1)
-    net, g, losses = experiment.finetune_model("minilm-l6", td.task, td.train_enc, cfg, seed=1, progress=False)
+    net, g, losses = finetuning.finetune_model("minilm-l6", td.task, td.train_enc, cfg, seed=1, progress=False)
     g.remove()
     layers, heads = models.shape_of(net)
     scorer = structured.make_scorer(net, td.task, td.dev_enc, gates.Gates(net), batch_size=16)
@@ -58,9 +60,9 @@ def tiny_sst2(folder: Path) -> Path:
 @pytest.mark.slow
 def test_the_wheel_fine_tunes_and_s_prunes_outside_the_checkout(tmp_path):
     source, wheels = tmp_path / "source", tmp_path / "wheels"   # built from a copy: no build/ in the checkout
-    shutil.copytree(runs.PROJECT_ROOT / "lotterylib", source / "lotterylib", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(files.PROJECT_ROOT / "lotterylib", source / "lotterylib", ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("pyproject.toml", "README.md", "LICENSE"):
-        shutil.copy(runs.PROJECT_ROOT / name, source / name)
+        shutil.copy(files.PROJECT_ROOT / name, source / name)
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--quiet",
                     "--wheel-dir", str(wheels), str(source)], check=True, cwd=tmp_path)
     (wheel,) = wheels.glob("lotterylib-*.whl")
@@ -77,7 +79,7 @@ def test_the_wheel_fine_tunes_and_s_prunes_outside_the_checkout(tmp_path):
     work = tmp_path / "work"
     work.mkdir()
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "LOTTERY_GLUE_DIR")}
-    out = subprocess.run([str(python), "-c", SCRIPT, str(runs.PROJECT_ROOT), str(tiny_sst2(tmp_path / "glue"))],
+    out = subprocess.run([str(python), "-c", SCRIPT, str(files.PROJECT_ROOT), str(tiny_sst2(tmp_path / "glue"))],
                          cwd=work, env={**env, "HF_HUB_OFFLINE": "1"}, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     *log, last = out.stdout.splitlines()

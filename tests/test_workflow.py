@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from lotterylib import pipeline, runs
-from lotterylib.summary import collect
+from lotterylib.core import files
+from lotterylib.stages import runs
+from lotterylib.workflow import pipeline
+from lotterylib.workflow.summary import collect
 
 pytestmark = pytest.mark.slow
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", "workflow/Snakefile", "--nolock", "--rerun-incomplete"]
@@ -25,8 +27,8 @@ def snakemake(outputs_root, *args, cores=2, **popen):
            f"outputs_root={outputs_root}", *args]
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     if popen:
-        return subprocess.Popen(cmd, cwd=runs.PROJECT_ROOT, env=env, start_new_session=True, **popen)
-    return subprocess.run(cmd, cwd=runs.PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=1800)
+        return subprocess.Popen(cmd, cwd=files.PROJECT_ROOT, env=env, start_new_session=True, **popen)
+    return subprocess.run(cmd, cwd=files.PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=1800)
 
 
 def test_smoke_grid_survives_a_kill_and_resumes_without_redoing_work(tmp_path, glue_dir, monkeypatch):
@@ -86,18 +88,18 @@ def test_a_missing_checkpoint_is_rebuilt_by_the_stages_that_need_it(tmp_path, gl
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "LOTTERY_GLUE_DIR": str(glue_dir), "OMP_NUM_THREADS": "1"}
     grid = ["tasks=[SST-2]", "seeds=[1]", f"outputs_root={root}"]
     first = subprocess.run([*SNAKEMAKE, "--cores", "1", "--config", "preset=smoke", "stages=[finetune]", *grid],
-                           cwd=runs.PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=1800)
+                           cwd=files.PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=1800)
     assert first.returncode == 0, first.stderr[-3000:]
     finetune = root / "SST-2" / "seed_1" / "finetune"
     checkpoint = finetune / "checkpoint"
     original = safetensors.torch.load_file(checkpoint / "model.safetensors")
-    committed = {p.name: p.read_bytes() for p in finetune.iterdir() if p.is_file() and p.name != runs.LOCK_FILE}
+    committed = {p.name: p.read_bytes() for p in finetune.iterdir() if p.is_file() and p.name != files.LOCK_FILE}
     assert {"metrics.json", "params.json", pipeline.SIGNATURE_FILE, "01_finetune.ipynb"} <= set(committed)
     runs.shutil.rmtree(checkpoint)
 
     out = subprocess.run([sys.executable, "-m", "lotterylib", "run", "smoke", "--cores", "2", "--config",
                           "stages=[finetune,s_pruning,m_pruning]", *grid, "--", "--nolock"],
-                         cwd=runs.PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=1800)
+                         cwd=files.PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=1800)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert "1/3 jobs done; 2 to run, about" in out.stdout and "3/3 jobs done; nothing left to run." in out.stdout
     assert "finetune" not in out.stderr.split("Job stats:")[-1].split("total")[0]   # not rerun by Snakemake
@@ -106,8 +108,8 @@ def test_a_missing_checkpoint_is_rebuilt_by_the_stages_that_need_it(tmp_path, gl
 
     rebuilt = safetensors.torch.load_file(checkpoint / "model.safetensors")
     assert rebuilt.keys() == original.keys() and all(rebuilt[k].equal(original[k]) for k in original)
-    record = runs.read_json(checkpoint / "rebuilt.json")
+    record = files.read_json(checkpoint / "rebuilt.json")
     assert record["check"] == "identical" and record["threads_recorded"] == 1
-    assert {p.name: p.read_bytes() for p in finetune.iterdir() if p.is_file() and p.name != runs.LOCK_FILE} == committed
+    assert {p.name: p.read_bytes() for p in finetune.iterdir() if p.is_file() and p.name != files.LOCK_FILE} == committed
     logs = [(root / "logs" / stage / "SST-2_1.log").read_text() for stage in ("s_pruning", "m_pruning")]
     assert sum("is missing (checkpoints are not committed): rebuilding it" in log for log in logs) == 1

@@ -15,7 +15,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from lotterylib import pipeline, runs
+from lotterylib.core import files
+from lotterylib.workflow import pipeline
 
 STAGE_NOTEBOOK = {name: Path(stage.notebook) for name, stage in pipeline.STAGES.items()}
 
@@ -26,7 +27,7 @@ def project(tmp_path) -> Path:
     a (faked) metrics.json, report files and the signature `run_stage` records."""
     copy = tmp_path / "project"
     for part in ("lotterylib", "workflow", "notebooks", "params"):
-        shutil.copytree(runs.PROJECT_ROOT / part, copy / part, ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copytree(files.PROJECT_ROOT / part, copy / part, ignore=shutil.ignore_patterns("__pycache__"))
     preset = pipeline.load_preset("smoke")
     for job in pipeline.grid_jobs(preset):
         folder = (copy / pipeline.metrics_path(preset, *job)).parent
@@ -162,7 +163,7 @@ def test_the_html_report_holds_every_stage_s_figures_with_their_captions(project
     html = (tmp_path / "report.html").read_text()
     for stage, names in ((s.name, s.report_files) for s in pipeline.STAGES.values()):
         assert all(name in html for name in names), stage
-        caption = (runs.PROJECT_ROOT / "workflow" / "report" / f"{stage}.rst").read_text().split("(notebook")[0]
+        caption = (files.PROJECT_ROOT / "workflow" / "report" / f"{stage}.rst").read_text().split("(notebook")[0]
         assert caption.strip() in html, stage
     assert "results.csv" in html and "4. lottery" in html
 

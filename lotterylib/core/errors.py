@@ -1,0 +1,6 @@
+"""The error every check of a parameter raises (`registry.config` for the registry's parameters, `core.rules`
+for `compat`): its message names the parameter, the value and the fix."""
+
+
+class ParameterError(ValueError):
+    """An invalid parameter value or name; the message names the parameter, the value and the fix."""
