@@ -7,7 +7,6 @@ The notebooks run in this process as papermill runs them (parameters cell, injec
 the few tests through papermill's and Snakemake's command lines are slow."""
 import itertools
 import json
-import re
 import subprocess
 import sys
 from pathlib import Path

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from lotterylib.core import data
-from lotterylib.core.data import GlueDataError, load_split, read_tsv
+from lotterylib.core.data import GlueDataError, load_split
 from lotterylib.core.models import load_tokenizer
 from lotterylib.core.tasks import TASKS, get_task
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from conftest import padded_batch, tiny_config, tiny_model
+from conftest import padded_batch, tiny_model
 from lotterylib.core.gates import Gates
 from lotterylib.core.models import ModelSourceError, load_classifier, load_tokenizer, resolve_model
 

@@ -3,7 +3,6 @@ import json
 import re
 import subprocess
 import tomllib
-from pathlib import Path
 
 import nbformat
 import pytest

@@ -2,6 +2,7 @@
 
 The first two stages are enough for the mechanics (the whole smoke grid runs in `make test`)."""
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -95,7 +96,7 @@ def test_a_missing_checkpoint_is_rebuilt_by_the_stages_that_need_it(tmp_path, gl
     original = safetensors.torch.load_file(checkpoint / "model.safetensors")
     committed = {p.name: p.read_bytes() for p in finetune.iterdir() if p.is_file() and p.name != files.LOCK_FILE}
     assert {"metrics.json", "params.json", pipeline.SIGNATURE_FILE, "01_finetune.ipynb"} <= set(committed)
-    runs.shutil.rmtree(checkpoint)
+    shutil.rmtree(checkpoint)
 
     out = subprocess.run([sys.executable, "-m", "lotterylib", "run", "smoke", "--cores", "2", "--config",
                           "stages=[finetune,s_pruning,m_pruning]", *grid, "--", "--nolock"],
