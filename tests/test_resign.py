@@ -16,7 +16,7 @@ def fake_outputs(root, *, loss=0.25, seconds=3.0, mask_bit=1, only=False):
     folder = root / "SST-2" / "seed_1" / "s_pruning"
     folder.mkdir(parents=True)
     (folder / "metrics.json").write_text(json.dumps({"dev_score": 0.8, "steps": [{"loss": loss}], "note": str(root),
-                                                     "cnn_train_seconds": seconds}))
+                                                     "cnn_train_seconds": seconds, "minutes": seconds / 60}))
     pd.DataFrame({"step": [0, 1], "score": [0.5, loss], "phase": ["a", "b"]}).to_csv(folder / "steps.csv", index=False)
     np.save(folder / "head_mask.npy", np.array([[1, 0], [1, mask_bit]], dtype=np.float32))
     np.savez(folder / "importance.npz", head=np.arange(4.0), mlp=np.array([mask_bit, 1], dtype=np.int64))

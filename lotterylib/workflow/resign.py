@@ -8,8 +8,8 @@ them:
 2. it runs the smoke grid at the base (a `git worktree` in a temporary folder, its own lotterylib) into
    `outputs/local/resign/<base>`, and at the current commit into `outputs/smoke` (Snakemake redoes only what
    is not current there);
-3. it compares every number of every metrics.json (timings, `*_seconds`, left out) and csv file, and every
-   mask file (.npy, .npz), bit for bit (`differences`);
+3. it compares every number of every metrics.json (timings, keys ending in `seconds` or `minutes`, left
+   out) and csv file, and every mask file (.npy, .npz), bit for bit (`differences`);
 4. only if all are identical, and each run folder records the signature the base gives it (it was current
    there), it writes the current signature and commit into each run folder and `resigned.json` (the base,
    the proving commit, the date) into each preset's folder. Otherwise it refuses and lists what differs.
@@ -38,7 +38,7 @@ from . import pipeline
 
 COMPARED = ("metrics.json", "*.csv", "*.npy", "*.npz")
 SKIPPED_FOLDERS = {"logs", "benchmarks", pipeline.MARKERS, "checkpoint"}
-TIMING_SUFFIX = "_seconds"  # metrics.json numbers that measure time, not results
+TIMING_SUFFIXES = ("seconds", "minutes")  # metrics.json keys ending so measure time, not results (cnn_train_seconds, minutes)
 CODE = ("lotterylib", "notebooks", "workflow", "params")  # what must be committed for a proof
 RECORD = "resigned.json"
 
@@ -85,7 +85,7 @@ def _numbers(path: Path) -> dict[str, Any]:
 def _json_numbers(value: Any, key: str) -> Iterator[tuple[str, Any]]:
     if isinstance(value, dict):
         for k, v in value.items():
-            if not str(k).endswith(TIMING_SUFFIX):
+            if not str(k).endswith(TIMING_SUFFIXES):
                 yield from _json_numbers(v, f"{key}.{k}" if key else str(k))
     elif isinstance(value, list):
         for i, v in enumerate(value):
