@@ -33,9 +33,12 @@ def test_run_is_done_only_after_finish(tmp_path):
     assert runs.is_done(tmp_path / "r") and runs.load_metrics(tmp_path / "r") == {"score": 0.5}
 
 
-def test_a_rerun_removes_the_done_marker_and_partial_files_first(tmp_path):
+def test_a_rerun_removes_the_done_marker_signature_and_partial_files_first(tmp_path):
+    """A run by hand into a grid job's folder (a notebook, nbval) removes the job's signature: the workflow no
+    longer takes the folder for that job's current result."""
     run = runs.Run(tmp_path / "r", {"a": 1})
     run.finish({"score": 0.5})
+    (run.dir / runs.SIGNATURE_FILE).write_text("abc\ncommit 0123\n")  # what the workflow records after its job
     (run.dir / ".checkpoint.1234abcd.tmp").mkdir()          # what a killed save leaves
     (run.dir / ".metrics.json.1234abcd.tmp").write_text("{")
     rerun = runs.Run(tmp_path / "r", {"a": 1})              # the same parameters: still redone from scratch

@@ -26,6 +26,8 @@ from ..core.files import (ALL_SEEDS, ALL_TASKS, display_path, jsonable, lock_fol
 from .config import validate_params
 from .registry import STAGES
 
+SIGNATURE_FILE = "signature.txt"  # in a run folder: the job signature of its finished grid job, and its commit
+
 
 def stage_dir(outputs_root: str | Path, stage: str, task: str | None = None, seed: int | None = None) -> Path:
     """`<root>/<task>/seed_<seed>/<stage>`; without a seed `<root>/<task>/all_seeds/<stage>`;
@@ -62,8 +64,9 @@ class Run:
     """A stage's run folder. `Run(dir, params)` records the parameters as given (a notebook's, validated and
     normalised once by `stages.open`, so equal settings give equal hashes) and creates nothing; the first use
     of `dir` or `path()` (when the work starts, after the inputs loaded) locks the folder, removes an old
-    done-marker and partial files, and writes params.json (with `params_hash`, to detect a hand edit);
-    `finish(metrics)` marks it done and unlocks it."""
+    done-marker, signature (`SIGNATURE_FILE`: a run by hand into a grid's folder is no longer that grid job's
+    result; the workflow records the new one when its job ends) and partial files, and writes params.json
+    (with `params_hash`, to detect a hand edit); `finish(metrics)` marks it done and unlocks it."""
 
     def __init__(self, directory: str | Path, params: dict[str, Any]):
         self.params = jsonable(dict(params))
@@ -83,6 +86,7 @@ class Run:
 
         lock_folder(self._dir)
         (self._dir / "metrics.json").unlink(missing_ok=True)
+        (self._dir / SIGNATURE_FILE).unlink(missing_ok=True)  # it described the run being replaced
         remove_partial(self._dir)
         write_json_atomic(self._dir / "params.json", {"hash": self.hash, "params": self.params,
                                                       "threads": torch.get_num_threads()})

@@ -29,12 +29,11 @@ from ..core.files import ALL_TASKS, PROJECT_ROOT, display_path, resolve
 from ..core.progress import clock, duration
 from ..stages.config import validate_preset
 from ..stages.registry import DISPLAY_ONLY, GRID_KEYS, PARAMS, STAGES
-from ..stages.runs import edited_params, stage_dir
+from ..stages.runs import SIGNATURE_FILE, edited_params, stage_dir
 
 
 DEFAULT_PRESET = "smoke"
 Job = tuple[str, str | None, int | None]  # (stage, task, seed)
-SIGNATURE_FILE = "signature.txt"  # in a run folder: the `job_signature` of its finished job, and its commit
 MARKERS = ".signatures"  # under outputs_root: `<stage>/<job>.<signature>`, the input that forces a stale job
 LIBRARY = Path(__file__).resolve().parents[1]  # the lotterylib package whose code a job's signature covers
 FOLDER_KEYS = ("preset", "name", "selection")  # overrides that choose a preset's output folder (`grid_preset`)
