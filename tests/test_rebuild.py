@@ -1,11 +1,13 @@
 """A finished fine-tuning whose checkpoint is missing (checkpoints are not committed) is rebuilt by the stage
 that loads it: the same model, checked against the committed dev score, under a lock, the run folder's own
-files untouched (`checkpoints.rebuild_checkpoint`). The workflow's version: test_workflow.py."""
+files untouched (`checkpoints.rebuild_checkpoint`); so are a finished m-pruning's weight masks
+(`checkpoints.rebuild_weight_masks`). The workflow's version: test_workflow.py."""
 import json
 import shutil
 import threading
 import time
 
+import numpy as np
 import pytest
 import torch
 
@@ -13,7 +15,9 @@ from conftest import tiny_model
 from lotterylib import stages
 from lotterylib.core import data, files, finetuning, models
 from lotterylib.core.training import evaluate
-from lotterylib.stages import checkpoints, runs
+from lotterylib.pruning import magnitude
+from lotterylib.pruning.masks import WEIGHT_MASKS_FILE, save_weight_masks
+from lotterylib.stages import checkpoints, inputs, runs
 from test_checkpoints import tiny_tokenizer
 
 COMMITTED = ("metrics.json", "params.json")  # (signature.txt and the executed notebook: test_workflow.py)
@@ -108,3 +112,76 @@ def test_a_folder_that_is_no_finished_fine_tuning_is_still_the_missing_stage_err
     with pytest.raises(FileNotFoundError, match=r"run the finetune stage \(notebooks/01_finetune.ipynb\) for RTE"):
         checkpoints.load_checkpoint(folder / "checkpoint")
     assert not (folder / files.LOCK_FILE).exists()
+
+
+# --- the weight masks of a finished m-pruning (not committed either) ---------------------------------------
+
+@pytest.fixture
+def m_pruned(finished):
+    """A tiny m-pruning run done as notebooks/03_magnitude_pruning.ipynb does it, on the fine-tuning above:
+    its run folder and masks (three steps kept)."""
+    finetune, _, td = finished
+    ns = {"task": "RTE", "seed": 3, "model": files.read_json(finetune / "params.json")["params"]["model"],
+          "glue_dir": "", "outputs_root": str(finetune.parents[2]), "max_dev_examples": 16, "max_seq_len": 32,
+          "bf16": False, "progress": False, "compat": "paper", "threshold": 0.01, "max_steps": 3, "selection": "dev"}
+    run = stages.open("m_pruning", ns).run
+    net, _ = checkpoints.load_checkpoint(finetune / "checkpoint", torch.device("cpu"))
+    scorer = magnitude.make_scorer(net, td.task, td.dev_enc)
+    result = magnitude.magnitude_search(net, scorer, scorer().score, threshold=0.01, max_steps=3, progress=False)
+    save_weight_masks(run.path(WEIGHT_MASKS_FILE), result.masks)
+    head, mlp = magnitude.survival_fractions(result.masks, *models.shape_of(net))
+    np.savez(run.path("survival.npz"), head=head, mlp=mlp)
+    run.finish({"sparsity": result.sparsity, "kept_steps": result.kept_steps})
+    assert result.kept_steps == 3
+    return run.dir, result.masks
+
+
+def _same_masks(a, b):
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("checkpoint_too", [False, True])
+def test_missing_weight_masks_are_rebuilt_the_same_by_the_loader(m_pruned, checkpoint_too, capsys):
+    folder, original = m_pruned
+    before = {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file() and p.name != WEIGHT_MASKS_FILE}
+    (folder / WEIGHT_MASKS_FILE).unlink()
+    if checkpoint_too:                                         # a clone: neither is committed
+        shutil.rmtree(folder.parent / "finetune" / "checkpoint")
+
+    assert _same_masks(checkpoints.load_m_pruning_masks(folder), original)
+    assert {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file() and p.name != WEIGHT_MASKS_FILE} == before
+    out = capsys.readouterr().out
+    assert "is missing (weight masks are not committed): rebuilding it, 3 magnitude step(s)" in out
+    assert "surviving fractions identical" in out
+    assert ("is missing (checkpoints are not committed)" in out) == checkpoint_too
+
+
+def test_weight_masks_unlike_the_recorded_run_are_an_error_and_not_saved(m_pruned):
+    folder, _ = m_pruned
+    (folder / WEIGHT_MASKS_FILE).unlink()
+    with np.load(folder / "survival.npz") as data:
+        head, mlp = data["head"], data["mlp"]
+    np.savez(folder / "survival.npz", head=head, mlp=mlp + 0.01)      # cut from another checkpoint
+    with pytest.raises(RuntimeError, match=r"up to 0.0100 away from its survival.npz"):
+        checkpoints.load_m_pruning_masks(folder)
+    assert not (folder / WEIGHT_MASKS_FILE).exists()
+
+    metrics = files.read_json(folder / "metrics.json")
+    (folder / "metrics.json").write_text(json.dumps({**metrics, "kept_steps": 2}))   # another step count
+    with pytest.raises(RuntimeError, match=rf"have sparsity 0\.18\d+, its metrics.json {metrics['sparsity']!r}"):
+        checkpoints.load_m_pruning_masks(folder)
+    assert not (folder / WEIGHT_MASKS_FILE).exists() and not list(folder.glob(".*.tmp"))
+
+
+def test_missing_masks_of_a_stage_that_has_not_run_name_its_notebook(tmp_path):
+    m_folder = runs.stage_dir(tmp_path, "m_pruning", "RTE", 1)
+    m_folder.mkdir(parents=True)
+    with pytest.raises(FileNotFoundError, match=r"run the m_pruning stage \(notebooks/03_magnitude_pruning.ipynb\) "
+                                                r"for RTE, seed 1 first"):
+        checkpoints.load_m_pruning_masks(m_folder)
+    s_folder = runs.stage_dir(tmp_path, "s_pruning", "RTE", 1)
+    note = r"run the s_pruning stage \(notebooks/02_structured_pruning.ipynb\) for RTE, seed 1 first"
+    with pytest.raises(FileNotFoundError, match=note):
+        inputs.s_pruning_masks(s_folder)
+    with pytest.raises(FileNotFoundError, match=note):
+        inputs.load_histories(tmp_path, {"RTE": {1: None}})

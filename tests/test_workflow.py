@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from lotterylib.core import files
@@ -82,7 +83,8 @@ def test_smoke_grid_survives_a_kill_and_resumes_without_redoing_work(tmp_path, g
 def test_a_missing_checkpoint_is_rebuilt_by_the_stages_that_need_it(tmp_path, glue_dir):
     """A clone: the fine-tuning is done and current, its checkpoint (not committed) is gone. `lottery run` then
     runs s-pruning and m-pruning side by side; one rebuilds the checkpoint (the other waits and reuses it), the
-    same model as before, and the fine-tuning's own files stay as they were."""
+    same model as before, and the fine-tuning's own files stay as they were. Then the m-pruning's weight masks
+    (not committed either) go too: the lottery job rebuilds them, the same masks."""
     import safetensors.torch
 
     root = tmp_path / "smoke"
@@ -114,3 +116,22 @@ def test_a_missing_checkpoint_is_rebuilt_by_the_stages_that_need_it(tmp_path, gl
     assert {p.name: p.read_bytes() for p in finetune.iterdir() if p.is_file() and p.name != files.LOCK_FILE} == committed
     logs = [(root / "logs" / stage / "SST-2_1.log").read_text() for stage in ("s_pruning", "m_pruning")]
     assert sum("is missing (checkpoints are not committed): rebuilding it" in log for log in logs) == 1
+
+    # a clone one stage further: the lottery job rebuilds the m-pruning masks (and the checkpoint they come from)
+    m_pruning = root / "SST-2" / "seed_1" / "m_pruning"
+    masks = m_pruning / "weight_masks.npz"
+    with np.load(masks) as data:
+        original_masks = {k: data[k] for k in data.files}
+    masks.unlink()
+    shutil.rmtree(checkpoint)
+    out = subprocess.run([sys.executable, "-m", "lotterylib", "run", "smoke", "--cores", "1", "--config",
+                          "stages=[finetune,s_pruning,m_pruning,lottery]", "extras=false",
+                          "both_rules=false", *grid, "--", "--nolock"],  # the lottery's core runs only
+                         cwd=files.PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=1800)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert "3/4 jobs done; 1 to run" in out.stdout and runs.is_done(root / "SST-2" / "seed_1" / "lottery")
+    with np.load(masks) as data:
+        assert data.files == list(original_masks) and all((data[k] == original_masks[k]).all() for k in data.files)
+    log = (root / "logs" / "lottery" / "SST-2_1.log").read_text()
+    assert "weight_masks.npz is missing (weight masks are not committed): rebuilding it" in log
+    assert "surviving fractions identical" in log

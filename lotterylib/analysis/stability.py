@@ -3,7 +3,7 @@
 A mask is a 0/1 array, 1 = the element (head, MLP or weight) survived. A stack of masks is an (S, N)
 array: one row per seed, one column per element (`masks.as_mask_stack`). `masks_by_task` is the nested dict
 `{task: {seed: HeadMasks}}` (`masks.HeadMaskTree`) that `masks.load_head_mask_tree` builds from disk
-(`registry.inputs.load_stability_masks` picks a preset's own s-pruning masks or a folder in the authors'
+(`stages.inputs.load_stability_masks` picks a preset's own s-pruning masks or a folder in the authors'
 layout).
 
 What the statistics test. Fleiss' kappa measures how much the seeds agree on kept / pruned beyond the

@@ -1,4 +1,4 @@
-"""The error every check of a parameter raises (`registry.config` for the registry's parameters, `core.rules`
+"""The error every check of a parameter raises (`stages.config` for the registry's parameters, `core.rules`
 for `compat`): its message names the parameter, the value and the fix."""
 
 

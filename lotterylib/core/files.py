@@ -3,7 +3,7 @@ cleanup, run-folder locks, and the one "run stage X first" error.
 
 Relative paths are resolved against the project root, so notebooks run the same from any directory. The
 wings above (`pruning`, `analysis`) read and write files only through paths their callers give them; the run
-folder layout itself is `registry.runs`'.
+folder layout itself is `stages.runs`'.
 """
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ def resolve(path: str | Path) -> Path:
 
 def missing_stage_error(path: str | Path, stage: str, hint: str = "", notebook: str = "") -> FileNotFoundError:
     """The one "run stage X first" error: what is missing, and which stage (its `notebook`, where the caller
-    knows it: `registry.runs.stage_missing` names the registry's) makes it, for which task and seed (read from
+    knows it: `stages.runs.missing_run_error` names the registry's) makes it, for which task and seed (read from
     the run folder layout of `path`, where it has one)."""
     path = Path(path)
     where = ""

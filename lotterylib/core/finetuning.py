@@ -4,7 +4,7 @@
 searches choose masks on the dev set and every score is reported on that same dev set; with "split" the
 searches see only a seeded half of dev, the "selection" half (`dev_half(selection, "selection")`), and every
 reported score, the full model's included, comes from the other, "report" half (`dev_half(selection, "report")`).
-The fine-tuned checkpoints are `registry.checkpoints`'."""
+The fine-tuned checkpoints are `stages.checkpoints`'."""
 from __future__ import annotations
 
 from collections.abc import Callable

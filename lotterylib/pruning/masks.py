@@ -9,6 +9,7 @@
 """
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import NamedTuple
@@ -17,11 +18,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..core.files import missing_stage_error
+from ..core.files import missing_stage_error, temporary_sibling
 
 LAYOUT = ("<root>/<task>/seed_<seed>/head_mask.npy (layers x heads, 1 = kept) "
           "and <root>/<task>/seed_<seed>/mlp_mask.npy (layers)")
 HEAD_FILE, MLP_FILE, HISTORY_FILE, STEPS_FILE = "head_mask.npy", "mlp_mask.npy", "importance.npz", "steps.csv"
+WEIGHT_MASKS_FILE = "weight_masks.npz"  # the m-pruning stage's masks (`save_weight_masks`)
 
 
 class HeadMasks(NamedTuple):
@@ -215,11 +217,19 @@ def sparsity(masks: WeightMasks) -> float:
 
 
 def save_weight_masks(path: str | Path, masks: WeightMasks) -> Path:
-    """Write the masks as a compressed npz of bool arrays; returns the file's path (`.npz` appended)."""
+    """Write the masks as a compressed npz of bool arrays, through a temporary file and a rename (an interrupted
+    write leaves the old file or none); returns the file's path (`.npz` appended)."""
     path = Path(path)
     path = path if path.suffix == ".npz" else path.with_name(path.name + ".npz")
     path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(path, **{name: torch.as_tensor(m).bool().cpu().numpy() for name, m in masks.items()})
+    tmp = temporary_sibling(path)
+    try:
+        with open(tmp, "wb") as f:
+            np.savez_compressed(f, **{name: torch.as_tensor(m).bool().cpu().numpy() for name, m in masks.items()})
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return path
 
 
@@ -227,7 +237,7 @@ def load_weight_masks(path: str | Path) -> WeightMasks:
     """Masks written by `save_weight_masks`, as bool tensors in the saved order."""
     path = Path(path)
     if not path.is_file():
-        raise missing_stage_error(path, "m_pruning") if path.name == "weight_masks.npz" else FileNotFoundError(
+        raise missing_stage_error(path, "m_pruning") if path.name == WEIGHT_MASKS_FILE else FileNotFoundError(
             f"No weight masks at {path}. Fix: rerun the stage that writes it.")
     with np.load(path) as data:
         return {name: torch.from_numpy(data[name].astype(bool)) for name in data.files}

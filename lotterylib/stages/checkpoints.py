@@ -1,8 +1,9 @@
-"""Fine-tuned checkpoints: saved atomically, loaded with a check of their tokenizer, and rebuilt when missing.
+"""Fine-tuned checkpoints and m-pruning weight masks: saved atomically, loaded with a check, rebuilt when missing.
 
-Checkpoints are not committed: a finished fine-tuning whose checkpoint is missing (a clone, a lost work tree)
-is rebuilt by the first stage that loads it (`load_checkpoint`, `rebuild_checkpoint`), from what its run
-folder records."""
+Neither is committed (about 90 MB and 2 MB per run for MiniLM-L6): a finished fine-tuning whose checkpoint is
+missing (a clone, a lost work tree) is rebuilt by the first stage that loads it (`load_checkpoint`,
+`rebuild_checkpoint`), and so are a finished m-pruning's weight masks (`load_m_pruning_masks`,
+`rebuild_weight_masks`), each from what its run folder records and checked against it."""
 from __future__ import annotations
 
 import contextlib
@@ -23,7 +24,10 @@ from ..core.files import display_path, read_json, temporary_sibling, waiting_loc
 from ..core.finetuning import dev_half, finetune_model, load_task_data
 from ..core.models import load_tokenizer, quiet_loading
 from ..core.progress import duration, step_line
+from ..core.rules import Rules
 from ..core.training import TrainConfig, default_device, evaluate
+from ..pruning.magnitude import full_masks, magnitude_step, survival_fractions
+from ..pruning.masks import WEIGHT_MASKS_FILE, WeightMasks, load_weight_masks, save_weight_masks, sparsity
 from .runs import is_done, missing_run_error, read_params
 
 
@@ -209,3 +213,78 @@ def _threads_and_random_state(threads: int | None) -> Iterator[None]:
         torch.set_rng_state(saved[3])
         if saved[4] is not None:
             torch.cuda.set_rng_state_all(saved[4])
+
+
+# --- the missing weight masks of a finished m-pruning, rebuilt --------------------------------------------
+
+SURVIVAL_TOLERANCE = 1e-3  # |rebuilt - recorded| surviving fraction of a head or MLP, for a rebuilt checkpoint
+
+
+def load_m_pruning_masks(run_dir: str | Path) -> WeightMasks:
+    """The weight masks of the m-pruning run folder `run_dir` (`<run>/m_pruning/weight_masks.npz`, not
+    committed), rebuilt first where a finished run lacks them (`rebuild_weight_masks`)."""
+    path = Path(run_dir) / WEIGHT_MASKS_FILE
+    if not path.is_file():
+        rebuild_weight_masks(run_dir)
+    return load_weight_masks(path)
+
+
+def rebuild_weight_masks(run_dir: str | Path) -> Path:
+    """Rebuild the missing weight masks of a finished m-pruning run (metrics.json, params.json intact). No search
+    is needed: the search prunes the fine-tuned weights without training them, so its masks are `kept_steps`
+    (metrics.json) global magnitude steps from the dense fine-tuned model (`magnitude_step`, the rules of the
+    recorded `compat`), whose checkpoint is itself rebuilt if it is missing. They are checked against what the
+    run recorded: the same sparsity, exactly, and the same surviving fraction of each head and MLP
+    (survival.npz) within `SURVIVAL_TOLERANCE` (identical when the checkpoint is); beyond that a RuntimeError
+    names the difference and nothing is saved. Under the run folder's lock; its own files are not touched. Any
+    other folder without masks raises the "run the m_pruning stage first" error."""
+    run_dir = Path(run_dir)
+    path = run_dir / WEIGHT_MASKS_FILE
+    if run_dir.name != "m_pruning" or not is_done(run_dir):
+        raise missing_run_error(path, "m_pruning")
+
+    def waiting(holder: str) -> None:
+        step_line(f"waiting for {display_path(path)}: {holder} holds {display_path(run_dir)} (rebuilding it)")
+
+    with waiting_lock(run_dir, waiting):
+        if path.is_file():
+            step_line(f"{display_path(path)} was rebuilt by another job meanwhile: using it")
+            return path
+        params, recorded = read_params(run_dir), read_json(run_dir / "metrics.json")
+        step_line(f"{display_path(path)} is missing (weight masks are not committed): rebuilding it, "
+                  f"{recorded['kept_steps']} magnitude step(s) from the fine-tuned {params['task']} seed {params['seed']}")
+        started = time.time()
+        rules = Rules.from_setting(params["compat"])
+        net, _ = load_checkpoint(run_dir.parent / "finetune" / "checkpoint", torch.device("cpu"))
+        masks = full_masks(net, rules)
+        for _ in range(recorded["kept_steps"]):
+            masks = magnitude_step(net, rules)
+        difference = _check_weight_masks(run_dir, masks, recorded["sparsity"])
+        save_weight_masks(path, masks)
+        step_line(f"rebuilt {display_path(path)} in {duration(time.time() - started)}: sparsity "
+                  f"{recorded['sparsity']:.4f} as recorded, surviving fractions "
+                  f"{'identical' if difference == 0 else f'within {difference:.2g}'}")
+    return path
+
+
+def _check_weight_masks(run_dir: Path, masks: WeightMasks, recorded_sparsity: float) -> float:
+    """The largest difference of the masks' per-head and per-MLP surviving fractions from the run's survival.npz
+    (0.0: identical); a RuntimeError when the sparsity differs or a fraction differs beyond the tolerance."""
+    rebuilt = sparsity(masks)
+    if rebuilt != recorded_sparsity:
+        raise RuntimeError(f"The rebuilt weight masks of {display_path(run_dir)} have sparsity {rebuilt!r}, its "
+                           f"metrics.json {recorded_sparsity!r}. Nothing was saved. Fix: rerun the m-pruning stage "
+                           "for this task and seed (`lottery run PRESET -- --forcerun m_pruning`).")
+    survival = run_dir / "survival.npz"
+    if not survival.is_file():
+        return 0.0
+    with np.load(survival) as data:
+        head, mlp = data["head"], data["mlp"]
+    new_head, new_mlp = survival_fractions(masks, *head.shape)
+    difference = float(max(np.abs(new_head - head).max(), np.abs(new_mlp - mlp).max()))
+    if difference > SURVIVAL_TOLERANCE:
+        raise RuntimeError(f"The rebuilt weight masks of {display_path(run_dir)} keep fractions of a head or MLP "
+                           f"up to {difference:.4f} away from its survival.npz (tolerance {SURVIVAL_TOLERANCE}): "
+                           "the fine-tuned checkpoint they were cut from is not the one the run pruned. Nothing "
+                           "was saved. Fix: rerun the m-pruning stage for this task and seed.")
+    return difference

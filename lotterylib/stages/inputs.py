@@ -21,12 +21,20 @@ from ..core.errors import ParameterError
 from ..core.files import resolve
 from ..core.finetuning import TaskData, check_selection, dev_half, load_task_data
 from ..core.tasks import get_task
-from ..pruning.masks import (HeadMaskTree, HeadMasks, HeadMasksByTask, WeightMasks, check_tree_shapes,
-                             load_head_mask_tree, load_head_masks, load_search_history, load_weight_masks)
-from .checkpoints import load_checkpoint
+from ..pruning.masks import (HEAD_FILE, HISTORY_FILE, HeadMaskTree, HeadMasks, HeadMasksByTask, WeightMasks,
+                             check_tree_shapes, load_head_mask_tree, load_head_masks, load_search_history)
+from .checkpoints import load_checkpoint, load_m_pruning_masks
 from .runs import load_metrics, missing_run_error, stage_dir
 
 UPSTREAM = ("finetune", "s_pruning", "m_pruning")   # the stages the lottery stage reads, for its task and seed
+
+
+def s_pruning_masks(run_dir: Path) -> HeadMasks:
+    """The good s-masks of an s-pruning run folder; missing, the "run the s_pruning stage (its notebook) first"
+    error (the pruning wing's loaders cannot name the registry's notebook)."""
+    if not (run_dir / HEAD_FILE).is_file():
+        raise missing_run_error(run_dir / HEAD_FILE, "s_pruning")
+    return load_head_masks(run_dir)
 
 
 def task_s_masks(outputs_root: str | Path, task: str) -> dict[int, HeadMasks]:
@@ -69,8 +77,8 @@ def lottery_inputs(outputs_root: str | Path, task: str, seed: int, glue_dir: str
     ft = load_metrics(stage("finetune"))
     s_metrics, m_metrics = load_metrics(stage("s_pruning")), load_metrics(stage("m_pruning"))
     net, tokenizer = load_checkpoint(stage("finetune") / "checkpoint")
-    head, mlp = load_head_masks(stage("s_pruning"))
-    weight_masks = load_weight_masks(stage("m_pruning") / "weight_masks.npz")
+    head, mlp = s_pruning_masks(stage("s_pruning"))
+    weight_masks = load_m_pruning_masks(stage("m_pruning"))
     all_seeds = task_s_masks(outputs_root, task) if extras else {seed: (head, mlp)}
     if seed not in all_seeds:
         raise ValueError(f"seed {seed} has no s-pruning masks among {sorted(all_seeds)}")
@@ -116,10 +124,10 @@ def load_stability_masks(outputs_root: str | Path, tasks: Sequence[str], seeds: 
         for task in tasks:
             for seed in expected:
                 folder = stage_dir(outputs_root, stage, task, seed)
-                if (folder / "head_mask.npy").is_file():
+                if (folder / HEAD_FILE).is_file():
                     tree.setdefault(get_task(task).name, {})[seed] = load_head_masks(folder)
                 elif not allow_missing_seeds:
-                    raise missing_run_error(folder / "head_mask.npy", stage,
+                    raise missing_run_error(folder / HEAD_FILE, stage,
                                               hint="Or set allow_missing_seeds: true to analyse the seeds that exist, "
                                                    "or point `masks_dir` at masks in the authors' layout.")
     _check_seeds(tree, expected, allow_missing_seeds)
@@ -158,8 +166,12 @@ def load_m_survival(outputs_root: str | Path, task: str, seeds: Sequence[int], s
 def load_histories(outputs_root: str | Path, masks_by_task: HeadMasksByTask) -> dict[str, list[dict[str, np.ndarray]]]:
     """Per task, the s-pruning search histories (`masks.load_search_history`) of the seeds in
     `masks_by_task`, in seed order: the input of Figure 3."""
-    return {task: [load_search_history(stage_dir(outputs_root, "s_pruning", task, seed)) for seed in sorted(by_seed)]
-            for task, by_seed in masks_by_task.items()}
+    def history(task: str, seed: int) -> dict[str, np.ndarray]:
+        folder = stage_dir(outputs_root, "s_pruning", task, seed)
+        if not (folder / HISTORY_FILE).is_file():
+            raise missing_run_error(folder / HISTORY_FILE, "s_pruning")
+        return load_search_history(folder)
+    return {task: [history(task, seed) for seed in sorted(by_seed)] for task, by_seed in masks_by_task.items()}
 
 
 def load_m_survivals(outputs_root: str | Path, masks_by_task: HeadMasksByTask
