@@ -1,6 +1,7 @@
 """Grid time estimates from a calibration, and job times from Snakemake benchmark files."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from lotterylib.workflow import pipeline, timing
@@ -31,6 +32,18 @@ def test_estimate_prices_each_job_from_its_tokens(monkeypatch):
     assert est.stage_seconds["lottery"] - one_rule.stage_seconds["lottery"] == pytest.approx(2 * (1.5 * 2 * 1000 + 2 / 3 * 300) / 100)
     text = timing.format_estimate("smoke", est)
     assert "8 jobs" in text and "34.5 GFLOP/s" in text
+
+
+def test_a_training_epoch_is_priced_with_its_padding():
+    """Each batch is padded to its longest example, so an epoch costs more tokens than the examples hold."""
+    same = np.full(50, 7)
+    assert timing.padded_epoch_tokens(same, 100, 32, group_by_length=True) == 100 * 7          # nothing to pad
+    two = np.array([1, 9])
+    assert timing.padded_epoch_tokens(two, 32, 32, group_by_length=False) == 32 * 9           # one batch, max 9
+    # sorted chunks pad less than random batches once the train set is large enough for chunks of many batches
+    lengths = np.arange(1, 65)
+    grouped, plain = (timing.padded_epoch_tokens(lengths, 32_000, 32, g) for g in (True, False))
+    assert 32_000 * lengths.mean() < grouped < 0.6 * plain
 
 
 def test_jobs_table_reads_snakemake_benchmark_files(tmp_path):

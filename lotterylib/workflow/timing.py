@@ -4,8 +4,9 @@
     python -m lotterylib.workflow.timing jobs outputs/demo
 
 `estimate` calibrates on this machine (fp32 matmul GFLOP/s on one thread, and a few training steps of the
-preset's model at its batch size and its tasks' mean token length, in the precision `bf16` resolves to),
-counts the grid's jobs and prices each from the tokens it processes (the work each stage declares, `registry.Work`). `jobs` reads the
+preset's model at its batch size and its tasks' mean padded length, in the precision `bf16` resolves to),
+counts the grid's jobs and prices each from the tokens it processes, padding included (`padded_epoch_tokens`;
+the work each stage declares, `registry.Work`). `jobs` reads the
 Snakemake `benchmark:` files (`<outputs>/benchmarks/<stage>/....tsv`) and prints every job's time.
 """
 from __future__ import annotations
@@ -96,13 +97,23 @@ def calibrate(model: str, batch_size: int, seq_len: int, bf16: bool, steps: int 
         torch.set_num_threads(threads)
 
 
-def mean_tokens(preset: dict, task: str, split: str, tokenizer, sample: int = 1000) -> float:
-    """Mean tokenised length of a seeded sample of a task's split, truncated at `max_seq_len`: with
-    length-grouped (training) and length-sorted (evaluation) batches, about the padded length."""
+def sample_lengths(preset: dict, task: str, split: str, tokenizer, sample: int = 1000) -> np.ndarray:
+    """Tokenised lengths of a seeded sample of a task's split, truncated at `max_seq_len`."""
     from ..core.data import encode, load_split, subsample
 
     rows = subsample(load_split(task, split, preset.get("glue_dir") or None), sample, 0)
-    return float(np.mean([len(x) for x in encode(rows, tokenizer, preset["max_seq_len"]).input_ids]))
+    return np.array([len(x) for x in encode(rows, tokenizer, preset["max_seq_len"]).input_ids])
+
+
+def padded_epoch_tokens(lengths: np.ndarray, n: int, batch_size: int, group_by_length: bool, seed: int = 0) -> float:
+    """Tokens one training epoch over `n` examples feeds the model, padding included: `n` lengths drawn from
+    `lengths` (a sample), batched as training batches them (`data.batch_indices`: random, or length-grouped in
+    chunks that shrink with the train set), each batch padded to its longest example."""
+    from ..core.data import Encoded, batch_indices
+
+    drawn = np.random.default_rng(seed).choice(lengths, size=n)
+    enc = Encoded([[0] * int(k) for k in drawn], [], np.zeros(n))
+    return float(sum(len(b) * drawn[b].max() for b in batch_indices(enc, batch_size, True, seed, group_by_length)))
 
 
 @dataclass(frozen=True)
@@ -123,8 +134,11 @@ def task_sizes(preset: dict) -> list[TaskSize]:
     for task in preset["tasks"]:
         n_dev = get_task(task).official_rows["dev"]
         n_dev = min(preset["max_dev_examples"], n_dev) if preset["max_dev_examples"] else n_dev
-        sizes.append(TaskSize(task, pipeline.train_examples(preset, task) * mean_tokens(preset, task, "train", tokenizer),
-                              n_dev * mean_tokens(preset, task, "dev", tokenizer)))
+        train = padded_epoch_tokens(sample_lengths(preset, task, "train", tokenizer),
+                                    pipeline.train_examples(preset, task), preset["batch_size"],
+                                    preset["group_by_length"])
+        # evaluation batches are sorted by length: about no padding
+        sizes.append(TaskSize(task, train, n_dev * float(np.mean(sample_lengths(preset, task, "dev", tokenizer)))))
     return sizes
 
 
@@ -202,7 +216,7 @@ def estimate(preset: dict, cores: int, cal: Calibration | None = None,
 
 
 def calibrate_for(preset: dict, sizes: list[TaskSize] | None = None) -> Calibration:
-    """A calibration at the preset's batch size, its tasks' mean train length and its bf16 on this CPU."""
+    """A calibration at the preset's batch size, its tasks' mean padded train length and its bf16 on this CPU."""
     from ..core.hardware import bf16_enabled
 
     sizes = sizes or task_sizes(preset)
