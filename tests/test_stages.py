@@ -137,4 +137,4 @@ def test_timing_prices_the_work_a_stage_declares():
     size = timing.TaskSize("SST-2", train_tokens=cal.tokens_per_second, dev_tokens=0.0)  # one second per pass
     preset = {"epochs": 2.0, "both_rules": False, "extras": False}
     assert timing.job_seconds(preset, "lottery", size, cal) == pytest.approx(timing.JOB_OVERHEAD_S + 9.0)
-    assert timing.preset_stage_seconds(preset, "stability") == 30.0
+    assert timing.preset_stage_seconds(preset, "stability", cal) == 30.0

@@ -46,6 +46,18 @@ def test_a_training_epoch_is_priced_with_its_padding():
     assert 32_000 * lengths.mean() < grouped < 0.6 * plain
 
 
+def test_the_attention_cnns_are_priced_at_this_machines_matmul_speed():
+    """5 classes x 300 maps x 25 epochs x 3 CNNs at 0.0025 s a map and epoch on the machine the cost was
+    fitted on (111.9 GFLOP/s): 281.25 s; on a machine half as fast, twice that."""
+    preset = {"n_maps_per_class": 300, "cnn_epochs": 25, "cnn_ensemble": 3}
+    fitted = timing.Calibration(gflops=111.9, step_seconds=1.0, batch_size=1, seq_len=1, bf16=False)
+    half = timing.Calibration(gflops=55.95, step_seconds=1.0, batch_size=1, seq_len=1, bf16=False)
+    assert timing.preset_stage_seconds(preset, "attention_patterns", fitted) == pytest.approx(
+        timing.JOB_OVERHEAD_S + 281.25)
+    assert timing.preset_stage_seconds(preset, "attention_patterns", half) == pytest.approx(
+        timing.JOB_OVERHEAD_S + 562.5)
+
+
 def test_jobs_table_reads_snakemake_benchmark_files(tmp_path):
     folder = tmp_path / "benchmarks" / "finetune"
     folder.mkdir(parents=True)

@@ -29,7 +29,8 @@ from ..analysis.patterns.layout import CLASSES
 from ..stages.registry import STAGES
 from . import pipeline
 
-ATTENTION_SECONDS_PER_MAP = 0.0025  # attention patterns: CNN training per generated map and epoch (fp32)
+ATTENTION_SECONDS_PER_MAP = 0.0025  # attention patterns: CNN training per generated map and epoch (fp32) ...
+ATTENTION_FIT_GFLOPS = 111.9        # ... on the AVX2-limited EPYC it was fitted on (its fp32 matmul per core)
 JOB_OVERHEAD_S = 20.0          # papermill kernel start, imports, model and data loading
 REFERENCE_GFLOPS = 34.5        # fp32 matmul per core of issue 13's AVX2 EPYC (2 cores, no AVX-512, no AMX)
 
@@ -149,10 +150,14 @@ def job_seconds(preset: dict, stage: str, size: TaskSize, cal: Calibration) -> f
     return JOB_OVERHEAD_S + tokens / cal.tokens_per_second
 
 
-def preset_stage_seconds(preset: dict, stage: str) -> float:
+def preset_stage_seconds(preset: dict, stage: str, cal: Calibration) -> float:
+    """Estimated seconds of a job that runs across tasks and seeds: the CNNs of the attention patterns
+    (fp32, scaled by this machine's fp32 matmul speed against the one the cost was fitted on), else the
+    stage's declared seconds."""
     if stage == "attention_patterns":
         maps = preset["n_maps_per_class"] * len(CLASSES)
-        return JOB_OVERHEAD_S + ATTENTION_SECONDS_PER_MAP * maps * preset["cnn_epochs"] * preset["cnn_ensemble"]
+        per_map = ATTENTION_SECONDS_PER_MAP * ATTENTION_FIT_GFLOPS / cal.gflops
+        return JOB_OVERHEAD_S + per_map * maps * preset["cnn_epochs"] * preset["cnn_ensemble"]
     return STAGES[stage].work.seconds
 
 
@@ -210,7 +215,7 @@ def estimate(preset: dict, cores: int, cal: Calibration | None = None,
                     chain[t, seed] += per_job[t]
         else:
             runs = left is None or (stage, None, None) in left
-            jobs[stage], seconds[stage] = int(runs), preset_stage_seconds(preset, stage) if runs else 0.0
+            jobs[stage], seconds[stage] = int(runs), preset_stage_seconds(preset, stage, cal) if runs else 0.0
     preset_level = sum(v for k, v in seconds.items() if STAGES[k].level != "seed")
     return Estimate(seconds, jobs, cores, cal, max(chain.values(), default=0.0) + preset_level, idle)
 
