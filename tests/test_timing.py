@@ -95,6 +95,19 @@ def test_grid_wall_time_from_the_snakemake_log(tmp_path):
     assert "00:01:02" in kept.read_text()
 
 
+def test_each_part_of_a_grid_keeps_its_log_and_the_parts_add_up(tmp_path, capsys):
+    out = tmp_path / "out"
+    for name, (start, end) in {"2026-12-07T030000.1.snakemake.log": ("03:00:00", "04:30:00"),
+                               "2026-12-08T100000.2.snakemake.log": ("10:00:00", "10:20:30")}.items():
+        (tmp_path / name).write_text(f"[Mon Dec 07 {start} 2026]\nlocalrule finetune:\n[Mon Dec 07 {end} 2026]\n")
+        timing.main(["jobs", str(out), "--keep-log", str(tmp_path / name)])
+    assert sorted(p.name for p in (out / timing.SNAKEMAKE_RUNS).iterdir()) == [
+        "2026-12-07T030000.1.snakemake.log", "2026-12-08T100000.2.snakemake.log"]
+    assert "20:30" in (out / timing.SNAKEMAKE_LOG).read_text()   # the last part
+    assert capsys.readouterr().out.strip().endswith(
+        "The grid ran in 2 parts (2026-12-07T030000: 1h30; 2026-12-08T100000: 20 min), 1h50 of wall time in all.")
+
+
 def finish(preset, job, signature=None):
     """A faked finished job: its run folder's metrics.json and the signature `run_stage` records."""
     folder = pipeline.stage_dir(preset["outputs_root"], *job)

@@ -300,6 +300,7 @@ def _number(value: str | None) -> float:
 
 
 SNAKEMAKE_LOG = "logs/snakemake.log"   # the last grid's Snakemake log, kept by `make grid`
+SNAKEMAKE_RUNS = "logs/snakemake_runs"   # every run's log that ran jobs (the parts of a grid run in parts)
 _STAMP = re.compile(r"\[\w{3} \w{3} +\d{1,2} \d\d:\d\d:\d\d \d{4}\]")
 
 
@@ -345,12 +346,27 @@ def main(argv: list[str] | None = None) -> None:
         print(format_jobs(read_benchmarks(outputs)))
         log = outputs / SNAKEMAKE_LOG
         if args.keep_log and Path(args.keep_log).is_file() and grid_wall_seconds(args.keep_log) is not None:
-            log.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(args.keep_log, log)   # a run that did nothing keeps the last one that did
+            for kept in (log, outputs / SNAKEMAKE_RUNS / Path(args.keep_log).name):
+                kept.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(args.keep_log, kept)   # a run that did nothing keeps the last one that did
         wall = grid_wall_seconds(log) if log.is_file() else None
         if wall is not None:
             print(f"The grid's last run: {_hms(wall)} ({wall:.0f} s) from its first job's start to its last job's "
                   f"end ({pipeline.display_path(log)}).")
+        if parts := format_parts(outputs):
+            print(parts)
+
+
+def format_parts(outputs: Path) -> str:
+    """The wall time of each run kept under `<outputs>/logs/snakemake_runs` (a grid run in parts) and their
+    sum; empty with fewer than two."""
+    runs = sorted((outputs / SNAKEMAKE_RUNS).glob("*.log"))
+    walls = [(path.name.split(".")[0], grid_wall_seconds(path)) for path in runs]
+    walls = [(name, wall) for name, wall in walls if wall is not None]
+    if len(walls) < 2:
+        return ""
+    parts = "; ".join(f"{name}: {_hms(wall)}" for name, wall in walls)
+    return f"The grid ran in {len(walls)} parts ({parts}), {_hms(sum(w for _, w in walls))} of wall time in all."
 
 
 if __name__ == "__main__":
