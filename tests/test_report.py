@@ -16,7 +16,7 @@ from lotterylib.analysis.verdicts import FAILS, HOLDS, combine, interval, tally,
 from lotterylib.core import files
 from lotterylib.core.rules import Rules
 from lotterylib.stages import runs
-from lotterylib.workflow import results
+from lotterylib.workflow import pipeline, results
 from lotterylib.workflow.report.claims import (AT_FLOOR, BY_CONSTRUCTION, CANNOT_TELL_READING, STABILITY_PREDATES,
                                                claims, heldout_claims, pattern_claims, score_claims,
                                                stability_claims, task_reading)
@@ -27,7 +27,7 @@ from lotterylib.workflow.report.folders import (figure_gallery, glue_baselines, 
 from lotterylib.workflow.report.frames import (degenerate_seeds, finetune_scores, gap_shares, headroom, leak,
                                                leak_summary, lottery_scores, pattern_shares, stability_table)
 from lotterylib.workflow.report.readme import (NO_RUNS, README_END, README_START, committed_roots, heldout_line,
-                                               readme_section, render_readme, update_readme)
+                                               partial_line, readme_section, render_readme, update_readme)
 from lotterylib.workflow.report.text import bullets, conclusions, run_description, table2_notes
 
 # Per seed: full, majority, then (method, subnetwork, setting) -> score; sparsity of the good subnetworks.
@@ -384,6 +384,23 @@ def test_readme_section_is_generated_between_the_markers(tmp_path):
     readme.write_text("no markers")
     with pytest.raises(ValueError, match="markers"):
         update_readme(readme, [root])
+
+
+def test_a_grid_run_in_parts_says_how_far_it_is(tmp_path):
+    preset = pipeline.load_preset("smoke", {"outputs_root": str(tmp_path), "stages": ["finetune", "lottery", "report"]})
+    done = [("finetune", "SST-2", 1), ("finetune", "SST-2", 2), ("lottery", "SST-2", 1), ("lottery", "SST-2", 2),
+            ("finetune", "STS-B", 1)]
+    for job in done:
+        folder = runs.stage_dir(tmp_path, *job)
+        folder.mkdir(parents=True)
+        (folder / "metrics.json").write_text("{}")
+    assert partial_line(preset) == (
+        "**In progress**: 5 of the grid's 9 jobs have run (it runs in parts); tasks with every job done: SST-2. "
+        "The numbers below are those of the jobs done so far; not run yet across tasks: report.")
+    for job in [("finetune", "STS-B", 2), ("lottery", "STS-B", 1), ("lottery", "STS-B", 2), ("report", None, None)]:
+        runs.stage_dir(tmp_path, *job).mkdir(parents=True)
+        (runs.stage_dir(tmp_path, *job) / "metrics.json").write_text("{}")
+    assert partial_line(preset) is None
 
 
 def test_the_readme_results_are_the_generated_ones():

@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from ...analysis.verdicts import tally
-from .. import results
+from .. import pipeline, results
 from .claims import claims
 from .comparison import headline_table, mean_std
 from .folders import report_split, run_settings
@@ -34,6 +34,21 @@ def heldout_line(split: pd.DataFrame | None) -> str | None:
             "minus on the other half, mean ± std over seeds: " + "; ".join(parts) + ".")
 
 
+def partial_line(preset: dict) -> str | None:
+    """One README line for a preset's grid that runs in parts and is not finished yet: how many of its jobs
+    have a result (a metrics.json in its run folder under the preset's `outputs_root`), the tasks with every
+    job done and the stages across tasks not run yet; None for a finished grid."""
+    jobs = pipeline.grid_jobs(preset)
+    done = {job for job in jobs if (pipeline.stage_dir(preset["outputs_root"], *job) / "metrics.json").is_file()}
+    if len(done) == len(jobs):
+        return None
+    tasks = [t for t in preset["tasks"] if all(job in done for job in jobs if job[1] == t)]
+    across = [stage for stage, task, _ in jobs if task is None and (stage, None, None) not in done]
+    return (f"**In progress**: {len(done)} of the grid's {len(jobs)} jobs have run (it runs in parts); "
+            f"tasks with every job done: {', '.join(tasks) or 'none'}. The numbers below are those of the jobs "
+            f"done so far; not run yet across tasks: {', '.join(across) or 'none'}.")
+
+
 def readme_section(outputs_root: str | Path) -> str:
     """The README's markdown for one preset: headline table, precision, the held-out leak where a split run
     has it, the degenerate seeds and the claims tally, from its results.csv and run folders."""
@@ -47,7 +62,9 @@ def readme_section(outputs_root: str | Path) -> str:
     checklist = claims(res, selection=settings.get("selection", "dev"), split=split)
     degenerate = degenerate_seeds(res)
     report = root / "all_tasks" / "report" / "00_report.ipynb"
-    lines = [f"### `{name}`", "",
+    overrides = pipeline.folder_overrides(root)   # a preset's own folder: its grid may be partly run
+    partial = partial_line(pipeline.load_preset(overrides=overrides)) if overrides else None
+    lines = [f"### `{name}`", "", *([partial, ""] if partial else []),
              f"Means ± std over seeds, dev sets, {settings.get('model', '?')}"
              f" (compat `{settings.get('compat', '?')}`"
              + ("" if precision is None else f", {'bf16' if precision else 'fp32'}")
