@@ -46,6 +46,18 @@ def test_a_training_epoch_is_priced_with_its_padding():
     assert 32_000 * lengths.mean() < grouped < 0.6 * plain
 
 
+def test_a_training_step_has_a_part_that_does_not_grow_with_the_length():
+    """0.85 s at 48 tokens and 0.30 s at 12: 0.55 / 36 s a token, so 0.85 - 48 x 0.55 / 36 = 0.1167 s at
+    length 0; a line that falls below 0 there gives 0."""
+    assert timing.fixed_step_seconds(0.85, 0.30, 48, 12) == pytest.approx(0.85 - 48 * 0.55 / 36)
+    assert timing.fixed_step_seconds(0.85, 0.10, 48, 12) == 0.0
+    cal = Calibration(gflops=1.0, step_seconds=2.0, batch_size=10, seq_len=10, bf16=False, fixed_seconds=1.0)
+    assert cal.tokens_per_second == 100.0                       # 100 tokens in the 1 s that grows with them
+    size = TaskSize("CoLA", train_tokens=1000, dev_tokens=0.0, train_batches=10)
+    # fine-tuning, one epoch: 1000 tokens at 100 a second, and 10 steps of 1 s whatever their length
+    assert timing.job_seconds({"epochs": 1}, "finetune", size, cal) == pytest.approx(timing.JOB_OVERHEAD_S + 20.0)
+
+
 def test_the_attention_cnns_are_priced_at_this_machines_matmul_speed():
     """5 classes x 300 maps x 25 epochs x 3 CNNs at 0.0025 s a map and epoch on the machine the cost was
     fitted on (111.9 GFLOP/s): 281.25 s; on a machine half as fast, twice that."""

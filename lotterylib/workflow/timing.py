@@ -37,17 +37,21 @@ REFERENCE_GFLOPS = 34.5        # fp32 matmul per core of issue 13's AVX2 EPYC (2
 
 @dataclass(frozen=True)
 class Calibration:
-    """What one core of this machine does: fp32 matmul GFLOP/s and seconds per training step."""
+    """What one core of this machine does: fp32 matmul GFLOP/s and seconds per training step of `batch_size`
+    x `seq_len` tokens, of which `fixed_seconds` do not grow with the length (the optimizer step over every
+    weight, the embeddings' 12M included, and the per-batch overhead)."""
 
     gflops: float
     step_seconds: float
     batch_size: int
     seq_len: int
     bf16: bool
+    fixed_seconds: float = 0.0
 
     @property
     def tokens_per_second(self) -> float:
-        return self.batch_size * self.seq_len / self.step_seconds
+        """Tokens a second, the length-independent part of a step left out."""
+        return self.batch_size * self.seq_len / (self.step_seconds - self.fixed_seconds)
 
 
 def matmul_gflops(n: int = 1024, repeats: int = 5) -> float:
@@ -86,14 +90,25 @@ def train_step_seconds(model: str, batch_size: int, seq_len: int, bf16: bool, st
     return statistics.median(times[1:])
 
 
+def fixed_step_seconds(long: float, short: float, seq_len: int, short_len: int) -> float:
+    """The part of a training step that does not grow with the length: the line through the step times at
+    two lengths, at length 0 (never below 0 or above the shorter step)."""
+    per_token = (long - short) / (seq_len - short_len)
+    return min(max(long - per_token * seq_len, 0.0), short)
+
+
 def calibrate(model: str, batch_size: int, seq_len: int, bf16: bool, steps: int = 5) -> Calibration:
-    """Matmul GFLOP/s and training-step time, on one thread (a grid job's share). CPU time: the calibration
-    measures the machine, not how busy it is now."""
+    """Matmul GFLOP/s and training-step time, on one thread (a grid job's share), at `seq_len` and at a
+    quarter of it (the length-independent part of a step). CPU time: the calibration measures the machine,
+    not how busy it is now."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return Calibration(matmul_gflops(), train_step_seconds(model, batch_size, seq_len, bf16, steps),
-                           batch_size, seq_len, bf16)
+        step = train_step_seconds(model, batch_size, seq_len, bf16, steps)
+        short_len = seq_len // 4
+        fixed = fixed_step_seconds(step, train_step_seconds(model, batch_size, short_len, bf16, steps), seq_len,
+                                   short_len) if short_len >= 4 else 0.0
+        return Calibration(matmul_gflops(), step, batch_size, seq_len, bf16, fixed)
     finally:
         torch.set_num_threads(threads)
 
@@ -119,11 +134,13 @@ def padded_epoch_tokens(lengths: np.ndarray, n: int, batch_size: int, group_by_l
 
 @dataclass(frozen=True)
 class TaskSize:
-    """Tokens a task's jobs process: one pass over the (subsampled) train set and over dev."""
+    """Tokens a task's jobs process: one pass over the (subsampled) train set and over dev; the training
+    batches of one epoch."""
 
     task: str
     train_tokens: float
     dev_tokens: float
+    train_batches: int = 0
 
 
 def task_sizes(preset: dict) -> list[TaskSize]:
@@ -139,15 +156,18 @@ def task_sizes(preset: dict) -> list[TaskSize]:
                                     pipeline.train_examples(preset, task), preset["batch_size"],
                                     preset["group_by_length"])
         # evaluation batches are sorted by length: about no padding
-        sizes.append(TaskSize(task, train, n_dev * float(np.mean(sample_lengths(preset, task, "dev", tokenizer)))))
+        sizes.append(TaskSize(task, train, n_dev * float(np.mean(sample_lengths(preset, task, "dev", tokenizer))),
+                              math.ceil(pipeline.train_examples(preset, task) / preset["batch_size"])))
     return sizes
 
 
 def job_seconds(preset: dict, stage: str, size: TaskSize, cal: Calibration) -> float:
-    """Estimated seconds of one per-seed job of `stage` on one core."""
+    """Estimated seconds of one per-seed job of `stage` on one core: its tokens (training and evaluation) at
+    the calibrated rate, and the length-independent part of each training step."""
     fine, dev = STAGES[stage].work.passes(preset)
     tokens = fine * preset["epochs"] * size.train_tokens + dev * size.dev_tokens
-    return JOB_OVERHEAD_S + tokens / cal.tokens_per_second
+    steps = fine * preset["epochs"] * size.train_batches
+    return JOB_OVERHEAD_S + tokens / cal.tokens_per_second + steps * cal.fixed_seconds
 
 
 def preset_stage_seconds(preset: dict, stage: str, cal: Calibration) -> float:
@@ -267,7 +287,8 @@ def format_estimate(name: str, est: Estimate, done: int = 0) -> str:
     lines = [f"Estimated time of {what} on this machine: {sum(est.jobs.values())} jobs, about "
              f"{_hms(est.wall_seconds)} on {est.cores} cores ({_hms(est.core_seconds)} of one core).",
              f"  calibration (1 thread): fp32 matmul {cal.gflops:.1f} GFLOP/s; a training step (batch "
-             f"{cal.batch_size} x {cal.seq_len} tokens, {'bf16' if cal.bf16 else 'fp32'}) {cal.step_seconds:.2f} s",
+             f"{cal.batch_size} x {cal.seq_len} tokens, {'bf16' if cal.bf16 else 'fp32'}) {cal.step_seconds:.2f} s, "
+             f"{cal.fixed_seconds:.2f} s of it whatever the length",
              (f"  scaled by fp32 matmul speed to issue 13's AVX2 EPYC ({REFERENCE_GFLOPS} GFLOP/s per core): about "
               f"{_hms(est.wall_seconds * cal.gflops / REFERENCE_GFLOPS)}" if not cal.bf16 else
               "  (bf16 is on here; `--bf16 false` calibrates fp32 and scales the estimate to an AVX2 machine)")]
