@@ -166,6 +166,21 @@ def test_progress_counts_the_jobs_done_and_prices_only_those_left(tmp_path, monk
     assert timing.progress_line("smoke", preset, 2, CAL).endswith("20/20 jobs done; nothing left to run.")
 
 
+def test_the_estimate_of_a_grid_run_in_parts_says_how_much_is_done(tmp_path, monkeypatch, capsys):
+    root = tmp_path / "smoke"
+    preset_file = tmp_path / "smoke.yaml"
+    preset_file.write_text((pipeline.PROJECT_ROOT / "params" / "smoke.yaml").read_text() + f"\noutputs_root: {root}\n")
+    preset = pipeline.load_preset(str(preset_file))
+    for job in pipeline.grid_jobs(preset)[:4]:   # the fine-tunings: done in an earlier part
+        finish(preset, job)
+    monkeypatch.setattr(timing, "task_sizes", lambda p: [TaskSize(t, 1000, 300) for t in p["tasks"]])
+    monkeypatch.setattr(timing, "calibrate_for", lambda p, sizes=None: CAL)
+    timing.main(["estimate", "--preset", str(preset_file)])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("Estimated time of the smoke grid on this machine: 20 jobs")   # the whole grid
+    assert lines[-1].startswith(f"The smoke grid ({root}): 4/20 jobs done; 16 to run, about ")
+
+
 def test_lottery_run_prints_the_jobs_done_and_the_time_left_before_and_after(tmp_path, monkeypatch, capsys):
     from lotterylib.workflow import cli
 

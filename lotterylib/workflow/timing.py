@@ -359,9 +359,11 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "estimate":
         preset = pipeline.load_preset(args.preset, {"bf16": args.bf16} if args.bf16 else None)
         try:
-            print(format_estimate(args.preset, estimate(preset, args.cores)), flush=True)
+            est = estimate(preset, args.cores)
+            print(format_estimate(preset["name"], est), flush=True)
+            print(progress_line(preset["name"], preset, args.cores, est.calibration), flush=True)  # run in parts
         except (OSError, RuntimeError) as err:  # no data or model here yet: the grid itself will say more
-            print(f"No time estimate for the {args.preset} grid: {err}")
+            print(f"No time estimate for the {preset['name']} grid: {err}")
     else:
         outputs = pipeline.resolve(args.outputs)
         print(format_jobs(read_benchmarks(outputs)))
