@@ -152,12 +152,12 @@ def task_sizes(preset: dict) -> list[TaskSize]:
     for task in preset["tasks"]:
         n_dev = get_task(task).official_rows["dev"]
         n_dev = min(preset["max_dev_examples"], n_dev) if preset["max_dev_examples"] else n_dev
-        train = padded_epoch_tokens(sample_lengths(preset, task, "train", tokenizer),
-                                    pipeline.train_examples(preset, task), preset["batch_size"],
+        n_train = pipeline.train_examples(preset, task)
+        train = padded_epoch_tokens(sample_lengths(preset, task, "train", tokenizer), n_train, preset["batch_size"],
                                     preset["group_by_length"])
         # evaluation batches are sorted by length: about no padding
         sizes.append(TaskSize(task, train, n_dev * float(np.mean(sample_lengths(preset, task, "dev", tokenizer))),
-                              math.ceil(pipeline.train_examples(preset, task) / preset["batch_size"])))
+                              math.ceil(n_train / preset["batch_size"])))
     return sizes
 
 

@@ -39,7 +39,7 @@ def partial_line(preset: dict) -> str | None:
     have a result (a metrics.json in its run folder under the preset's `outputs_root`), the tasks with every
     job done and the stages across tasks not run yet; None for a finished grid."""
     jobs = pipeline.grid_jobs(preset)
-    done = {job for job in jobs if (pipeline.stage_dir(preset["outputs_root"], *job) / "metrics.json").is_file()}
+    done = {job for job in jobs if pipeline.resolve(pipeline.metrics_path(preset, *job)).is_file()}
     if len(done) == len(jobs):
         return None
     tasks = [t for t in preset["tasks"] if all(job in done for job in jobs if job[1] == t)]
