@@ -19,17 +19,20 @@ def test_estimate_prices_each_job_from_its_tokens(monkeypatch):
     by_hand = {"finetune": over + (2 * 1000 + 300 / 3) / 100,          # 2 epochs + one forward pass over dev
                "s_pruning": over + 12 * 2 / 3 * 300 / 100,            # 12 importance passes
                "m_pruning": over + 10 / 3 * 300 / 100,                # 10 forward passes
-               "lottery": over + (6 * 2 * 1000 + 14 / 3 * 300) / 100}  # 4 + 4 x 0.5 re-fine-tunings, 14 evals
-    assert preset["both_rules"]                                         # (both rules: 1 + 0.5 and 2 of those)
+               "lottery": over + (8 * 2 * 1000 + 16 / 3 * 300) / 100}  # 6 + 2 re-fine-tunings, 12 + 4 evals
+    assert preset["both_rules"]                                         # (both rules: the 2 and 4 of those)
     assert est.jobs == {s: 2 for s in by_hand}
     assert est.stage_seconds == pytest.approx({s: 2 * v for s, v in by_hand.items()})
     chain = by_hand["finetune"] + by_hand["s_pruning"] + by_hand["lottery"]
     assert est.chain_seconds == pytest.approx(chain)
     assert est.wall_seconds == pytest.approx(max(sum(by_hand.values()), chain))   # 2 seeds' work on 2 cores
     with_extras = timing.estimate({**preset, "extras": True}, cores=2, cal=CAL)
-    assert with_extras.stage_seconds["lottery"] - est.stage_seconds["lottery"] == pytest.approx(2 * 2 * 2 * 1000 / 100)
+    # extras: 6 more runs of 2 epochs and 8 more evaluations, for each of the 2 seeds
+    assert with_extras.stage_seconds["lottery"] - est.stage_seconds["lottery"] == \
+        pytest.approx(2 * (6 * 2 * 1000 + 8 / 3 * 300) / 100)
     one_rule = timing.estimate({**preset, "both_rules": False}, cores=2, cal=CAL)
-    assert est.stage_seconds["lottery"] - one_rule.stage_seconds["lottery"] == pytest.approx(2 * (1.5 * 2 * 1000 + 2 / 3 * 300) / 100)
+    assert est.stage_seconds["lottery"] - one_rule.stage_seconds["lottery"] == \
+        pytest.approx(2 * (2 * 2 * 1000 + 4 / 3 * 300) / 100)
     text = timing.format_estimate("smoke", est)
     assert "8 jobs" in text and "34.5 GFLOP/s" in text
 
@@ -56,6 +59,13 @@ def test_a_training_step_has_a_part_that_does_not_grow_with_the_length():
     size = TaskSize("CoLA", train_tokens=1000, dev_tokens=0.0, train_batches=10)
     # fine-tuning, one epoch: 1000 tokens at 100 a second, and 10 steps of 1 s whatever their length
     assert timing.job_seconds({"epochs": 1}, "finetune", size, cal) == pytest.approx(timing.JOB_OVERHEAD_S + 20.0)
+    # the lottery without extras or the authors' rule: 6 such runs, 3 of them under weight masks at 0.5 s more a
+    # step; 12 evaluations of no dev tokens
+    masked = Calibration(gflops=1.0, step_seconds=2.0, batch_size=10, seq_len=10, bf16=False, fixed_seconds=1.0,
+                         masked_seconds=0.5)
+    lottery = {"epochs": 1, "both_rules": False, "extras": False}
+    assert timing.job_seconds(lottery, "lottery", size, masked) == pytest.approx(
+        timing.JOB_OVERHEAD_S + 6 * 20.0 + 3 * 10 * 0.5)
 
 
 def test_the_attention_cnns_are_priced_at_this_machines_matmul_speed():
@@ -205,3 +215,9 @@ def test_lottery_run_prints_the_jobs_done_and_the_time_left_before_and_after(tmp
     assert "Estimated time of the 16 jobs left of the smoke grid (4 done)" in before
     assert f"The smoke grid ({root}): 4/20 jobs done; 16 to run, about " in before
     assert f"The smoke grid ({root}): 8/20 jobs done; 12 to run, about " in after.splitlines()[-1]
+
+
+def test_the_calibration_times_a_plain_and_a_masked_step_of_the_model():
+    cal = timing.calibrate("minilm-l6", batch_size=2, seq_len=16, bf16=False, steps=1)
+    assert (cal.batch_size, cal.seq_len, cal.bf16) == (2, 16, False)
+    assert 0.0 <= cal.fixed_seconds < cal.step_seconds and cal.masked_seconds >= 0.0 and cal.gflops > 0

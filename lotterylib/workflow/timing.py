@@ -39,7 +39,8 @@ REFERENCE_GFLOPS = 34.5        # fp32 matmul per core of issue 13's AVX2 EPYC (2
 class Calibration:
     """What one core of this machine does: fp32 matmul GFLOP/s and seconds per training step of `batch_size`
     x `seq_len` tokens, of which `fixed_seconds` do not grow with the length (the optimizer step over every
-    weight, the embeddings' 12M included, and the per-batch overhead)."""
+    weight, the embeddings' 12M included, and the per-batch overhead); `masked_seconds`: what a step under
+    weight masks (m-pruning's subnetworks) takes more."""
 
     gflops: float
     step_seconds: float
@@ -47,6 +48,7 @@ class Calibration:
     seq_len: int
     bf16: bool
     fixed_seconds: float = 0.0
+    masked_seconds: float = 0.0
 
     @property
     def tokens_per_second(self) -> float:
@@ -67,14 +69,22 @@ def matmul_gflops(n: int = 1024, repeats: int = 5) -> float:
     return 2 * n**3 / best / 1e9
 
 
-def train_step_seconds(model: str, batch_size: int, seq_len: int, bf16: bool, steps: int = 5) -> float:
-    """Median CPU seconds of an AdamW step of `model`'s classifier on random tokens (after one warm-up step);
-    on one thread, the wall time of an unloaded core."""
+def train_step_seconds(model: str, batch_size: int, seq_len: int, bf16: bool, steps: int = 5,
+                       masked: bool = False) -> float:
+    """Median CPU seconds of an AdamW step of `model`'s classifier on random tokens (after one warm-up step),
+    with its head and MLP gates as every unpruned run trains (`core.finetuning.finetune_model`); on one thread,
+    the wall time of an unloaded core. `masked`: also under weight masks that keep half of m-pruning's
+    prunable set."""
+    from ..core.gates import Gates
     from ..core.models import load_classifier
     from ..core.training import _forward
+    from ..pruning.magnitude import apply_weight_masks, full_masks
 
     torch.manual_seed(0)
     net = load_classifier(model, "SST-2").train()
+    Gates(net)
+    if masked:
+        apply_weight_masks(net, {name: torch.rand(m.shape) < 0.5 for name, m in full_masks(net).items()})
     opt = torch.optim.AdamW(net.parameters(), lr=1e-5)
     batch = {"input_ids": torch.randint(1000, net.config.vocab_size, (batch_size, seq_len)),
              "attention_mask": torch.ones(batch_size, seq_len, dtype=torch.long)}
@@ -99,16 +109,17 @@ def fixed_step_seconds(long: float, short: float, seq_len: int, short_len: int) 
 
 def calibrate(model: str, batch_size: int, seq_len: int, bf16: bool, steps: int = 5) -> Calibration:
     """Matmul GFLOP/s and training-step time, on one thread (a grid job's share), at `seq_len` and at a
-    quarter of it (the length-independent part of a step). CPU time: the calibration measures the machine,
-    not how busy it is now."""
+    quarter of it (the length-independent part of a step), there also under weight masks (what they add).
+    CPU time: the calibration measures the machine, not how busy it is now."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         step = train_step_seconds(model, batch_size, seq_len, bf16, steps)
-        short_len = seq_len // 4
-        fixed = fixed_step_seconds(step, train_step_seconds(model, batch_size, short_len, bf16, steps), seq_len,
-                                   short_len) if short_len >= 4 else 0.0
-        return Calibration(matmul_gflops(), step, batch_size, seq_len, bf16, fixed)
+        short_len = max(seq_len // 4, 1)
+        short = train_step_seconds(model, batch_size, short_len, bf16, steps)
+        fixed = fixed_step_seconds(step, short, seq_len, short_len) if short_len >= 4 else 0.0
+        masked = max(train_step_seconds(model, batch_size, short_len, bf16, steps, masked=True) - short, 0.0)
+        return Calibration(matmul_gflops(), step, batch_size, seq_len, bf16, fixed, masked)
     finally:
         torch.set_num_threads(threads)
 
@@ -163,11 +174,13 @@ def task_sizes(preset: dict) -> list[TaskSize]:
 
 def job_seconds(preset: dict, stage: str, size: TaskSize, cal: Calibration) -> float:
     """Estimated seconds of one per-seed job of `stage` on one core: its tokens (training and evaluation) at
-    the calibrated rate, and the length-independent part of each training step."""
-    fine, dev = STAGES[stage].work.passes(preset)
-    tokens = fine * preset["epochs"] * size.train_tokens + dev * size.dev_tokens
-    steps = fine * preset["epochs"] * size.train_batches
-    return JOB_OVERHEAD_S + tokens / cal.tokens_per_second + steps * cal.fixed_seconds
+    the calibrated rate, the length-independent part of each training step, and what weight masks add to a
+    step of a masked run."""
+    work = STAGES[stage].work.total(preset)
+    tokens = work.runs * preset["epochs"] * size.train_tokens + work.dev * size.dev_tokens
+    steps = preset["epochs"] * size.train_batches
+    return (JOB_OVERHEAD_S + tokens / cal.tokens_per_second + work.runs * steps * cal.fixed_seconds
+            + work.masked * steps * cal.masked_seconds)
 
 
 def preset_stage_seconds(preset: dict, stage: str, cal: Calibration) -> float:
@@ -288,7 +301,7 @@ def format_estimate(name: str, est: Estimate, done: int = 0) -> str:
              f"{_hms(est.wall_seconds)} on {est.cores} cores ({_hms(est.core_seconds)} of one core).",
              f"  calibration (1 thread): fp32 matmul {cal.gflops:.1f} GFLOP/s; a training step (batch "
              f"{cal.batch_size} x {cal.seq_len} tokens, {'bf16' if cal.bf16 else 'fp32'}) {cal.step_seconds:.2f} s, "
-             f"{cal.fixed_seconds:.2f} s of it whatever the length",
+             f"{cal.fixed_seconds:.2f} s of it whatever the length, {cal.masked_seconds:.2f} s more under weight masks",
              (f"  scaled by fp32 matmul speed to issue 13's AVX2 EPYC ({REFERENCE_GFLOPS} GFLOP/s per core): about "
               f"{_hms(est.wall_seconds * cal.gflops / REFERENCE_GFLOPS)}" if not cal.bf16 else
               "  (bf16 is on here; `--bf16 false` calibrates fp32 and scales the estimate to an AVX2 machine)")]
